@@ -1,0 +1,33 @@
+// Package deps pins the modules the components build on while they are being written.
+package deps
+
+import (
+	_ "github.com/open-telemetry/opentelemetry-collector-contrib/extension/healthcheckv2extension"
+	_ "github.com/open-telemetry/opentelemetry-collector-contrib/extension/storage/filestorage"
+	_ "github.com/open-telemetry/opentelemetry-collector-contrib/pkg/ottl"
+	_ "github.com/open-telemetry/opentelemetry-collector-contrib/pkg/ottl/contexts/ottlspan"
+	_ "github.com/prometheus/client_golang/prometheus"
+	_ "github.com/prometheus/client_golang/prometheus/promhttp"
+	_ "github.com/prometheus/common/expfmt"
+	_ "github.com/redis/go-redis/v9"
+	_ "go.etcd.io/bbolt"
+	_ "go.opentelemetry.io/collector/component"
+	_ "go.opentelemetry.io/collector/component/componenttest"
+	_ "go.opentelemetry.io/collector/config/confighttp"
+	_ "go.opentelemetry.io/collector/confmap/provider/fileprovider"
+	_ "go.opentelemetry.io/collector/consumer/consumertest"
+	_ "go.opentelemetry.io/collector/exporter/debugexporter"
+	_ "go.opentelemetry.io/collector/exporter/exporterhelper"
+	_ "go.opentelemetry.io/collector/exporter/otlpexporter"
+	_ "go.opentelemetry.io/collector/exporter/otlphttpexporter"
+	_ "go.opentelemetry.io/collector/extension/xextension/storage"
+	_ "go.opentelemetry.io/collector/otelcol"
+	_ "go.opentelemetry.io/collector/pdata/ptrace"
+	_ "go.opentelemetry.io/collector/processor/batchprocessor"
+	_ "go.opentelemetry.io/collector/processor/memorylimiterprocessor"
+	_ "go.opentelemetry.io/collector/processor/processorhelper"
+	_ "go.opentelemetry.io/collector/receiver/otlpreceiver"
+	_ "go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	_ "go.opentelemetry.io/otel/sdk/trace"
+	_ "go.yaml.in/yaml/v3"
+)
