@@ -10,8 +10,8 @@ func TestRateParsing(t *testing.T) {
 		in   string
 		want Rate
 	}{
-		{"1.5e-07", 150_000_000},    // $0.15 per 1M
-		{"3.75e-08", 37_500_000},    // $0.0375 per 1M
+		{"1.5e-07", 150_000_000},     // $0.15 per 1M
+		{"3.75e-08", 37_500_000},     // $0.0375 per 1M
 		{"0.000015", 15_000_000_000}, // $15 per 1M
 		{"0", 0},
 		{"1e-16", 0}, // below a femto-dollar, rounds half-even to 0
