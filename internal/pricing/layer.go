@@ -1,0 +1,156 @@
+package pricing
+
+import (
+	"bytes"
+	_ "embed"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+)
+
+// DefaultSource is the source label of the embedded default price table.
+const DefaultSource = "litellm-2026-07-24"
+
+// maxFileSize bounds a price file read from disk; the full upstream LiteLLM map is under 2 MB.
+const maxFileSize = 64 << 20
+
+//go:embed data/litellm-model-prices-2026-07-24.json
+var defaultJSON []byte
+
+// Layer is the content of one price file: entries, aliases and per-provider fallback prices. Build
+// stacks layers; later layers win.
+type Layer struct {
+	// Source labels the layer's entries (Entry.Source).
+	Source string
+	// File is the file the layer was read from, for error messages.
+	File string
+	// Entries are the priced models, in file order.
+	Entries []*Entry
+	// Aliases map names to models (YAML `aliases`).
+	Aliases []Alias
+	// Fallbacks are per-provider prices for models the table does not know (YAML `fallback`).
+	Fallbacks []*Entry
+	// Skipped counts the file's entries without token prices (images, audio, `sample_spec`).
+	Skipped int
+	// SkippedModels names the skipped entries.
+	SkippedModels []string
+}
+
+// Alias names a model by another name.
+type Alias struct {
+	// Name is the alias, matched like a table key.
+	Name string
+	// Target is the model it stands for, resolved with the table's matching rules at Build.
+	Target string
+	// Line is the line of the alias in its file.
+	Line int
+}
+
+// FileError is an error in a price file. It names the file and, where known, the line, the model
+// and the field.
+type FileError struct {
+	File  string
+	Line  int
+	Model string
+	Field string
+	Err   error
+}
+
+// Error formats the error as `price file "f.json", line 12: model "gpt-4o": field "x": reason`.
+func (e *FileError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "price file %q", e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ", line %d", e.Line)
+	}
+	if e.Model != "" {
+		fmt.Fprintf(&b, ": model %q", e.Model)
+	}
+	if e.Field != "" {
+		fmt.Fprintf(&b, ": field %q", e.Field)
+	}
+	b.WriteString(": ")
+	b.WriteString(e.Err.Error())
+	return b.String()
+}
+
+// Unwrap returns the underlying error.
+func (e *FileError) Unwrap() error { return e.Err }
+
+// LoadFile reads a price file: LiteLLM JSON for a `.json` name, the YAML format for `.yaml` or
+// `.yml`; any other name is read as JSON when its content starts with `{`, else as YAML. The
+// layer's source label is the file's base name unless a YAML file sets `source`.
+func LoadFile(path string) (*Layer, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("loading price file %q: %w", path, err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("loading price file %q: %w", path, err)
+	}
+	if len(data) > maxFileSize {
+		return nil, fmt.Errorf("loading price file %q: larger than %d bytes", path, maxFileSize)
+	}
+	source := filepath.Base(path)
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".json":
+		return ParseLiteLLM(data, path, source)
+	case ".yaml", ".yml":
+		return ParseYAML(data, path)
+	}
+	if bytes.HasPrefix(bytes.TrimSpace(data), []byte("{")) {
+		return ParseLiteLLM(data, path, source)
+	}
+	return ParseYAML(data, path)
+}
+
+var embedded struct {
+	once  sync.Once
+	layer *Layer
+	err   error
+}
+
+// DefaultLayer returns the embedded default price layer (LiteLLM's price map of 2026-07-24, source
+// label DefaultSource). Its entries are shared and must not be modified.
+func DefaultLayer() (*Layer, error) {
+	embedded.once.Do(func() {
+		embedded.layer, embedded.err = ParseLiteLLM(defaultJSON, "embedded:"+DefaultSource+".json", DefaultSource)
+	})
+	if embedded.err != nil {
+		return nil, embedded.err
+	}
+	l := *embedded.layer
+	return &l, nil
+}
+
+// Default returns a table of the embedded default prices alone.
+func Default() (*Table, error) {
+	l, err := DefaultLayer()
+	if err != nil {
+		return nil, err
+	}
+	return Build(l)
+}
+
+// LoadWithDefault builds a table of the embedded default prices overlaid with the given price
+// files, later files winning.
+func LoadWithDefault(paths ...string) (*Table, error) {
+	def, err := DefaultLayer()
+	if err != nil {
+		return nil, err
+	}
+	layers := []*Layer{def}
+	for _, p := range paths {
+		l, err := LoadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		layers = append(layers, l)
+	}
+	return Build(layers...)
+}

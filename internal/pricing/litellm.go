@@ -1,0 +1,375 @@
+package pricing
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/agentcost/agentcost/internal/money"
+)
+
+// priceBases are the LiteLLM per-token price columns agentcost prices. Each may carry a prompt-size
+// suffix (`_above_200k_tokens`) and a service-tier suffix (`_batches`, `_flex`, `_priority`), in
+// either order.
+var priceBases = []struct {
+	name string
+	rate RateSet
+}{
+	{"input_cost_per_token", HasInput},
+	{"output_cost_per_token", HasOutput},
+	{"cache_read_input_token_cost", HasCacheRead},
+	{"cache_creation_input_token_cost", HasCacheWrite},
+	{"output_cost_per_reasoning_token", HasReasoning},
+}
+
+// cacheHitField is DeepSeek's name for the cache-read price, used when cache_read_input_token_cost
+// is absent.
+const cacheHitField = "input_cost_per_token_cache_hit"
+
+// priceField is a parsed LiteLLM price column name.
+type priceField struct {
+	rate  RateSet
+	above int64 // 0: no prompt-size tier
+	tier  ServiceTier
+}
+
+// parsePriceField parses a LiteLLM column name such as
+// "input_cost_per_token_above_200k_tokens_priority". ok is false for columns agentcost does not
+// price (audio, images, `_above_1hr` cache writes, ...).
+func parsePriceField(name string) (f priceField, ok bool) {
+	for _, b := range priceBases {
+		rest, found := strings.CutPrefix(name, b.name)
+		if !found {
+			continue
+		}
+		f.rate = b.rate
+		for rest != "" {
+			switch {
+			case f.tier == TierStandard && strings.HasPrefix(rest, "_batches"):
+				f.tier, rest = TierBatch, rest[len("_batches"):]
+			case f.tier == TierStandard && strings.HasPrefix(rest, "_flex"):
+				f.tier, rest = TierFlex, rest[len("_flex"):]
+			case f.tier == TierStandard && strings.HasPrefix(rest, "_priority"):
+				f.tier, rest = TierPriority, rest[len("_priority"):]
+			case f.above == 0 && strings.HasPrefix(rest, "_above_"):
+				n, tail, valid := parseThreshold(rest[len("_above_"):])
+				if !valid {
+					return priceField{}, false
+				}
+				f.above, rest = n, tail
+			default:
+				return priceField{}, false
+			}
+		}
+		return f, true
+	}
+	return priceField{}, false
+}
+
+// parseThreshold parses "200k_tokens..." or "128000_tokens..." and returns the token count and
+// what follows "_tokens".
+func parseThreshold(s string) (n int64, rest string, ok bool) {
+	i := 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	if i == 0 || i > 9 {
+		return 0, "", false
+	}
+	n, _ = strconv.ParseInt(s[:i], 10, 64)
+	s = s[i:]
+	if strings.HasPrefix(s, "k") {
+		n *= 1000
+		s = s[1:]
+	} else if strings.HasPrefix(s, "m") {
+		n *= 1_000_000
+		s = s[1:]
+	}
+	rest, found := strings.CutPrefix(s, "_tokens")
+	if !found || n <= 0 {
+		return 0, "", false
+	}
+	return n, rest, true
+}
+
+// ParseLiteLLM parses a price map in LiteLLM's `model_prices_and_context_window.json` format.
+// file names the input in errors; source labels the entries. Prices are parsed from their decimal
+// text, never through float arithmetic. Entries without both an input and an output token price
+// (image, audio and per-second models, `sample_spec`) are skipped and counted. Any malformed
+// price, duplicate key or syntax error rejects the whole file with a *FileError naming the line.
+func ParseLiteLLM(data []byte, file, source string) (*Layer, error) {
+	p := &jsonParser{data: data, file: file, dec: json.NewDecoder(bytes.NewReader(data))}
+	p.dec.UseNumber()
+	layer := &Layer{Source: source, File: file}
+	if err := p.parse(layer); err != nil {
+		return nil, err
+	}
+	return layer, nil
+}
+
+type jsonParser struct {
+	data []byte
+	file string
+	dec  *json.Decoder
+	// lineOff and line memoise lineAt: offsets mostly increase, so lines are counted once.
+	lineOff int64
+	line    int
+}
+
+// lineAt returns the 1-based line of byte offset off.
+func (p *jsonParser) lineAt(off int64) int {
+	off = min(max(off, 0), int64(len(p.data)))
+	if off < p.lineOff {
+		p.lineOff, p.line = 0, 0
+	}
+	p.line += bytes.Count(p.data[p.lineOff:off], []byte("\n"))
+	p.lineOff = off
+	return p.line + 1
+}
+
+func (p *jsonParser) errorf(model, field string, format string, args ...any) error {
+	return &FileError{File: p.file, Line: p.lineAt(p.dec.InputOffset()), Model: model, Field: field,
+		Err: fmt.Errorf(format, args...)}
+}
+
+// token reads the next token, turning decoder errors into a *FileError at their offset.
+func (p *jsonParser) token(model, field string) (json.Token, error) {
+	tok, err := p.dec.Token()
+	if err == nil {
+		return tok, nil
+	}
+	off := p.dec.InputOffset()
+	var syn *json.SyntaxError
+	if errors.As(err, &syn) {
+		off = syn.Offset
+	}
+	if errors.Is(err, io.EOF) {
+		err = io.ErrUnexpectedEOF
+		off = int64(len(p.data))
+	}
+	return nil, &FileError{File: p.file, Line: p.lineAt(off), Model: model, Field: field, Err: err}
+}
+
+func (p *jsonParser) parse(layer *Layer) error {
+	tok, err := p.token("", "")
+	if err != nil {
+		return err
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return p.errorf("", "", "want a JSON object of models")
+	}
+	seen := make(map[string]int)
+	for p.dec.More() {
+		tok, err := p.token("", "")
+		if err != nil {
+			return err
+		}
+		key, _ := tok.(string)
+		line := p.lineAt(p.dec.InputOffset())
+		model := strings.TrimSpace(key)
+		if model == "" {
+			return &FileError{File: p.file, Line: line, Err: errors.New("empty model name")}
+		}
+		if prev, dup := seen[model]; dup {
+			return &FileError{File: p.file, Line: line, Model: model,
+				Err: fmt.Errorf("duplicate model (first at line %d)", prev)}
+		}
+		seen[model] = line
+		if model == "sample_spec" { // LiteLLM's documentation of the format, not a model
+			if err := p.skipValue(model, ""); err != nil {
+				return err
+			}
+			layer.Skipped++
+			layer.SkippedModels = append(layer.SkippedModels, model)
+			continue
+		}
+		e, priced, err := p.parseEntry(model)
+		if err != nil {
+			return err
+		}
+		if !priced {
+			layer.Skipped++
+			layer.SkippedModels = append(layer.SkippedModels, model)
+			continue
+		}
+		e.Source = layer.Source
+		layer.Entries = append(layer.Entries, e)
+	}
+	if _, err := p.token("", ""); err != nil { // the closing '}'
+		return err
+	}
+	if _, err := p.dec.Token(); !errors.Is(err, io.EOF) {
+		return p.errorf("", "", "unexpected data after the top-level object")
+	}
+	return nil
+}
+
+// parseEntry parses one model object. priced is false when the entry lacks a standard input or
+// output token price.
+func (p *jsonParser) parseEntry(model string) (*Entry, bool, error) {
+	tok, err := p.token(model, "")
+	if err != nil {
+		return nil, false, err
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return nil, false, p.errorf(model, "", "want an object of model fields")
+	}
+	e := &Entry{Model: model}
+	tiers := map[int64]*Tier{}
+	var cacheHit money.Rate
+	hasCacheHit := false
+	seen := make(map[string]bool)
+	for p.dec.More() {
+		tok, err := p.token(model, "")
+		if err != nil {
+			return nil, false, err
+		}
+		field, _ := tok.(string)
+		if seen[field] {
+			return nil, false, p.errorf(model, field, "duplicate field")
+		}
+		seen[field] = true
+		pf, isPrice := parsePriceField(field)
+		switch {
+		case isPrice || field == cacheHitField:
+			rate, present, err := p.rate(model, field)
+			if err != nil {
+				return nil, false, err
+			}
+			if !present {
+				continue
+			}
+			if !isPrice {
+				cacheHit, hasCacheHit = rate, true
+				continue
+			}
+			col := &e.Standard
+			if pf.above > 0 {
+				t := tiers[pf.above]
+				if t == nil {
+					t = &Tier{AboveTokens: pf.above}
+					tiers[pf.above] = t
+				}
+				col = &t.Rates
+				if pf.tier != TierStandard {
+					col = &t.Service[pf.tier]
+				}
+			} else if pf.tier != TierStandard {
+				col = &e.Service[pf.tier]
+			}
+			col.set(pf.rate, rate)
+		case field == "litellm_provider" || field == "mode":
+			s, err := p.str(model, field)
+			if err != nil {
+				return nil, false, err
+			}
+			if field == "mode" {
+				e.Mode = s
+			} else {
+				e.Provider = s
+			}
+		default:
+			if err := p.skipValue(model, field); err != nil {
+				return nil, false, err
+			}
+		}
+	}
+	if _, err := p.token(model, ""); err != nil { // the closing '}'
+		return nil, false, err
+	}
+	if hasCacheHit && !e.Standard.Has(HasCacheRead) {
+		e.Standard.set(HasCacheRead, cacheHit)
+	}
+	for _, t := range tiers {
+		e.Tiers = append(e.Tiers, *t)
+	}
+	sort.Slice(e.Tiers, func(i, j int) bool { return e.Tiers[i].AboveTokens < e.Tiers[j].AboveTokens })
+	return e, e.Standard.Has(HasInput | HasOutput), nil
+}
+
+// rate reads a price value: a JSON number (or a numeric string, as LiteLLM tolerates) in dollars
+// per token. A null is an absent price.
+func (p *jsonParser) rate(model, field string) (money.Rate, bool, error) {
+	tok, err := p.token(model, field)
+	if err != nil {
+		return 0, false, err
+	}
+	var text string
+	switch v := tok.(type) {
+	case json.Number:
+		text = string(v)
+	case string:
+		text = v
+	case nil:
+		return 0, false, nil
+	case json.Delim:
+		return 0, false, p.errorf(model, field, "want a price in dollars per token, got %s", delimKind(v))
+	default:
+		return 0, false, p.errorf(model, field, "want a price in dollars per token, got %v", v)
+	}
+	r, err := money.RateFromPerToken(text)
+	if err != nil {
+		return 0, false, p.errorf(model, field, "price %q: %w", text, err)
+	}
+	return r, true, nil
+}
+
+func (p *jsonParser) str(model, field string) (string, error) {
+	tok, err := p.token(model, field)
+	if err != nil {
+		return "", err
+	}
+	switch v := tok.(type) {
+	case string:
+		return v, nil
+	case nil:
+		return "", nil
+	case json.Delim:
+		return "", p.errorf(model, field, "want a string, got %s", delimKind(v))
+	default:
+		return "", p.errorf(model, field, "want a string, got %v", v)
+	}
+}
+
+func delimKind(d json.Delim) string {
+	if d == '[' {
+		return "an array"
+	}
+	return "an object"
+}
+
+// skipValue skips one JSON value of any shape.
+func (p *jsonParser) skipValue(model, field string) error {
+	tok, err := p.token(model, field)
+	if err != nil {
+		return err
+	}
+	d, ok := tok.(json.Delim)
+	if !ok {
+		return nil
+	}
+	if d != '{' && d != '[' {
+		return p.errorf(model, field, "unexpected %q", rune(d))
+	}
+	depth := 1
+	for depth > 0 {
+		tok, err := p.token(model, field)
+		if err != nil {
+			return err
+		}
+		if d, ok := tok.(json.Delim); ok {
+			switch d {
+			case '{', '[':
+				depth++
+			default:
+				depth--
+			}
+		}
+	}
+	return nil
+}

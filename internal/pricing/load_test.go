@@ -1,0 +1,475 @@
+package pricing
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/agentcost/agentcost/internal/money"
+)
+
+// pricedCount counts, independently of the loader, the entries with both token prices.
+func pricedCount(tb testing.TB, data []byte) (priced, skipped int) {
+	for k, v := range rawPrices(tb, data) {
+		_, in := v["input_cost_per_token"].(json.Number)
+		_, out := v["output_cost_per_token"].(json.Number)
+		if in && out && k != "sample_spec" {
+			priced++
+		} else {
+			skipped++
+		}
+	}
+	return priced, skipped
+}
+
+func TestLoadFullLiteLLMFile(t *testing.T) {
+	data := fullJSON(t)
+	l := fullLayer(t)
+	priced, skipped := pricedCount(t, data)
+	if len(l.Entries) != priced || l.Skipped != skipped || len(l.SkippedModels) != skipped {
+		t.Fatalf("loaded %d, skipped %d; want %d, %d", len(l.Entries), l.Skipped, priced, skipped)
+	}
+	if priced < 1400 {
+		t.Fatalf("only %d priced entries in the full file", priced)
+	}
+	raw := rawPrices(t, data)
+	for _, e := range l.Entries {
+		want, err := money.RateFromPerToken(string(raw[e.Model]["input_cost_per_token"].(json.Number)))
+		if err != nil || e.Standard.Input != want {
+			t.Fatalf("%s: input rate %d, want %d (%v)", e.Model, e.Standard.Input, want, err)
+		}
+		if p, _ := raw[e.Model]["litellm_provider"].(string); e.Provider != p {
+			t.Fatalf("%s: provider %q, want %q", e.Model, e.Provider, p)
+		}
+		if e.Source != "litellm-2025-09" {
+			t.Fatalf("%s: source %q", e.Model, e.Source)
+		}
+	}
+}
+
+func TestDefaultLayer(t *testing.T) {
+	l := embeddedLayer(t)
+	shared, err := os.ReadFile("data/litellm-model-prices-2026-07-24.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(shared) != string(defaultJSON) {
+		t.Fatal("embedded data differs from data/litellm-model-prices-2026-07-24.json")
+	}
+	if _, err := os.Stat("data/litellm-model-prices-2026-07-24.LICENSE"); err != nil {
+		t.Fatalf("licence beside the embedded data: %v", err)
+	}
+	priced, skipped := pricedCount(t, defaultJSON)
+	if len(l.Entries) != priced || l.Skipped != skipped {
+		t.Fatalf("loaded %d, skipped %d; want %d, %d", len(l.Entries), l.Skipped, priced, skipped)
+	}
+	tb, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, ok := tb.Lookup("gpt-5.4-mini", "openai")
+	if !ok || e.Source != "litellm-2026-07-24" {
+		t.Fatalf("gpt-5.4-mini: %+v %v", e, ok)
+	}
+	// The parsed tiers of an entry with both 272k columns and service columns.
+	e, _ = tb.Lookup("gpt-5.4", "")
+	if len(e.Tiers) != 1 || e.Tiers[0].AboveTokens != 272_000 || !e.Tiers[0].Rates.Has(HasInput|HasOutput|HasCacheRead) {
+		t.Fatalf("gpt-5.4 tiers: %+v", e.Tiers)
+	}
+	if !e.Service[TierFlex].Has(HasInput|HasOutput|HasCacheRead) || !e.Service[TierBatch].Has(HasInput|HasOutput) {
+		t.Fatalf("gpt-5.4 service columns: %+v", e.Service)
+	}
+}
+
+func TestParsePriceField(t *testing.T) {
+	cases := []struct {
+		in   string
+		want priceField
+		ok   bool
+	}{
+		{"input_cost_per_token", priceField{rate: HasInput}, true},
+		{"cache_creation_input_token_cost", priceField{rate: HasCacheWrite}, true},
+		{"output_cost_per_reasoning_token", priceField{rate: HasReasoning}, true},
+		{"output_cost_per_token_batches", priceField{rate: HasOutput, tier: TierBatch}, true},
+		{"cache_read_input_token_cost_flex", priceField{rate: HasCacheRead, tier: TierFlex}, true},
+		{"input_cost_per_token_above_200k_tokens", priceField{rate: HasInput, above: 200_000}, true},
+		{"output_cost_per_token_above_272k_tokens", priceField{rate: HasOutput, above: 272_000}, true},
+		{"input_cost_per_token_above_128000_tokens", priceField{rate: HasInput, above: 128_000}, true},
+		{"input_cost_per_token_above_200k_tokens_priority", priceField{rate: HasInput, above: 200_000, tier: TierPriority}, true},
+		{"input_cost_per_token_priority_above_200k_tokens", priceField{rate: HasInput, above: 200_000, tier: TierPriority}, true},
+		{"cache_creation_input_token_cost_above_1hr", priceField{}, false},
+		{"cache_creation_input_token_cost_above_1hr_above_200k_tokens", priceField{}, false},
+		{"input_cost_per_token_batch_requests", priceField{}, false},
+		{"input_cost_per_audio_token", priceField{}, false},
+		{"input_cost_per_token_flex_flex", priceField{}, false},
+		{"input_cost_per_token_above_0k_tokens", priceField{}, false},
+	}
+	for _, c := range cases {
+		got, ok := parsePriceField(c.in)
+		if ok != c.ok || got != c.want {
+			t.Errorf("parsePriceField(%q) = %+v, %v; want %+v, %v", c.in, got, ok, c.want, c.ok)
+		}
+	}
+}
+
+func TestLiteLLMRejectsBadFiles(t *testing.T) {
+	cases := []struct {
+		name  string
+		data  string
+		line  int
+		model string
+		field string
+	}{
+		{"syntax error", "{\n  \"a\": {\n    \"input_cost_per_token\": 1e-6,,\n  }\n}", 3, "a", ""},
+		{"price is text", "{\n\"a\": {\"input_cost_per_token\": 1e-6,\n \"output_cost_per_token\": \"cheap\"}}", 3, "a", "output_cost_per_token"},
+		{"negative price", "{\"a\": {\n\"input_cost_per_token\": -1e-6}}", 2, "a", "input_cost_per_token"},
+		{"price is an object", "{\"a\": {\"input_cost_per_token\": 1e-6,\n\n\"cache_read_input_token_cost\": {\"x\": 1}}}", 3, "a", "cache_read_input_token_cost"},
+		{"price out of range", "{\"a\": {\"input_cost_per_token\": 1e300}}", 1, "a", "input_cost_per_token"},
+		{"duplicate model", "{\"a\": {},\n\"b\": {},\n\"a\": {}}", 3, "a", ""},
+		{"duplicate field", "{\"a\": {\"mode\": \"chat\",\n\"mode\": \"chat\"}}", 2, "a", "mode"},
+		{"provider not a string", "{\"a\": {\n\"litellm_provider\": 7}}", 2, "a", "litellm_provider"},
+		{"model not an object", "{\"a\": {},\n\"b\": 3}", 2, "b", ""},
+		{"top level array", "[1, 2]", 1, "", ""},
+		{"empty model name", "{\"a\": {},\n\" \": {}}", 2, "", ""},
+		{"trailing data", "{\"a\": {}}\n{}", 2, "", ""},
+		{"truncated", "{\"a\": {\"mode\": \"chat\"", 1, "a", ""},
+		{"empty", "", 1, "", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			l, err := ParseLiteLLM([]byte(c.data), "bad.json", "bad")
+			var fe *FileError
+			if !errors.As(err, &fe) {
+				t.Fatalf("got layer %v, err %v; want a *FileError", l, err)
+			}
+			if fe.File != "bad.json" || fe.Line != c.line || fe.Model != c.model || fe.Field != c.field {
+				t.Errorf("error %q: file %q line %d model %q field %q; want line %d model %q field %q",
+					err, fe.File, fe.Line, fe.Model, fe.Field, c.line, c.model, c.field)
+			}
+			if !strings.Contains(err.Error(), `"bad.json"`) {
+				t.Errorf("error %q does not name the file", err)
+			}
+		})
+	}
+}
+
+func TestLiteLLMSkipsAndTolerates(t *testing.T) {
+	data := `{
+  "sample_spec": {"input_cost_per_token": "see docs", "litellm_provider": "one of ..."},
+  "img": {"input_cost_per_image": 0.04, "litellm_provider": "openai", "mode": "image_generation"},
+  "half": {"input_cost_per_token": 1e-6},
+  "nulls": {"input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6, "cache_read_input_token_cost": null,
+            "litellm_provider": null},
+  "text": {"input_cost_per_token": "3e-7", "output_cost_per_token": 6e-7,
+           "search_context_cost_per_query": {"low": 0.01}, "supported_regions": ["global"],
+           "cache_creation_input_token_cost_above_1hr": 6e-6},
+  "hit": {"input_cost_per_token": 2.8e-7, "output_cost_per_token": 4.2e-7, "input_cost_per_token_cache_hit": 2.8e-8}
+}`
+	l, err := ParseLiteLLM([]byte(data), "x.json", "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(l.SkippedModels)
+	if l.Skipped != 3 || strings.Join(l.SkippedModels, ",") != "half,img,sample_spec" {
+		t.Fatalf("skipped %d %v", l.Skipped, l.SkippedModels)
+	}
+	byName := map[string]*Entry{}
+	for _, e := range l.Entries {
+		byName[e.Model] = e
+	}
+	if e := byName["nulls"]; e == nil || e.Standard.Has(HasCacheRead) || e.Provider != "" {
+		t.Errorf("nulls: %+v", e)
+	}
+	if e := byName["text"]; e == nil || e.Standard.Input != 300_000_000 || e.Standard.Output != 600_000_000 || e.Standard.Has(HasCacheWrite) {
+		t.Errorf("text: %+v", e)
+	}
+	if e := byName["hit"]; e == nil || !e.Standard.Has(HasCacheRead) || e.Standard.CacheRead != 28_000_000 {
+		t.Errorf("cache_hit: %+v", e)
+	}
+}
+
+const teamYAML = `source: team-prices            # optional label
+models:
+  sim-llm: {provider: sim, input_per_million: 15, output_per_million: 15, cache_read_per_million: 1.5, aliases: [sim]}
+  my-finetune:
+    provider: openai
+    input_per_million: 3
+    output_per_million: 12
+    above_tokens: 200000
+    above_input_per_million: 6
+    above_output_per_million: 18
+    batch: {input_per_million: 1.5, output_per_million: 6}
+    priority: {input_per_million: "6", above_input_per_million: 12}
+  gpt-4o: {provider: openai, input_per_million: 2, output_per_million: 8}
+aliases: {my-deployment: gpt-4o, legacy: openai/gpt-5.4-mini, shouty: GPT-4.1-MINI}
+fallback: {openai: {input_per_million: 5, output_per_million: 15}, aws.bedrock: {input_per_million: 4, output_per_million: 20}}
+`
+
+func perMillion(t *testing.T, s string) money.Rate {
+	t.Helper()
+	r, err := money.RateFromPerMillion(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestYAMLFormat(t *testing.T) {
+	l, err := ParseYAML([]byte(teamYAML), "/etc/agentcost/team.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Source != "team-prices" || len(l.Entries) != 3 || len(l.Aliases) != 4 || len(l.Fallbacks) != 2 {
+		t.Fatalf("layer: %+v", l)
+	}
+	ft := l.Entries[1]
+	want := Entry{
+		Model: "my-finetune", Provider: "openai", Source: "team-prices",
+		Standard: Rates{Input: perMillion(t, "3"), Output: perMillion(t, "12"), Set: HasInput | HasOutput},
+		Tiers: []Tier{{AboveTokens: 200_000,
+			Rates: Rates{Input: perMillion(t, "6"), Output: perMillion(t, "18"), Set: HasInput | HasOutput}}},
+	}
+	want.Service[TierBatch] = Rates{Input: perMillion(t, "1.5"), Output: perMillion(t, "6"), Set: HasInput | HasOutput}
+	want.Service[TierPriority] = Rates{Input: perMillion(t, "6"), Set: HasInput}
+	want.Tiers[0].Service[TierPriority] = Rates{Input: perMillion(t, "12"), Set: HasInput}
+	if ft.Model != want.Model || ft.Provider != want.Provider || ft.Source != want.Source || ft.Standard != want.Standard ||
+		ft.Service != want.Service || len(ft.Tiers) != 1 || ft.Tiers[0] != want.Tiers[0] {
+		t.Fatalf("my-finetune\n got %+v\nwant %+v", *ft, want)
+	}
+	// $3 per million is 3e-6 dollars per token: 3,000,000,000 femto-dollars.
+	if ft.Standard.Input != 3_000_000_000 {
+		t.Fatalf("input rate %d", ft.Standard.Input)
+	}
+	// Priority above the threshold: 250k prompt tokens at $12/M is $3; 10 output tokens fall back
+	// to the tiered standard output, $18/M.
+	c, err := ft.Cost(Usage{InputTokens: 250_000, OutputTokens: 10, Tier: TierPriority})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Input != 3*money.NanosPerUSD || c.Output != 180_000 {
+		t.Fatalf("priority above: %+v", c)
+	}
+
+	table := mustBuild(t, fullLayer(t), embeddedLayer(t), l)
+	sim, ok := table.Lookup("sim", "")
+	if !ok || sim.Model != "sim-llm" || sim.Standard.CacheRead != perMillion(t, "1.5") {
+		t.Fatalf("alias sim: %+v", sim)
+	}
+	m := table.Explain("my-deployment", "")
+	if m.Entry == nil || m.Entry.Model != "gpt-4o" || m.Entry.Source != "team-prices" || !strings.Contains(m.Reason, "alias") {
+		t.Fatalf("my-deployment: %+v", m)
+	}
+	if m := table.Explain("legacy", ""); m.Entry == nil || m.Entry.Model != "gpt-5.4-mini" {
+		t.Fatalf("legacy alias through a provider prefix: %+v", m)
+	}
+	if m := table.Explain("shouty", ""); m.Entry == nil || m.Entry.Model != "gpt-4.1-mini" || m.Key != "shouty" {
+		t.Fatalf("alias with a case-insensitive target: %+v", m)
+	}
+	if m := table.Explain("SHOUTY", ""); m.Entry == nil || m.Entry.Model != "gpt-4.1-mini" ||
+		!slices.Equal(m.Rules, []string{RuleCaseInsensitive, RuleAlias}) {
+		t.Fatalf("alias matched case-insensitively: %+v", m)
+	}
+	fb, ok := table.Lookup("gpt-9-turbo", "openai")
+	if !ok || !fb.Fallback || fb.Standard.Input != perMillion(t, "5") {
+		t.Fatalf("openai fallback: %+v %v", fb, ok)
+	}
+	if fb, ok := table.Lookup("titan-next", "bedrock"); !ok || fb.Standard.Output != perMillion(t, "20") {
+		t.Fatalf("bedrock fallback under its semconv name: %+v %v", fb, ok)
+	}
+	if fb, ok := table.Lookup("openai/gpt-9", ""); !ok || !fb.Fallback {
+		t.Fatalf("fallback from the model's provider prefix: %+v %v", fb, ok)
+	}
+	if e, ok := table.Lookup("gpt-9-turbo", "anthropic"); ok {
+		t.Fatalf("anthropic has no fallback, got %+v", e)
+	}
+}
+
+func TestUserLayerWins(t *testing.T) {
+	def := embeddedLayer(t)
+	user, err := ParseYAML([]byte("models:\n  gpt-4o: {input_per_million: 1, output_per_million: 2}\n"), "mine.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	table := mustBuild(t, def, user)
+	e, ok := table.Lookup("gpt-4o", "openai")
+	if !ok || e.Source != "mine.yaml" || e.Standard.Input != perMillion(t, "1") {
+		t.Fatalf("gpt-4o: %+v", e)
+	}
+	// Matching rules reach the user's entry too.
+	if e, _ := table.Lookup("openai/GPT-4o", ""); e.Source != "mine.yaml" {
+		t.Fatalf("openai/GPT-4o: %+v", e)
+	}
+	// Other models still come from the default.
+	if e, _ := table.Lookup("gpt-4o-mini", ""); e.Source != DefaultSource {
+		t.Fatalf("gpt-4o-mini: %+v", e)
+	}
+	st := table.Layers()
+	if len(st) != 2 || st[0].Source != DefaultSource || st[0].Loaded != len(def.Entries) || st[0].Skipped != def.Skipped ||
+		st[0].Shadowed != 1 || st[1].Loaded != 1 || st[1].Shadowed != 0 {
+		t.Fatalf("layer stats: %+v", st)
+	}
+	// Order matters: the default over the user file wins back.
+	if e, _ := mustBuild(t, user, def).Lookup("gpt-4o", ""); e.Source != DefaultSource {
+		t.Fatalf("reversed: %+v", e)
+	}
+}
+
+func TestYAMLRejectsBadFiles(t *testing.T) {
+	cases := []struct {
+		name  string
+		data  string
+		line  int
+		model string
+		field string
+	}{
+		{"unknown top-level key", "models: {}\nprices: {}\n", 2, "", "prices"},
+		{"unknown model key", "models:\n  a:\n    input_per_million: 1\n    output_per_million: 1\n    input_per_milion: 2\n", 5, "a", "input_per_milion"},
+		{"unknown service key", "models:\n  a:\n    input_per_million: 1\n    output_per_million: 1\n    batch: {input: 2}\n", 5, "a", "batch.input"},
+		{"bad price", "models:\n  a: {input_per_million: cheap, output_per_million: 1}\n", 2, "a", "input_per_million"},
+		{"negative price", "models:\n  a:\n    input_per_million: 1\n    output_per_million: -3\n", 4, "a", "output_per_million"},
+		{"null price", "models:\n  a:\n    input_per_million:\n    output_per_million: 1\n", 3, "a", "input_per_million"},
+		{"missing output", "models:\n  a:\n    input_per_million: 1\n", 3, "a", "output_per_million"},
+		{"duplicate model", "models:\n  a: {input_per_million: 1, output_per_million: 1}\n  a: {input_per_million: 1, output_per_million: 1}\n", 3, "", "a"},
+		{"alias equals a model", "models:\n  a: {input_per_million: 1, output_per_million: 1}\n  b: {input_per_million: 1, output_per_million: 1, aliases: [a]}\n", 3, "a", "aliases"},
+		{"top-level alias equals a model", "models:\n  a: {input_per_million: 1, output_per_million: 1}\naliases:\n  a: gpt-4o\n", 4, "a", "aliases"},
+		{"above prices without threshold", "models:\n  a:\n    input_per_million: 1\n    output_per_million: 1\n    above_input_per_million: 2\n", 5, "a", "above_tokens"},
+		{"threshold without above prices", "models:\n  a:\n    input_per_million: 1\n    output_per_million: 1\n    above_tokens: 1000\n", 3, "a", "above_tokens"},
+		{"bad threshold", "models:\n  a:\n    input_per_million: 1\n    output_per_million: 1\n    above_tokens: lots\n", 5, "a", "above_tokens"},
+		{"aliases not a list", "models:\n  a: {input_per_million: 1, output_per_million: 1, aliases: b}\n", 2, "a", "aliases"},
+		{"models not a mapping", "models: [a, b]\n", 1, "", "models"},
+		{"syntax error", "models:\n  a: {input_per_million: 1, output_per_million: 1}\n\tb: 2\n", 3, "", ""},
+		{"two documents", "models: {}\n---\nmodels: {}\n", 2, "", ""},
+		{"empty", "", 0, "", ""},
+		{"scalar document", "just text\n", 1, "", ""},
+		{"fallback without output", "fallback:\n  openai: {input_per_million: 1}\n", 2, "openai", "output_per_million"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			l, err := ParseYAML([]byte(c.data), "bad.yaml")
+			var fe *FileError
+			if !errors.As(err, &fe) {
+				t.Fatalf("got layer %v, err %v; want a *FileError", l, err)
+			}
+			if fe.File != "bad.yaml" || fe.Line != c.line || fe.Model != c.model || fe.Field != c.field {
+				t.Errorf("error %q: line %d model %q field %q; want line %d model %q field %q",
+					err, fe.Line, fe.Model, fe.Field, c.line, c.model, c.field)
+			}
+		})
+	}
+}
+
+func TestBuildRejectsDanglingAlias(t *testing.T) {
+	l, err := ParseYAML([]byte("aliases:\n  mine: gpt-4o\n  other: no-such-model\n"), "a.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Build(embeddedLayer(t), l)
+	var fe *FileError
+	if !errors.As(err, &fe) || fe.File != "a.yaml" || fe.Line != 3 || fe.Model != "other" {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestLoadFile(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	jsonPath := write("prices.json", `{"m": {"input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6}}`)
+	yamlPath := write("prices.yml", "models:\n  y: {input_per_million: 1, output_per_million: 2}\n")
+	sniffJSON := write("prices.txt", `  {"s": {"input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6}}`)
+	badPath := write("bad.yaml", "models:\n  y: {input_per_million: 1}\n")
+	for path, model := range map[string]string{jsonPath: "m", yamlPath: "y", sniffJSON: "s"} {
+		l, err := LoadFile(path)
+		if err != nil || len(l.Entries) != 1 || l.Entries[0].Model != model || l.Source != filepath.Base(path) {
+			t.Errorf("LoadFile(%s) = %+v, %v", path, l, err)
+		}
+	}
+	if _, err := LoadFile(badPath); err == nil || !strings.Contains(err.Error(), badPath) {
+		t.Errorf("bad file: %v", err)
+	}
+	if _, err := LoadFile(filepath.Join(dir, "missing.json")); err == nil || !strings.Contains(err.Error(), "missing.json") {
+		t.Errorf("missing file: %v", err)
+	}
+	table, err := LoadWithDefault(jsonPath, yamlPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := table.Lookup("y", ""); !ok {
+		t.Error("y not in the table")
+	}
+	if e, _ := table.Lookup("gpt-4o", ""); e == nil || e.Source != DefaultSource {
+		t.Errorf("default missing: %+v", e)
+	}
+}
+
+// TestLiteLLMErrorLineInFullFile corrupts one price deep in the full file and checks the error
+// names the line the test finds by counting newlines itself.
+func TestLiteLLMErrorLineInFullFile(t *testing.T) {
+	data := string(fullJSON(t))
+	const model = `"gpt-4o-mini-2024-07-18"`
+	start := strings.Index(data, model+": {")
+	if start < 0 {
+		t.Fatal("model not in the file")
+	}
+	field := `"output_cost_per_token": `
+	at := start + strings.Index(data[start:], field)
+	end := at + len(field) + strings.IndexAny(data[at+len(field):], ",\n}")
+	bad := data[:at] + field + `"6e-07x"` + data[end:]
+	wantLine := strings.Count(bad[:at], "\n") + 1
+
+	_, err := ParseLiteLLM([]byte(bad), "full.json", "full")
+	var fe *FileError
+	if !errors.As(err, &fe) || fe.Line != wantLine || fe.Model != "gpt-4o-mini-2024-07-18" || fe.Field != "output_cost_per_token" {
+		t.Fatalf("err = %v; want line %d", err, wantLine)
+	}
+	// A syntax error in the same place.
+	broken := data[:at] + field + "}" + data[end:]
+	_, err = ParseLiteLLM([]byte(broken), "full.json", "full")
+	if !errors.As(err, &fe) || fe.Line != wantLine {
+		t.Fatalf("syntax err = %v; want line %d", err, wantLine)
+	}
+}
+
+// TestDocExampleParses keeps the YAML example in the package documentation valid.
+func TestDocExampleParses(t *testing.T) {
+	doc, err := os.ReadFile("doc.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var yamlLines []string
+	in := false
+	for _, line := range strings.Split(string(doc), "\n") {
+		if strings.HasPrefix(line, "//\tsource: ") {
+			in = true
+		}
+		if in && !strings.HasPrefix(line, "//\t") {
+			break
+		}
+		if in {
+			yamlLines = append(yamlLines, strings.TrimPrefix(line, "//\t"))
+		}
+	}
+	if len(yamlLines) < 10 {
+		t.Fatalf("example not found (%d lines)", len(yamlLines))
+	}
+	l, err := ParseYAML([]byte(strings.Join(yamlLines, "\n")), "doc.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Build(embeddedLayer(t), l); err != nil {
+		t.Fatal(err)
+	}
+	if l.Source != "team-prices" || len(l.Entries) != 2 || len(l.Aliases) != 2 || len(l.Fallbacks) != 1 {
+		t.Fatalf("doc example: %+v", l)
+	}
+}

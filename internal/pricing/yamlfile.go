@@ -1,0 +1,343 @@
+package pricing
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/agentcost/agentcost/internal/money"
+)
+
+// The rate keys of the YAML format, dollars per million tokens, and the rate each sets.
+var yamlRateKeys = map[string]RateSet{
+	"input_per_million":       HasInput,
+	"output_per_million":      HasOutput,
+	"cache_read_per_million":  HasCacheRead,
+	"cache_write_per_million": HasCacheWrite,
+	"reasoning_per_million":   HasReasoning,
+}
+
+const abovePrefix = "above_"
+
+var yamlServiceKeys = map[string]ServiceTier{
+	"batch":    TierBatch,
+	"flex":     TierFlex,
+	"priority": TierPriority,
+}
+
+// ParseYAML parses a price file in agentcost's YAML format (see the package documentation). file
+// names the input in errors and, through its base name, is the default source label. Unknown keys,
+// malformed prices, duplicates and aliases that collide with a model reject the whole file with a
+// *FileError naming the line.
+func ParseYAML(data []byte, file string) (*Layer, error) {
+	p := &yamlParser{file: file}
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, &FileError{File: file, Err: errors.New("empty price file")}
+		}
+		return nil, &FileError{File: file, Line: yamlErrorLine(err), Err: err}
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, &FileError{File: file, Line: extra.Line, Err: errors.New("more than one YAML document")}
+	}
+	layer := &Layer{Source: filepath.Base(file), File: file}
+	if err := p.parse(&doc, layer); err != nil {
+		return nil, err
+	}
+	for _, e := range layer.Entries {
+		e.Source = layer.Source
+	}
+	for _, e := range layer.Fallbacks {
+		e.Source = layer.Source
+	}
+	return layer, nil
+}
+
+var yamlLineRE = regexp.MustCompile(`line (\d+)`)
+
+// yamlErrorLine extracts the line number the YAML library puts in its error text.
+func yamlErrorLine(err error) int {
+	m := yamlLineRE.FindStringSubmatch(err.Error())
+	if m == nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
+type yamlParser struct {
+	file string
+}
+
+func (p *yamlParser) errorf(n *yaml.Node, model, field, format string, args ...any) error {
+	line := 0
+	if n != nil {
+		line = n.Line
+	}
+	return &FileError{File: p.file, Line: line, Model: model, Field: field, Err: fmt.Errorf(format, args...)}
+}
+
+// deref follows YAML aliases (`*anchor`).
+func deref(n *yaml.Node) *yaml.Node {
+	for i := 0; n != nil && n.Kind == yaml.AliasNode && i < 16; i++ {
+		n = n.Alias
+	}
+	return n
+}
+
+// mapping calls fn for each key and value of a mapping node, rejecting duplicate and non-scalar
+// keys.
+func (p *yamlParser) mapping(n *yaml.Node, model, field string, fn func(key string, k, v *yaml.Node) error) error {
+	n = deref(n)
+	if n.Kind != yaml.MappingNode {
+		return p.errorf(n, model, field, "want a mapping")
+	}
+	seen := make(map[string]int, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := deref(n.Content[i]), deref(n.Content[i+1])
+		if k == nil || v == nil {
+			return p.errorf(n, model, field, "unresolvable alias")
+		}
+		if k.Kind != yaml.ScalarNode {
+			return p.errorf(k, model, field, "want a scalar key")
+		}
+		if prev, dup := seen[k.Value]; dup {
+			return p.errorf(k, model, k.Value, "duplicate key (first at line %d)", prev)
+		}
+		seen[k.Value] = k.Line
+		if err := fn(k.Value, k, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *yamlParser) str(n *yaml.Node, model, field string) (string, error) {
+	if n.Kind != yaml.ScalarNode || n.ShortTag() == "!!null" {
+		return "", p.errorf(n, model, field, "want a string")
+	}
+	s := strings.TrimSpace(n.Value)
+	if s == "" {
+		return "", p.errorf(n, model, field, "empty value")
+	}
+	return s, nil
+}
+
+func (p *yamlParser) parse(doc *yaml.Node, layer *Layer) error {
+	root := doc
+	if root.Kind == yaml.DocumentNode {
+		if len(root.Content) == 0 {
+			return p.errorf(root, "", "", "empty price file")
+		}
+		root = root.Content[0]
+	}
+	if deref(root).Kind != yaml.MappingNode {
+		return p.errorf(root, "", "", "want a mapping with models, aliases, fallback")
+	}
+	names := map[string]int{} // model and alias names in this file, with their line
+	claim := func(n *yaml.Node, name, field string) error {
+		if prev, dup := names[name]; dup {
+			return p.errorf(n, name, field, "name already used at line %d", prev)
+		}
+		names[name] = n.Line
+		return nil
+	}
+	return p.mapping(root, "", "", func(key string, k, v *yaml.Node) error {
+		switch key {
+		case "source":
+			s, err := p.str(v, "", key)
+			if err != nil {
+				return err
+			}
+			layer.Source = s
+			return nil
+		case "models":
+			return p.mapping(v, "", key, func(name string, k, v *yaml.Node) error {
+				name = strings.TrimSpace(name)
+				if name == "" {
+					return p.errorf(k, "", "models", "empty model name")
+				}
+				if err := claim(k, name, ""); err != nil {
+					return err
+				}
+				e, aliases, err := p.entry(v, name, true)
+				if err != nil {
+					return err
+				}
+				layer.Entries = append(layer.Entries, e)
+				for _, a := range aliases {
+					if err := claim(a.node, a.name, "aliases"); err != nil {
+						return err
+					}
+					layer.Aliases = append(layer.Aliases, Alias{Name: a.name, Target: name, Line: a.node.Line})
+				}
+				return nil
+			})
+		case "aliases":
+			return p.mapping(v, "", key, func(name string, k, v *yaml.Node) error {
+				name = strings.TrimSpace(name)
+				if name == "" {
+					return p.errorf(k, "", "aliases", "empty alias name")
+				}
+				target, err := p.str(v, name, "aliases")
+				if err != nil {
+					return err
+				}
+				if err := claim(k, name, "aliases"); err != nil {
+					return err
+				}
+				layer.Aliases = append(layer.Aliases, Alias{Name: name, Target: target, Line: k.Line})
+				return nil
+			})
+		case "fallback":
+			return p.mapping(v, "", key, func(provider string, k, v *yaml.Node) error {
+				provider = strings.TrimSpace(provider)
+				if provider == "" {
+					return p.errorf(k, "", "fallback", "empty provider name")
+				}
+				e, _, err := p.entry(v, provider, false)
+				if err != nil {
+					return err
+				}
+				e.Model = "*"
+				e.Provider = provider
+				e.Fallback = true
+				layer.Fallbacks = append(layer.Fallbacks, e)
+				return nil
+			})
+		default:
+			return p.errorf(k, "", key, "unknown key (want source, models, aliases or fallback)")
+		}
+	})
+}
+
+type yamlAlias struct {
+	name string
+	node *yaml.Node
+}
+
+// entry parses a model (or, with isModel false, a provider fallback) mapping.
+func (p *yamlParser) entry(n *yaml.Node, name string, isModel bool) (*Entry, []yamlAlias, error) {
+	e := &Entry{Model: name}
+	var aliases []yamlAlias
+	var above [numServiceTiers]Rates // above-threshold rates per service tier (slot 0: standard)
+	var aboveTokens int64
+	var aboveNode *yaml.Node
+	err := p.mapping(n, name, "", func(key string, k, v *yaml.Node) error {
+		if rate, ok := yamlRateKeys[key]; ok {
+			return p.rate(v, name, key, &e.Standard, rate)
+		}
+		if rate, ok := yamlRateKeys[strings.TrimPrefix(key, abovePrefix)]; ok && strings.HasPrefix(key, abovePrefix) {
+			aboveNode = k
+			return p.rate(v, name, key, &above[TierStandard], rate)
+		}
+		if tier, ok := yamlServiceKeys[key]; ok {
+			return p.serviceBlock(v, name, key, &e.Service[tier], &above[tier], &aboveNode)
+		}
+		switch {
+		case key == "above_tokens":
+			if v.Kind != yaml.ScalarNode {
+				return p.errorf(v, name, key, "want a token count")
+			}
+			t, err := strconv.ParseInt(strings.ReplaceAll(v.Value, "_", ""), 10, 64)
+			if err != nil || t <= 0 || t > 1_000_000_000 {
+				return p.errorf(v, name, key, "want a token count between 1 and 1,000,000,000, got %q", v.Value)
+			}
+			aboveTokens = t
+			return nil
+		case isModel && key == "provider":
+			s, err := p.str(v, name, key)
+			e.Provider = s
+			return err
+		case isModel && key == "mode":
+			s, err := p.str(v, name, key)
+			e.Mode = s
+			return err
+		case isModel && key == "aliases":
+			if v.Kind != yaml.SequenceNode {
+				return p.errorf(v, name, key, "want a list of names")
+			}
+			for _, item := range v.Content {
+				item = deref(item)
+				s, err := p.str(item, name, key)
+				if err != nil {
+					return err
+				}
+				if s == name {
+					return p.errorf(item, name, key, "alias equals the model name")
+				}
+				aliases = append(aliases, yamlAlias{name: s, node: item})
+			}
+			return nil
+		}
+		return p.errorf(k, name, key, "unknown key")
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	hasAbove := false
+	for _, r := range above {
+		hasAbove = hasAbove || !r.IsZero()
+	}
+	switch {
+	case hasAbove && aboveTokens == 0:
+		return nil, nil, p.errorf(aboveNode, name, "above_tokens", "above_* prices need above_tokens")
+	case !hasAbove && aboveTokens > 0:
+		return nil, nil, p.errorf(n, name, "above_tokens", "above_tokens without any above_* price")
+	case hasAbove:
+		t := Tier{AboveTokens: aboveTokens, Rates: above[TierStandard]}
+		copy(t.Service[1:], above[1:])
+		e.Tiers = []Tier{t}
+	}
+	if !e.Standard.Has(HasInput) {
+		return nil, nil, p.errorf(n, name, "input_per_million", "missing")
+	}
+	if !e.Standard.Has(HasOutput) {
+		return nil, nil, p.errorf(n, name, "output_per_million", "missing")
+	}
+	return e, aliases, nil
+}
+
+// serviceBlock parses a `batch:`, `flex:` or `priority:` block of rates and above_* rates.
+func (p *yamlParser) serviceBlock(n *yaml.Node, model, block string, rates, above *Rates, aboveNode **yaml.Node) error {
+	err := p.mapping(n, model, block, func(key string, k, v *yaml.Node) error {
+		if rate, ok := yamlRateKeys[key]; ok {
+			return p.rate(v, model, block+"."+key, rates, rate)
+		}
+		if rate, ok := yamlRateKeys[strings.TrimPrefix(key, abovePrefix)]; ok && strings.HasPrefix(key, abovePrefix) {
+			*aboveNode = k
+			return p.rate(v, model, block+"."+key, above, rate)
+		}
+		return p.errorf(k, model, block+"."+key, "unknown key")
+	})
+	if err != nil {
+		return err
+	}
+	if rates.IsZero() && above.IsZero() {
+		return p.errorf(n, model, block, "no prices")
+	}
+	return nil
+}
+
+// rate parses a price in dollars per million tokens, exactly from its decimal text.
+func (p *yamlParser) rate(n *yaml.Node, model, field string, into *Rates, which RateSet) error {
+	if n.Kind != yaml.ScalarNode || n.ShortTag() == "!!null" {
+		return p.errorf(n, model, field, "want a price in dollars per million tokens")
+	}
+	r, err := money.RateFromPerMillion(strings.ReplaceAll(n.Value, "_", ""))
+	if err != nil {
+		return p.errorf(n, model, field, "price %q: %w", n.Value, err)
+	}
+	into.set(which, r)
+	return nil
+}
