@@ -1,0 +1,1058 @@
+package policy
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math/bits"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/agentcost/agentcost/internal/money"
+)
+
+// Source is a named policy or overlay document, for Parse.
+type Source struct {
+	// Name is used in error messages (a file path, usually).
+	Name string
+	// Data is the YAML text.
+	Data []byte
+}
+
+// Rule ids of the budget layers and the approval cost cap, as Outcome.RuleID reports them.
+// User rule ids may not use the "budget." and "approval." prefixes.
+const (
+	RulePerActionCap = "budget.per_action"
+	RuleRunBudget    = "budget.run"
+	RuleAgentBudget  = "budget.agent"
+	RuleTeamBudget   = "budget.team"
+	RuleFleet        = "budget.fleet"
+	RuleApprovalCap  = "approval.cost_cap"
+)
+
+const (
+	maxDeriveTags     = 64 // derived tags are a bitmask
+	maxErrors         = 50
+	maxNodes          = 100_000
+	ratioScale        = 1_000_000_000
+	defaultThrottleAt = 800_000_000 // 0.80 scaled by ratioScale
+	defaultPauseAt    = 950_000_000 // 0.95
+	wantWindows       = "minute|hour|day|week|month (or 1m, 1h, 24h, 1d, 7d, 1w, 1mo)"
+	wantRate          = "N/second|minute|hour|day"
+)
+
+// FieldError is one problem in a policy file, located by file, line and field path.
+type FieldError struct {
+	// File is the policy or overlay file's name.
+	File string
+	// Line is the 1-based line, 0 when unknown.
+	Line int
+	// Field is the path of the field, e.g. rules[1].constraints.rate_limit; empty for the document.
+	Field string
+	// Msg says what is wrong.
+	Msg string
+}
+
+// Error formats the problem as `file:line: field: message`.
+func (e *FieldError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		b.WriteByte(':')
+		b.WriteString(strconv.Itoa(e.Line))
+	}
+	b.WriteString(": ")
+	if e.Field != "" {
+		b.WriteString(e.Field)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// ValidationError lists every problem found in a policy and its overlays, in file and line order.
+type ValidationError struct {
+	// Errors are the problems found, at most maxErrors.
+	Errors []*FieldError
+	// Omitted counts further problems left out after the first maxErrors.
+	Omitted int
+}
+
+// Error returns one problem per line.
+func (e *ValidationError) Error() string {
+	lines := make([]string, 0, len(e.Errors)+1)
+	for _, fe := range e.Errors {
+		lines = append(lines, fe.Error())
+	}
+	if e.Omitted > 0 {
+		lines = append(lines, fmt.Sprintf("... and %d more", e.Omitted))
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Unwrap returns the individual problems.
+func (e *ValidationError) Unwrap() []error {
+	out := make([]error, len(e.Errors))
+	for i, fe := range e.Errors {
+		out[i] = fe
+	}
+	return out
+}
+
+// Load reads, validates and compiles a policy file and its overlay files (which hold only
+// `topics:`; later overlays win).
+func Load(path string, overlays ...string) (*Policy, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading policy file %q: %w", path, err)
+	}
+	srcs := make([]Source, len(overlays))
+	for i, ov := range overlays {
+		d, err := os.ReadFile(ov)
+		if err != nil {
+			return nil, fmt.Errorf("reading policy overlay %q: %w", ov, err)
+		}
+		srcs[i] = Source{Name: ov, Data: d}
+	}
+	return Parse(path, data, srcs...)
+}
+
+// Parse validates and compiles a policy document and its overlays. name is used in error
+// messages. A *ValidationError lists every problem found.
+func Parse(name string, data []byte, overlays ...Source) (*Policy, error) {
+	b := &builder{
+		p: &Policy{
+			name:            name,
+			defaultDecision: Allow,
+			agentBudgets:    map[string]Budget{},
+			teamBudgets:     map[string]Budget{},
+			critical:        map[string]bool{},
+			topics:          map[string]TopicSettings{},
+		},
+		topics: map[string]*topicEntry{},
+	}
+	h := sha256.New()
+	hashPart(h, data)
+	d := &decoder{b: b, file: name}
+	if root := d.document(data); root != nil {
+		b.policyDoc(d, root)
+	}
+	for _, ov := range overlays {
+		hashPart(h, ov.Data)
+		od := &decoder{b: b, file: ov.Name}
+		if root := od.document(ov.Data); root != nil {
+			b.overlayDoc(od, root)
+		}
+	}
+	b.finish()
+	if len(b.errs) > 0 {
+		slices.SortStableFunc(b.errs, func(x, y *FieldError) int {
+			if x.File != y.File {
+				return fileRank(x.File, name, overlays) - fileRank(y.File, name, overlays)
+			}
+			return x.Line - y.Line
+		})
+		return nil, &ValidationError{Errors: b.errs, Omitted: b.omitted}
+	}
+	b.p.hash = "sha256:" + hex.EncodeToString(h.Sum(nil))[:12]
+	if b.p.version == "" {
+		b.p.version = b.p.hash
+	}
+	return b.p, nil
+}
+
+func fileRank(file, name string, overlays []Source) int {
+	if file == name {
+		return 0
+	}
+	for i, ov := range overlays {
+		if ov.Name == file {
+			return i + 1
+		}
+	}
+	return len(overlays) + 1
+}
+
+func hashPart(w io.Writer, data []byte) {
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(len(data)))
+	_, _ = w.Write(n[:])
+	_, _ = w.Write(data)
+}
+
+// builder accumulates the policy and the problems found across the files.
+type builder struct {
+	p        *Policy
+	errs     []*FieldError
+	omitted  int
+	topics   map[string]*topicEntry
+	topicSeq int
+	rawRules []rawRule
+	ruleIDs  map[string]int // id → line of its first use
+}
+
+type topicEntry struct {
+	settings TopicSettings
+	seq      int // order of the latest declaration
+}
+
+type rawRule struct {
+	rule
+	tags []string
+}
+
+// decoder walks one file's yaml.Node tree, so every problem has a line.
+type decoder struct {
+	b     *builder
+	file  string
+	nodes int
+	big   bool
+}
+
+var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// document parses data into its root node; nil when empty or unparsable (reported).
+func (d *decoder) document(data []byte) *yaml.Node {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			d.failAt(1, "", "empty document")
+			return nil
+		}
+		d.yamlError(err)
+		return nil
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		if err != nil {
+			d.yamlError(err)
+		} else {
+			d.failAt(extra.Line, "", "a policy file holds one YAML document")
+		}
+		return nil
+	}
+	if len(doc.Content) == 0 {
+		d.failAt(1, "", "empty document")
+		return nil
+	}
+	root := d.node(doc.Content[0])
+	if isNull(root) {
+		d.fail(root, "", "empty document")
+		return nil
+	}
+	return root
+}
+
+// yamlParserProblems are the problems go.yaml.in/yaml/v3 raises in its parser (not its
+// scanner): it prints their 0-based mark line as is, so the 1-based line is one more.
+var yamlParserProblems = []string{
+	"did not find expected <stream-start>", "did not find expected <document start>",
+	"did not find expected node content", "did not find expected '-' indicator",
+	"did not find expected key", "did not find expected ',' or ']'", "did not find expected ',' or '}'",
+	"found undefined tag handle", "found duplicate %YAML directive", "found incompatible YAML document",
+	"found duplicate %TAG directive",
+}
+
+func (d *decoder) yamlError(err error) {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	line := 0
+	if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
+		line, _ = strconv.Atoi(m[1])
+		msg = m[2]
+	}
+	if slices.Contains(yamlParserProblems, msg) {
+		line++ // also right without a line: both marks were on line 0
+	}
+	d.failAt(line, "", "invalid YAML: %s", msg)
+}
+
+func (d *decoder) failAt(line int, field, format string, args ...any) {
+	if len(d.b.errs) >= maxErrors {
+		d.b.omitted++
+		return
+	}
+	msg := format
+	if len(args) > 0 {
+		msg = fmt.Sprintf(format, args...)
+	}
+	d.b.errs = append(d.b.errs, &FieldError{File: d.file, Line: line, Field: field, Msg: msg})
+}
+
+func (d *decoder) fail(n *yaml.Node, field, format string, args ...any) {
+	line := 0
+	if n != nil {
+		line = n.Line
+	}
+	d.failAt(line, field, format, args...)
+}
+
+// node follows aliases and counts visits, so alias bombs stop at maxNodes.
+func (d *decoder) node(n *yaml.Node) *yaml.Node {
+	for i := 0; n != nil && n.Kind == yaml.AliasNode && i < 64; i++ {
+		n = n.Alias
+	}
+	d.nodes++
+	if d.nodes > maxNodes && !d.big {
+		d.big = true
+		d.fail(n, "", "document too large (more than %d nodes after aliases)", maxNodes)
+	}
+	return n
+}
+
+func isNull(n *yaml.Node) bool {
+	return n == nil || n.Kind == yaml.AliasNode || (n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null")
+}
+
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		return strconv.Quote(n.Value)
+	}
+	return "nothing"
+}
+
+func join(field, key string) string {
+	if field == "" {
+		return key
+	}
+	return field + "." + key
+}
+
+func entry(field, key string) string { return field + "[" + strconv.Quote(key) + "]" }
+
+func index(field string, i int) string { return field + "[" + strconv.Itoa(i) + "]" }
+
+// mapping calls fn for each key of a mapping node, rejecting duplicate and non-string keys.
+// It reports false when n is absent (null).
+func (d *decoder) mapping(n *yaml.Node, field string, fn func(key string, k, v *yaml.Node)) bool {
+	if isNull(n) {
+		return false
+	}
+	if n.Kind != yaml.MappingNode {
+		d.fail(n, field, "want a mapping, got %s", kindName(n))
+		return false
+	}
+	seen := make(map[string]bool, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content) && !d.big; i += 2 {
+		k, v := d.node(n.Content[i]), d.node(n.Content[i+1])
+		if k == nil || k.Kind != yaml.ScalarNode {
+			d.fail(k, field, "keys must be strings")
+			continue
+		}
+		if k.ShortTag() == "!!merge" {
+			d.fail(k, field, "merge keys (<<) are not supported")
+			continue
+		}
+		if seen[k.Value] {
+			d.fail(k, join(field, k.Value), "duplicate key")
+			continue
+		}
+		seen[k.Value] = true
+		fn(k.Value, k, v)
+	}
+	return true
+}
+
+// object is mapping for a value that must be present: a missing value is reported as such.
+func (d *decoder) object(n *yaml.Node, field, want string, fn func(key string, k, v *yaml.Node)) bool {
+	if isNull(n) {
+		d.fail(n, field, "missing (want a mapping with %s)", want)
+		return false
+	}
+	return d.mapping(n, field, fn)
+}
+
+// sequence calls fn for each item of a list node; false when n is absent (null).
+func (d *decoder) sequence(n *yaml.Node, field string, fn func(i int, v *yaml.Node)) bool {
+	if isNull(n) {
+		return false
+	}
+	if n.Kind != yaml.SequenceNode {
+		d.fail(n, field, "want a list, got %s", kindName(n))
+		return false
+	}
+	for i, item := range n.Content {
+		if d.big {
+			break
+		}
+		fn(i, d.node(item))
+	}
+	return true
+}
+
+func (d *decoder) unknown(k *yaml.Node, field, key, want string) {
+	d.fail(k, join(field, key), "unknown key (want one of: %s)", want)
+}
+
+func (d *decoder) scalar(n *yaml.Node, field string) (string, bool) {
+	if isNull(n) {
+		d.fail(n, field, "missing value")
+		return "", false
+	}
+	if n.Kind != yaml.ScalarNode {
+		d.fail(n, field, "want a single value, got %s", kindName(n))
+		return "", false
+	}
+	return n.Value, true
+}
+
+// name reads a non-empty string.
+func (d *decoder) name(n *yaml.Node, field string) (string, bool) {
+	s, ok := d.scalar(n, field)
+	if ok && strings.TrimSpace(s) == "" {
+		d.fail(n, field, "must not be empty")
+		return "", false
+	}
+	return s, ok
+}
+
+func (d *decoder) integer(n *yaml.Node, field string, lowest int64) (int64, bool) {
+	s, ok := d.scalar(n, field)
+	if !ok {
+		return 0, false
+	}
+	v, err := strconv.ParseInt(s, 0, 64)
+	if n.ShortTag() != "!!int" || err != nil {
+		d.fail(n, field, "%q is not an integer", s)
+		return 0, false
+	}
+	if v < lowest {
+		d.fail(n, field, "%d is below the minimum of %d", v, lowest)
+		return 0, false
+	}
+	return v, true
+}
+
+func (d *decoder) limit(n *yaml.Node, field string, lowest int64) Limit {
+	if v, ok := d.integer(n, field, lowest); ok {
+		return LimitOf(v)
+	}
+	return Limit{}
+}
+
+// usd reads a non-negative dollar amount exactly (no float64 in between).
+func (d *decoder) usd(n *yaml.Node, field string) (money.Nanos, bool) {
+	s, ok := d.scalar(n, field)
+	if !ok {
+		return 0, false
+	}
+	switch n.ShortTag() {
+	case "!!int", "!!float", "!!str":
+	default:
+		d.fail(n, field, "%q is not a dollar amount", s)
+		return 0, false
+	}
+	v, err := money.ParseUSD(s)
+	switch {
+	case errors.Is(err, money.ErrNegative):
+		d.fail(n, field, "%s is negative", s)
+		return 0, false
+	case err != nil:
+		d.fail(n, field, "%q is not a dollar amount", s)
+		return 0, false
+	}
+	return v, true
+}
+
+// ratio reads a fraction in (0, 1], scaled by 1e9.
+func (d *decoder) ratio(n *yaml.Node, field string) (money.Nanos, bool) {
+	s, ok := d.scalar(n, field)
+	if !ok {
+		return 0, false
+	}
+	v, err := money.ParseUSD(s)
+	if err != nil || v <= 0 || v > ratioScale || n.ShortTag() == "!!bool" {
+		d.fail(n, field, "%q is not a fraction in (0, 1]", s)
+		return 0, false
+	}
+	return v, true
+}
+
+func (d *decoder) boolean(n *yaml.Node, field string) (bool, bool) {
+	s, ok := d.scalar(n, field)
+	if !ok {
+		return false, false
+	}
+	v, err := strconv.ParseBool(s)
+	if n.ShortTag() != "!!bool" || err != nil {
+		d.fail(n, field, "%q is not true or false", s)
+		return false, false
+	}
+	return v, true
+}
+
+func (d *decoder) duration(n *yaml.Node, field string) (time.Duration, bool) {
+	s, ok := d.scalar(n, field)
+	if !ok {
+		return 0, false
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil || v <= 0 {
+		d.fail(n, field, "%q is not a positive duration like 90s, 10m or 1h", s)
+		return 0, false
+	}
+	return v, true
+}
+
+func (d *decoder) window(n *yaml.Node, field string) (Window, bool) {
+	s, ok := d.scalar(n, field)
+	if !ok {
+		return WindowNone, false
+	}
+	w, ok := ParseWindow(s)
+	if !ok || w == Lifetime {
+		d.fail(n, field, "%q is not %s", s, wantWindows)
+		return WindowNone, false
+	}
+	return w, true
+}
+
+// names reads a list of non-empty strings.
+func (d *decoder) names(n *yaml.Node, field string) []string {
+	var out []string
+	d.sequence(n, field, func(i int, v *yaml.Node) {
+		if s, ok := d.name(v, index(field, i)); ok {
+			out = append(out, s)
+		}
+	})
+	return out
+}
+
+func (d *decoder) globs(n *yaml.Node, field string) globSet {
+	var out globSet
+	d.sequence(n, field, func(i int, v *yaml.Node) {
+		f := index(field, i)
+		s, ok := d.name(v, f)
+		if !ok {
+			return
+		}
+		g, err := compileGlob(s)
+		if err != nil {
+			d.fail(v, f, "topic pattern %q: %v", s, err)
+			return
+		}
+		out = append(out, g)
+	})
+	return out
+}
+
+const policyKeys = "version, policy_version, default_decision, derive_tags, budgets, agents, topics, rules, evidence"
+
+func (b *builder) policyDoc(d *decoder, root *yaml.Node) {
+	sawVersion := false
+	if !d.mapping(root, "", func(key string, k, v *yaml.Node) {
+		switch key {
+		case "version":
+			sawVersion = true
+			d.version(v)
+		case "policy_version":
+			if s, ok := d.name(v, key); ok {
+				b.p.version = strings.TrimSpace(s)
+			}
+		case "default_decision":
+			if s, ok := d.scalar(v, key); ok {
+				dec, ok := ParseDecision(s)
+				if !ok {
+					d.fail(v, key, "%q is not one of %s", s, strings.Join(decisionNames[:], "|"))
+				}
+				b.p.defaultDecision = dec
+			}
+		case "derive_tags":
+			b.deriveTags(d, v)
+		case "budgets":
+			b.budgets(d, v)
+		case "agents":
+			b.agents(d, v)
+		case "topics":
+			b.topicsDoc(d, v)
+		case "rules":
+			d.sequence(v, key, func(i int, item *yaml.Node) { b.rule(d, item, index("rules", i)) })
+		case "evidence":
+			d.mapping(v, key, func(ek string, k, v *yaml.Node) {
+				if ek != "min_estimated_cost_usd" {
+					d.unknown(k, key, ek, "min_estimated_cost_usd")
+					return
+				}
+				b.p.evidenceMin, _ = d.usd(v, join(key, ek))
+			})
+		default:
+			d.unknown(k, "", key, policyKeys)
+		}
+	}) {
+		return
+	}
+	if !sawVersion {
+		d.fail(root, "version", "missing (want v1)")
+	}
+}
+
+func (d *decoder) version(v *yaml.Node) {
+	if s, ok := d.scalar(v, "version"); ok && s != "v1" {
+		d.fail(v, "version", "%q is not supported (want v1)", s)
+	}
+}
+
+// overlayDoc reads an overlay file: `topics:` (and optionally `version: v1`) only.
+func (b *builder) overlayDoc(d *decoder, root *yaml.Node) {
+	d.mapping(root, "", func(key string, k, v *yaml.Node) {
+		switch key {
+		case "version":
+			d.version(v)
+		case "topics":
+			b.topicsDoc(d, v)
+		default:
+			d.unknown(k, "", key, "topics, version (an overlay holds topic settings only)")
+		}
+	})
+}
+
+func (b *builder) topicsDoc(d *decoder, n *yaml.Node) {
+	d.mapping(n, "topics", func(topic string, k, v *yaml.Node) {
+		field := entry("topics", topic)
+		if strings.Contains(topic, "*") {
+			if _, err := compileGlob(topic); err != nil {
+				d.fail(k, field, "topic pattern: %v", err)
+				return
+			}
+		} else if strings.TrimSpace(topic) == "" {
+			d.fail(k, field, "empty topic")
+			return
+		}
+		e := b.topics[topic]
+		if e == nil {
+			e = &topicEntry{}
+			b.topics[topic] = e
+		}
+		b.topicSeq++
+		e.seq = b.topicSeq
+		d.object(v, field, "timeout_seconds and/or max_retries", func(key string, k, v *yaml.Node) {
+			switch key {
+			case "timeout_seconds":
+				if l := d.limit(v, join(field, key), 1); !l.IsZero() {
+					e.settings.TimeoutSeconds = l
+				}
+			case "max_retries":
+				if l := d.limit(v, join(field, key), 0); !l.IsZero() {
+					e.settings.MaxRetries = l
+				}
+			default:
+				d.unknown(k, field, key, "timeout_seconds, max_retries")
+			}
+		})
+	})
+}
+
+func (b *builder) deriveTags(d *decoder, n *yaml.Node) {
+	d.sequence(n, "derive_tags", func(i int, item *yaml.Node) {
+		field := index("derive_tags", i)
+		var dr deriveRule
+		var minNode *yaml.Node
+		sawTag, sawWhen := false, false
+		if !d.object(item, field, "tag and when", func(key string, k, v *yaml.Node) {
+			switch key {
+			case "tag":
+				sawTag = true
+				dr.tag, _ = d.name(v, join(field, key))
+			case "when":
+				wf := join(field, key)
+				d.mapping(v, wf, func(key string, k, v *yaml.Node) {
+					sawWhen = true
+					f := join(wf, key)
+					switch key {
+					case "min_estimated_cost_usd":
+						dr.minCost, dr.hasMin = d.usd(v, f)
+						minNode = v
+					case "max_estimated_cost_usd":
+						dr.maxCost, dr.hasMax = d.usd(v, f)
+					case "min_items":
+						dr.minItems, _ = d.integer(v, f, 1)
+					case "topics":
+						dr.topics = d.globs(v, f)
+					case "agents":
+						dr.agents = d.names(v, f)
+					default:
+						sawWhen = false
+						d.unknown(k, wf, key, "min_estimated_cost_usd, max_estimated_cost_usd, min_items, topics, agents")
+					}
+				})
+			default:
+				d.unknown(k, field, key, "tag, when")
+			}
+		}) {
+			return
+		}
+		if !sawTag {
+			d.fail(item, join(field, "tag"), "missing")
+		}
+		if !sawWhen {
+			d.fail(item, join(field, "when"), "missing (needs at least one condition)")
+		}
+		if dr.hasMin && dr.hasMax && dr.minCost > dr.maxCost {
+			d.fail(minNode, join(field, "when.min_estimated_cost_usd"), "%s is above max_estimated_cost_usd %s", dr.minCost, dr.maxCost)
+		}
+		if len(b.p.derive) == maxDeriveTags {
+			d.fail(item, field, "more than %d derive_tags", maxDeriveTags)
+			return
+		}
+		b.p.derive = append(b.p.derive, dr)
+	})
+}
+
+const budgetKeys = "fleet, agents, default_agent, teams, default_team, runs, per_action_max_usd"
+
+func (b *builder) budgets(d *decoder, n *yaml.Node) {
+	d.mapping(n, "budgets", func(key string, k, v *yaml.Node) {
+		field := join("budgets", key)
+		switch key {
+		case "fleet":
+			b.fleet(d, v, field)
+		case "agents":
+			d.mapping(v, field, func(id string, _, v *yaml.Node) {
+				if bu, ok := d.budget(v, entry(field, id), false); ok {
+					b.p.agentBudgets[id] = bu
+				}
+			})
+		case "teams":
+			d.mapping(v, field, func(id string, _, v *yaml.Node) {
+				if bu, ok := d.budget(v, entry(field, id), false); ok {
+					b.p.teamBudgets[id] = bu
+				}
+			})
+		case "default_agent":
+			b.p.defaultAgent, _ = d.budget(v, field, false)
+		case "default_team":
+			b.p.defaultTeam, _ = d.budget(v, field, false)
+		case "runs":
+			b.p.runBudget, _ = d.budget(v, field, true)
+		case "per_action_max_usd":
+			b.p.perActionMax, b.p.hasActionMax = d.usd(v, field)
+		default:
+			d.unknown(k, "budgets", key, budgetKeys)
+		}
+	})
+}
+
+// budget reads {limit_usd, window}; a run budget's window is lifetime (and may be omitted).
+func (d *decoder) budget(n *yaml.Node, field string, run bool) (Budget, bool) {
+	var bu Budget
+	sawLimit, ok := false, true
+	if !d.object(n, field, "limit_usd and window", func(key string, k, v *yaml.Node) {
+		f := join(field, key)
+		switch key {
+		case "limit_usd":
+			sawLimit = true
+			var good bool
+			if bu.Limit, good = d.usd(v, f); !good {
+				ok = false
+			}
+		case "window":
+			if run {
+				if s, good := d.scalar(v, f); good && s != "lifetime" {
+					d.fail(v, f, "%q is not lifetime (a run budget spans the whole run)", s)
+				}
+				return
+			}
+			var good bool
+			if bu.Window, good = d.window(v, f); !good {
+				ok = false
+			}
+		default:
+			d.unknown(k, field, key, "limit_usd, window")
+		}
+	}) {
+		return Budget{}, false
+	}
+	if !sawLimit {
+		d.fail(n, join(field, "limit_usd"), "missing")
+		ok = false
+	}
+	if run {
+		bu.Window = Lifetime
+	} else if bu.Window == WindowNone && ok {
+		d.fail(n, join(field, "window"), "missing (want %s)", wantWindows)
+		ok = false
+	}
+	if !ok {
+		return Budget{}, false
+	}
+	return bu, true
+}
+
+func (b *builder) fleet(d *decoder, n *yaml.Node, field string) {
+	f := &b.p.fleet
+	f.throttleAt, f.pauseAt = defaultThrottleAt, defaultPauseAt
+	sawLimit, sawWindow := false, false
+	throttleLine, pauseLine := n.Line, n.Line
+	if !d.object(n, field, "limit_usd and window", func(key string, k, v *yaml.Node) {
+		kf := join(field, key)
+		switch key {
+		case "limit_usd":
+			sawLimit = true
+			f.Limit, _ = d.usd(v, kf)
+		case "window":
+			sawWindow = true
+			f.Window, _ = d.window(v, kf)
+		case "throttle_at":
+			throttleLine = v.Line
+			if r, ok := d.ratio(v, kf); ok {
+				f.throttleAt = r
+			}
+		case "pause_at":
+			pauseLine = v.Line
+			if r, ok := d.ratio(v, kf); ok {
+				f.pauseAt = r
+			}
+		case "throttle_rate":
+			if s, ok := d.scalar(v, kf); ok {
+				r, err := ParseRateLimit(s)
+				if err != nil {
+					d.fail(v, kf, "%q is not %s", s, wantRate)
+				}
+				f.throttleRate = r
+			}
+		default:
+			d.unknown(k, field, key, "limit_usd, window, throttle_at, pause_at, throttle_rate")
+		}
+	}) {
+		return
+	}
+	if !sawLimit {
+		d.fail(n, join(field, "limit_usd"), "missing")
+	}
+	if !sawWindow {
+		d.fail(n, join(field, "window"), "missing (want %s)", wantWindows)
+	}
+	if f.throttleAt >= f.pauseAt {
+		line := throttleLine
+		if pauseLine > line {
+			line = pauseLine
+		}
+		d.failAt(line, join(field, "throttle_at"), "%s must be below pause_at %s", f.throttleAt, f.pauseAt)
+	}
+	f.throttleUsed = scaleCeil(f.Limit, f.throttleAt)
+	f.pauseUsed = scaleCeil(f.Limit, f.pauseAt)
+}
+
+// scaleCeil returns ceil(limit × ratio / 1e9) exactly.
+func scaleCeil(limit, ratio money.Nanos) money.Nanos {
+	if limit <= 0 || ratio <= 0 {
+		return 0
+	}
+	hi, lo := bits.Mul64(uint64(limit), uint64(ratio))
+	q, r := bits.Div64(hi, lo, ratioScale) // hi < 1e9: limit ≤ MaxNanos, ratio ≤ 1e9
+	if r != 0 {
+		q++
+	}
+	return money.Nanos(q)
+}
+
+func (b *builder) agents(d *decoder, n *yaml.Node) {
+	d.mapping(n, "agents", func(id string, _, v *yaml.Node) {
+		field := entry("agents", id)
+		d.object(v, field, "critical", func(key string, k, v *yaml.Node) {
+			if key != "critical" {
+				d.unknown(k, field, key, "critical")
+				return
+			}
+			if c, ok := d.boolean(v, join(field, key)); ok && c {
+				b.p.critical[id] = true
+			}
+		})
+	})
+}
+
+const ruleKeys = "id, match, decision, constraints, per, reason"
+
+func (b *builder) rule(d *decoder, n *yaml.Node, field string) {
+	var r rawRule
+	r.line = n.Line
+	sawID, sawDecision := false, false
+	if !d.object(n, field, "id, match and decision", func(key string, k, v *yaml.Node) {
+		f := join(field, key)
+		switch key {
+		case "id":
+			sawID = true
+			id, ok := d.name(v, f)
+			if !ok {
+				return
+			}
+			r.id = id
+			if strings.HasPrefix(id, "budget.") || strings.HasPrefix(id, "approval.") {
+				d.fail(v, f, "%q uses a reserved prefix (budget., approval.)", id)
+			} else if first, dup := b.ruleIDs[id]; dup {
+				d.fail(v, f, "duplicate rule id %q (first used on line %d)", id, first)
+			} else {
+				if b.ruleIDs == nil {
+					b.ruleIDs = map[string]int{}
+				}
+				b.ruleIDs[id] = v.Line
+			}
+		case "match":
+			b.match(d, v, f, &r)
+		case "decision":
+			sawDecision = true
+			if s, ok := d.scalar(v, f); ok {
+				dec, ok := ParseDecision(s)
+				if !ok {
+					d.fail(v, f, "%q is not one of %s", s, strings.Join(decisionNames[:], "|"))
+				}
+				r.decision = dec
+			}
+		case "constraints":
+			r.constraints = d.constraints(v, f)
+		case "per":
+			if s, ok := d.scalar(v, f); ok {
+				switch s {
+				case "agent":
+					r.per = PerAgent
+				case "rule":
+					r.per = PerRule
+				case "agent_topic":
+					r.per = PerAgentTopic
+				default:
+					d.fail(v, f, "%q is not one of rule|agent|agent_topic", s)
+				}
+			}
+		case "reason":
+			r.reason, _ = d.scalar(v, f)
+		default:
+			d.unknown(k, field, key, ruleKeys)
+		}
+	}) {
+		return
+	}
+	if !sawID {
+		d.fail(n, join(field, "id"), "missing")
+	}
+	if !sawDecision {
+		d.fail(n, join(field, "decision"), "missing (want %s)", strings.Join(decisionNames[:], "|"))
+	}
+	if r.reason == "" && r.id != "" {
+		r.reason = "rule " + r.id
+	}
+	b.rawRules = append(b.rawRules, r)
+}
+
+const matchKeys = "topics, risk_tags, agents, teams, min_estimated_cost_usd, max_estimated_cost_usd, min_items, anomaly_within"
+
+func (b *builder) match(d *decoder, n *yaml.Node, field string, r *rawRule) {
+	var minNode *yaml.Node
+	d.mapping(n, field, func(key string, k, v *yaml.Node) {
+		f := join(field, key)
+		switch key {
+		case "topics":
+			r.topics = d.globs(v, f)
+		case "risk_tags":
+			r.tags = d.names(v, f)
+		case "agents":
+			r.agents = d.names(v, f)
+		case "teams":
+			r.teams = d.names(v, f)
+		case "min_estimated_cost_usd":
+			r.minCost, r.hasMin = d.usd(v, f)
+			minNode = v
+		case "max_estimated_cost_usd":
+			r.maxCost, r.hasMax = d.usd(v, f)
+		case "min_items":
+			r.minItems, _ = d.integer(v, f, 1)
+		case "anomaly_within":
+			r.anomalyWithin, _ = d.duration(v, f)
+		default:
+			d.unknown(k, field, key, matchKeys)
+		}
+	})
+	if r.hasMin && r.hasMax && r.minCost > r.maxCost {
+		d.fail(minNode, join(field, "min_estimated_cost_usd"), "%s is above max_estimated_cost_usd %s", r.minCost, r.maxCost)
+	}
+}
+
+const constraintKeys = "max_runtime_sec, max_retries, max_concurrent, rate_limit, max_tokens, max_tool_calls, max_depth"
+
+func (d *decoder) constraints(n *yaml.Node, field string) Constraints {
+	var c Constraints
+	d.mapping(n, field, func(key string, k, v *yaml.Node) {
+		f := join(field, key)
+		switch key {
+		case "max_runtime_sec":
+			c.MaxRuntimeSec = d.limit(v, f, 1)
+		case "max_retries":
+			c.MaxRetries = d.limit(v, f, 0)
+		case "max_concurrent":
+			c.MaxConcurrent = d.limit(v, f, 1)
+		case "rate_limit":
+			if s, ok := d.scalar(v, f); ok {
+				rl, err := ParseRateLimit(s)
+				if err != nil {
+					d.fail(v, f, "%q is not %s", s, wantRate)
+				}
+				c.RateLimit = rl
+			}
+		case "max_tokens":
+			c.MaxTokens = d.limit(v, f, 1)
+		case "max_tool_calls":
+			c.MaxToolCalls = d.limit(v, f, 0)
+		case "max_depth":
+			c.MaxDepth = d.limit(v, f, 0)
+		default:
+			d.unknown(k, field, key, constraintKeys)
+		}
+	})
+	return c
+}
+
+// finish resolves what needs the whole policy: rule risk tags against derive_tags, topic
+// settings across overlays, and cross-field checks.
+func (b *builder) finish() {
+	p := b.p
+	p.rules = make([]rule, 0, len(b.rawRules))
+	for i := range b.rawRules {
+		rr := &b.rawRules[i]
+		for _, tag := range rr.tags {
+			req := tagRequirement{tag: tag}
+			for j := range p.derive {
+				if p.derive[j].tag == tag {
+					req.derivedBy |= 1 << j
+				}
+			}
+			rr.riskTags = append(rr.riskTags, req)
+		}
+		p.rules = append(p.rules, rr.rule)
+	}
+	p.defaultReason = "no rule matched; default_decision is " + p.defaultDecision.String()
+
+	type globEntry struct {
+		tg  topicGlob
+		seq int
+	}
+	var globs []globEntry
+	for topic, e := range b.topics {
+		if !strings.Contains(topic, "*") {
+			p.topics[topic] = e.settings
+			continue
+		}
+		g, err := compileGlob(topic)
+		if err != nil {
+			continue // reported while reading
+		}
+		globs = append(globs, globEntry{topicGlob{g, e.settings}, e.seq})
+	}
+	slices.SortFunc(globs, func(x, y globEntry) int { return y.seq - x.seq })
+	for _, g := range globs {
+		p.topicGlobs = append(p.topicGlobs, g.tg)
+	}
+}
