@@ -383,3 +383,22 @@ func lookupProvider(s string) (string, bool) {
 	p, ok := providerAliases[string(buf[:len(s)])]
 	return p, ok
 }
+
+// The agentcost.* span attributes the agentcost processor writes (DESIGN.md "What the processor
+// writes"); the costledger exporter reads them back.
+const (
+	KeyAgent          = "agentcost.agent"
+	KeyModel          = "agentcost.model"
+	KeyPriceUnknown   = "agentcost.price.unknown"
+	KeyAnomaly        = "agentcost.anomaly"
+	KeyAnomalyRatio   = "agentcost.anomaly.ratio"
+	KeyBaselineUSD    = "agentcost.baseline_usd"
+	KeyAggregate      = "agentcost.aggregate"
+	KeyCostInputUSD   = "agentcost.cost.input_usd"
+	KeyCostOutputUSD  = "agentcost.cost.output_usd"
+	KeyCostCacheRead  = "agentcost.cost.cache_read_usd"
+	KeyCostCacheWrite = "agentcost.cost.cache_write_usd"
+	KeyPriceSource    = "agentcost.price.source"
+	// EventAnomaly is the name of the span event added to anomalous spans.
+	EventAnomaly = "agentcost.anomaly"
+)

@@ -1,0 +1,142 @@
+// Package agentcostprocessor provides the `agentcost` processor: it prices every LLM span in dollars
+// from its token usage and a price table, attributes the cost to agent, team and run, normalises
+// usage into the GenAI semantic-convention keys, and flags calls that cost several times their
+// agent's baseline.
+package agentcostprocessor
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"go.opentelemetry.io/collector/component"
+)
+
+// AttributeLevel selects which agentcost.* attributes the processor writes.
+type AttributeLevel string
+
+const (
+	// AttributesLean writes the lean default set (cost, agent, model, team, flags).
+	AttributesLean AttributeLevel = "lean"
+	// AttributesDetailed adds the per-part costs, price source and tenant.
+	AttributesDetailed AttributeLevel = "detailed"
+)
+
+// Config is the configuration of the agentcost processor.
+type Config struct {
+	// Prices selects the price table: the embedded default and user price files.
+	Prices PricesConfig `mapstructure:"prices"`
+
+	// Attributes is the attribute level: "lean" (default) or "detailed".
+	Attributes AttributeLevel `mapstructure:"attributes"`
+
+	// Normalize writes the GenAI semantic-convention usage, model and provider keys on spans whose
+	// instrumentation reported them under other names (default true).
+	Normalize bool `mapstructure:"normalize"`
+
+	// InputExcludesCache lists the instrumentation dialects (and optionally providers) whose input
+	// token count does not include cached tokens, such as Anthropic's raw usage.
+	InputExcludesCache []CacheRule `mapstructure:"input_excludes_cache"`
+
+	// AggregateOperations lists the operations (ai.operationId or span name) whose spans repeat
+	// their children's usage; they are marked agentcost.aggregate and never priced. Empty keeps the
+	// default list (the Vercel AI SDK's ai.generateText, ai.streamText, ai.generateObject,
+	// ai.streamObject).
+	AggregateOperations []string `mapstructure:"aggregate_operations"`
+
+	// Fields overrides or extends how a field is read: field name (model, provider, input_tokens,
+	// output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, agent, team, tenant,
+	// run_id, action, service_tier) to an ordered list of OTTL value expressions; the first non-nil
+	// result wins over the built-in keys.
+	Fields map[string][]string `mapstructure:"fields"`
+
+	// Condition is an OTTL condition selecting which spans are priced; empty prices every span that
+	// carries usage.
+	Condition string `mapstructure:"condition"`
+
+	// Baseline configures the per-call baselines and the anomaly rule.
+	Baseline BaselineConfig `mapstructure:"baseline"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+// PricesConfig selects where prices come from.
+type PricesConfig struct {
+	// Embedded includes the embedded default table derived from the LiteLLM price map (default true).
+	Embedded bool `mapstructure:"embedded"`
+	// Files are user price files, LiteLLM JSON (.json) or agentcost YAML (.yaml, .yml), applied in
+	// order over the embedded default: later files win.
+	Files []string `mapstructure:"files"`
+}
+
+// CacheRule marks usage whose input tokens exclude the cached parts.
+type CacheRule struct {
+	// Dialect is the instrumentation dialect: genai, genai_legacy, openllmetry, openinference,
+	// vercel_ai or openlit; empty means any.
+	Dialect string `mapstructure:"dialect"`
+	// Provider restricts the rule to one provider (e.g. anthropic); empty means any.
+	Provider string `mapstructure:"provider"`
+}
+
+// BaselineConfig configures the per-(agent, model) baselines of cost per call.
+type BaselineConfig struct {
+	// Enabled turns baselines and anomaly flags on (default true).
+	Enabled bool `mapstructure:"enabled"`
+	// Multiplier is how many times its baseline a call must cost to be anomalous (default 3).
+	Multiplier float64 `mapstructure:"multiplier"`
+	// WarmupCalls is the number of calls observed before a key can flag anomalies (default 10).
+	WarmupCalls int `mapstructure:"warmup_calls"`
+	// MinCostUSD is the absolute floor: a call cheaper than this is never anomalous (default 0.01).
+	MinCostUSD float64 `mapstructure:"min_cost_usd"`
+	// Alpha is the EWMA smoothing factor in (0, 1] (default 0.2).
+	Alpha float64 `mapstructure:"alpha"`
+	// MaxKeys bounds the number of (agent, model) baselines kept; the least recently used are
+	// evicted and counted (default 10000).
+	MaxKeys int `mapstructure:"max_keys"`
+	// Storage is the ID of a storage extension (file_storage) that keeps baselines across
+	// restarts; empty keeps them in memory only.
+	Storage *component.ID `mapstructure:"storage"`
+}
+
+var _ component.Config = (*Config)(nil)
+
+// Validate checks the configuration; messages name the YAML key.
+func (cfg *Config) Validate() error {
+	var errs error
+	switch cfg.Attributes {
+	case AttributesLean, AttributesDetailed:
+	default:
+		errs = errors.Join(errs, fmt.Errorf("attributes: %q is not lean or detailed", cfg.Attributes))
+	}
+	if !cfg.Prices.Embedded && len(cfg.Prices.Files) == 0 {
+		errs = errors.Join(errs, errors.New("prices: embedded is false and no files are given: nothing could be priced"))
+	}
+	for i, f := range cfg.Prices.Files {
+		if f == "" {
+			errs = errors.Join(errs, fmt.Errorf("prices.files[%d]: empty path", i))
+		}
+	}
+	for i, r := range cfg.InputExcludesCache {
+		if r.Dialect == "" && r.Provider == "" {
+			errs = errors.Join(errs, fmt.Errorf("input_excludes_cache[%d]: set dialect, provider or both", i))
+		}
+	}
+	b := cfg.Baseline
+	if b.Multiplier <= 1 || math.IsNaN(b.Multiplier) || math.IsInf(b.Multiplier, 0) {
+		errs = errors.Join(errs, fmt.Errorf("baseline.multiplier: %v must be a number above 1", b.Multiplier))
+	}
+	if b.WarmupCalls < 1 {
+		errs = errors.Join(errs, fmt.Errorf("baseline.warmup_calls: %d must be at least 1", b.WarmupCalls))
+	}
+	if b.MinCostUSD < 0 || math.IsNaN(b.MinCostUSD) {
+		errs = errors.Join(errs, fmt.Errorf("baseline.min_cost_usd: %v must not be negative", b.MinCostUSD))
+	}
+	if !(b.Alpha > 0 && b.Alpha <= 1) {
+		errs = errors.Join(errs, fmt.Errorf("baseline.alpha: %v must be in (0, 1]", b.Alpha))
+	}
+	if b.MaxKeys < 1 {
+		errs = errors.Join(errs, fmt.Errorf("baseline.max_keys: %d must be at least 1", b.MaxKeys))
+	}
+	return errs
+}

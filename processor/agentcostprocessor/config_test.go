@@ -1,0 +1,70 @@
+package agentcostprocessor
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/confmap/confmaptest"
+
+	"github.com/agentcost/agentcost/processor/agentcostprocessor/internal/metadata"
+)
+
+func loadConfig(t *testing.T, name string) *Config {
+	t.Helper()
+	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := cm.Sub(component.NewIDWithName(metadata.Type, name).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := NewFactory().CreateDefaultConfig().(*Config)
+	if err := sub.Unmarshal(cfg); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func TestLoadConfig(t *testing.T) {
+	def := loadConfig(t, "")
+	if err := confmap.Validate(def); err != nil {
+		t.Fatalf("default config invalid: %v", err)
+	}
+	if !def.Prices.Embedded || def.Attributes != AttributesLean || !def.Normalize || !def.Baseline.Enabled ||
+		def.Baseline.Multiplier != 3 || def.Baseline.WarmupCalls != 10 || def.Baseline.MinCostUSD != 0.01 {
+		t.Fatalf("zero config is not the documented default: %+v", def)
+	}
+
+	c := loadConfig(t, "custom")
+	if err := confmap.Validate(c); err != nil {
+		t.Fatalf("custom config invalid: %v", err)
+	}
+	if c.Attributes != AttributesDetailed || c.Normalize || len(c.Prices.Files) != 1 ||
+		c.InputExcludesCache[0] != (CacheRule{Dialect: "openinference", Provider: "anthropic"}) ||
+		c.Fields["agent"][0] != `resource.attributes["k8s.deployment.name"]` ||
+		c.Baseline.Multiplier != 4 || c.Baseline.MaxKeys != 500 || c.Baseline.Storage.String() != "file_storage" {
+		t.Fatalf("custom config not read: %+v", c)
+	}
+
+	err := confmap.Validate(loadConfig(t, "bad"))
+	if err == nil {
+		t.Fatal("bad config accepted")
+	}
+	for _, key := range []string{"attributes:", "baseline.multiplier:", "baseline.warmup_calls:", "baseline.alpha:", "baseline.max_keys:"} {
+		if !strings.Contains(err.Error(), key) {
+			t.Errorf("error does not name %s: %v", key, err)
+		}
+	}
+}
+
+func TestValidateNothingToPrice(t *testing.T) {
+	cfg := createDefaultConfig().(*Config)
+	cfg.Prices.Embedded = false
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "prices:") {
+		t.Fatalf("want a prices: error, got %v", err)
+	}
+}

@@ -1,0 +1,49 @@
+package agentcostprocessor
+
+import (
+	"context"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/processor"
+	"go.opentelemetry.io/collector/processor/processorhelper"
+
+	"github.com/agentcost/agentcost/processor/agentcostprocessor/internal/metadata"
+)
+
+// NewFactory returns the factory of the agentcost processor.
+func NewFactory() processor.Factory {
+	return processor.NewFactory(
+		metadata.Type,
+		createDefaultConfig,
+		processor.WithTraces(createTraces, metadata.TracesStability),
+	)
+}
+
+func createDefaultConfig() component.Config {
+	return &Config{
+		Prices:     PricesConfig{Embedded: true},
+		Attributes: AttributesLean,
+		Normalize:  true,
+		Baseline: BaselineConfig{
+			Enabled:     true,
+			Multiplier:  3,
+			WarmupCalls: 10,
+			MinCostUSD:  0.01,
+			Alpha:       0.2,
+			MaxKeys:     10_000,
+		},
+	}
+}
+
+func createTraces(ctx context.Context, set processor.Settings, cfg component.Config, next consumer.Traces) (processor.Traces, error) {
+	p, err := newCostProcessor(set, cfg.(*Config))
+	if err != nil {
+		return nil, err
+	}
+	return processorhelper.NewTraces(ctx, set, cfg, next, p.processTraces,
+		processorhelper.WithCapabilities(consumer.Capabilities{MutatesData: true}),
+		processorhelper.WithStart(p.start),
+		processorhelper.WithShutdown(p.shutdown),
+	)
+}

@@ -1,0 +1,244 @@
+package agentcostprocessor
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/extension/xextension/storage"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/processor"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.uber.org/zap"
+
+	"github.com/agentcost/agentcost/internal/baseline"
+	"github.com/agentcost/agentcost/internal/costing"
+	"github.com/agentcost/agentcost/internal/genai"
+	"github.com/agentcost/agentcost/internal/money"
+	"github.com/agentcost/agentcost/internal/pricing"
+	"github.com/agentcost/agentcost/processor/agentcostprocessor/internal/metadata"
+)
+
+// baselineKey is the storage key of the baseline snapshot.
+const baselineKey = "agentcost.baselines.v1"
+
+// snapshotInterval is how often baselines are saved when a storage extension is configured.
+const snapshotInterval = time.Minute
+
+type costProcessor struct {
+	cfg       *Config
+	logger    *zap.Logger
+	id        component.ID
+	pricer    *costing.Pricer
+	telemetry *metadata.TelemetryBuilder
+
+	storage  storage.Client
+	stopSave chan struct{}
+	saveDone sync.WaitGroup
+}
+
+// newCostProcessor builds the price table, extractor, overrides and baselines. Every configuration
+// problem — an unreadable or invalid price file, a bad OTTL expression — fails here, at start-up.
+func newCostProcessor(set processor.Settings, cfg *Config) (*costProcessor, error) {
+	table, err := loadTable(cfg.Prices)
+	if err != nil {
+		return nil, err
+	}
+	var rules []string
+	for _, r := range cfg.InputExcludesCache {
+		d, prov := r.Dialect, r.Provider
+		if d == "" {
+			d = "*"
+		}
+		if prov != "" {
+			d += "/" + prov
+		}
+		rules = append(rules, d)
+	}
+	ex, err := genai.NewExtractor(genai.Options{InputExcludesCache: rules, AggregateOperations: cfg.AggregateOperations})
+	if err != nil {
+		return nil, fmt.Errorf("input_excludes_cache: %w", err)
+	}
+	overrides, err := genai.NewOverrides(genai.OverridesConfig{Fields: cfg.Fields, Condition: cfg.Condition}, ex,
+		set.TelemetrySettings, genai.WithFunctions(ottlConverters()))
+	if err != nil {
+		return nil, err
+	}
+	p := &costProcessor{
+		cfg:    cfg,
+		logger: set.Logger,
+		id:     set.ID,
+		pricer: &costing.Pricer{
+			Table:     table,
+			Extractor: ex,
+			Overrides: overrides,
+			Normalize: cfg.Normalize,
+			Detailed:  cfg.Attributes == AttributesDetailed,
+		},
+	}
+	if cfg.Baseline.Enabled {
+		floor, err := money.FromUSD(cfg.Baseline.MinCostUSD)
+		if err != nil {
+			return nil, fmt.Errorf("baseline.min_cost_usd: %w", err)
+		}
+		store, err := baseline.New(baseline.Config{
+			Alpha:      cfg.Baseline.Alpha,
+			WarmUp:     int64(cfg.Baseline.WarmupCalls),
+			Multiplier: cfg.Baseline.Multiplier,
+			Floor:      floor,
+			MaxKeys:    cfg.Baseline.MaxKeys,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("baseline: %w", err)
+		}
+		p.pricer.Baselines = store
+	}
+	p.telemetry, err = metadata.NewTelemetryBuilder(set.TelemetrySettings)
+	if err != nil {
+		return nil, fmt.Errorf("creating telemetry: %w", err)
+	}
+	entries := int64(table.Len())
+	err = p.telemetry.RegisterCallbacks(func() int64 {
+		if p.pricer.Baselines == nil {
+			return 0
+		}
+		return int64(p.pricer.Baselines.Evictions())
+	}, func() int64 { return entries })
+	if err != nil {
+		return nil, fmt.Errorf("registering telemetry callbacks: %w", err)
+	}
+	return p, nil
+}
+
+// loadTable builds the price table: the embedded default (unless disabled), then the user files in
+// order, later entries winning.
+func loadTable(cfg PricesConfig) (*pricing.Table, error) {
+	var layers []*pricing.Layer
+	if cfg.Embedded {
+		l, err := pricing.DefaultLayer()
+		if err != nil {
+			return nil, fmt.Errorf("loading the embedded price table: %w", err)
+		}
+		layers = append(layers, l)
+	}
+	for _, path := range cfg.Files {
+		l, err := pricing.LoadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("prices.files: %w", err)
+		}
+		layers = append(layers, l)
+	}
+	t, err := pricing.Build(layers...)
+	if err != nil {
+		return nil, fmt.Errorf("prices: %w", err)
+	}
+	return t, nil
+}
+
+func (p *costProcessor) start(ctx context.Context, host component.Host) error {
+	if p.cfg.Baseline.Storage != nil && p.pricer.Baselines != nil {
+		ext, ok := host.GetExtensions()[*p.cfg.Baseline.Storage]
+		if !ok {
+			return fmt.Errorf("baseline.storage: extension %q not found", p.cfg.Baseline.Storage)
+		}
+		se, ok := ext.(storage.Extension)
+		if !ok {
+			return fmt.Errorf("baseline.storage: extension %q is not a storage extension", p.cfg.Baseline.Storage)
+		}
+		client, err := se.GetClient(ctx, component.KindProcessor, p.id, "")
+		if err != nil {
+			return fmt.Errorf("baseline.storage: %w", err)
+		}
+		p.storage = client
+		data, err := client.Get(ctx, baselineKey)
+		switch {
+		case err != nil:
+			p.logger.Warn("Could not read saved baselines; starting cold", zap.Error(err))
+		case data != nil:
+			if err := p.pricer.Baselines.Restore(data); err != nil {
+				p.logger.Warn("Saved baselines are unreadable; starting cold", zap.Error(err))
+			} else {
+				p.logger.Info("Restored per-call baselines", zap.Int("keys", p.pricer.Baselines.Len()))
+			}
+		}
+		p.stopSave = make(chan struct{})
+		p.saveDone.Add(1)
+		go p.saveLoop()
+	}
+	var layers []zap.Field
+	for _, l := range p.pricer.Table.Layers() {
+		layers = append(layers, zap.Int(l.Source, l.Loaded))
+	}
+	p.logger.Info("agentcost processor started",
+		zap.Int("price_keys", p.pricer.Table.Len()), zap.Dict("price_layers", layers...),
+		zap.Bool("baselines", p.pricer.Baselines != nil), zap.String("attributes", string(p.cfg.Attributes)))
+	return nil
+}
+
+func (p *costProcessor) saveLoop() {
+	defer p.saveDone.Done()
+	t := time.NewTicker(snapshotInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stopSave:
+			return
+		case <-t.C:
+			p.saveBaselines(context.Background())
+		}
+	}
+}
+
+func (p *costProcessor) saveBaselines(ctx context.Context) {
+	data, err := p.pricer.Baselines.Snapshot()
+	if err == nil {
+		err = p.storage.Set(ctx, baselineKey, data)
+	}
+	if err != nil {
+		p.logger.Warn("Could not save per-call baselines", zap.Error(err))
+	}
+}
+
+func (p *costProcessor) shutdown(ctx context.Context) error {
+	var err error
+	if p.storage != nil {
+		close(p.stopSave)
+		p.saveDone.Wait()
+		p.saveBaselines(ctx)
+		err = p.storage.Close(ctx)
+		p.storage = nil
+	}
+	if p.telemetry != nil {
+		p.telemetry.Shutdown()
+	}
+	p.logger.Info("agentcost processor stopped")
+	return err
+}
+
+func (p *costProcessor) processTraces(ctx context.Context, td ptrace.Traces) (ptrace.Traces, error) {
+	st := p.pricer.ProcessTraces(ctx, td)
+	t := p.telemetry
+	if st.Priced > 0 {
+		t.SpansPriced.Add(ctx, st.Priced)
+		t.CostUSD.Add(ctx, st.Cost.USD())
+	}
+	if st.Unpriced > 0 {
+		t.SpansUnpriced.Add(ctx, st.Unpriced)
+	}
+	if st.Aggregates > 0 {
+		t.AggregatesSkipped.Add(ctx, st.Aggregates)
+	}
+	if st.Anomalies > 0 {
+		t.Anomalies.Add(ctx, st.Anomalies)
+	}
+	for reason, n := range st.Malformed {
+		t.SpansMalformed.Add(ctx, n, metric.WithAttributes(attribute.String("reason", reason)))
+	}
+	if st.OverrideErrors > 0 {
+		t.SpansMalformed.Add(ctx, st.OverrideErrors, metric.WithAttributes(attribute.String("reason", "override_error")))
+	}
+	return td, nil
+}
