@@ -102,7 +102,6 @@ func TestComponentsMatchBuilderConfig(t *testing.T) {
 	}
 }
 
-
 // isExporterAlias reports the deprecated exporter type names ocb also maps to their modules.
 func isExporterAlias(typ component.Type) bool {
 	return typ.String() == "otlp" || typ.String() == "otlphttp"
