@@ -213,10 +213,13 @@ func parseScaled(s string, scale int) (int64, error) {
 		return 0, nil
 	}
 	if shift >= 0 {
-		if len(digits)+shift > 18 {
+		if len(digits)+shift > 19 {
 			return 0, fmt.Errorf("decimal %q is out of range", orig)
 		}
-		v, _ := strconv.ParseInt(digits+strings.Repeat("0", shift), 10, 64)
+		v, err := strconv.ParseInt(digits+strings.Repeat("0", shift), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("decimal %q is out of range", orig)
+		}
 		return v, nil
 	}
 	cut := len(digits) + shift // digits kept before the rounding point
@@ -224,12 +227,12 @@ func parseScaled(s string, scale int) (int64, error) {
 		return 0, nil
 	}
 	keep, rest := digits[:cut], digits[cut:]
-	if len(keep) > 18 {
-		return 0, fmt.Errorf("decimal %q is out of range", orig)
-	}
 	var v int64
 	if keep != "" {
-		v, _ = strconv.ParseInt(keep, 10, 64)
+		var err error
+		if v, err = strconv.ParseInt(keep, 10, 64); err != nil || v == math.MaxInt64 {
+			return 0, fmt.Errorf("decimal %q is out of range", orig)
+		}
 	}
 	// Half-even on the decimal remainder: compare rest with "5000…".
 	switch {

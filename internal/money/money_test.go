@@ -87,6 +87,12 @@ func TestFromUSD(t *testing.T) {
 	if n, _ := FromUSD(0.1 + 0.2); n != 300_000_000 {
 		t.Fatalf("FromUSD(0.1+0.2) = %d", n)
 	}
+	if n, err := FromUSD(1e9); err != nil || n != MaxNanos {
+		t.Fatalf("FromUSD(1e9) = %d, %v; want MaxNanos", n, err)
+	}
+	if _, err := ParseUSD("9223372036.854775808"); err == nil {
+		t.Fatal("int64 overflow accepted")
+	}
 	for _, bad := range []float64{-1, math.NaN(), math.Inf(1), 1e12} {
 		if _, err := FromUSD(bad); err == nil {
 			t.Errorf("FromUSD(%v) accepted", bad)
