@@ -1,0 +1,75 @@
+// Package budgetledgerextension provides the `budgetledger` extension: it owns agentcost's budget
+// ledger (embedded on local disk, or Redis shared by several collectors) and the cost-evidence
+// writer, which the costledger exporter and the budget receiver reference by component ID.
+package budgetledgerextension
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+
+	"github.com/agentcost/agentcost/internal/evidence"
+	"github.com/agentcost/agentcost/internal/ledger"
+)
+
+// Config is the configuration of the budgetledger extension.
+type Config struct {
+	// Config is the ledger: backend (embedded | redis), directory, redis, time_zone (governs every
+	// budget window), idempotency_horizon and retention settings.
+	ledger.Config `mapstructure:",squash"`
+
+	// Evidence configures the append-only, hash-chained cost-evidence writer.
+	Evidence EvidenceConfig `mapstructure:"evidence"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+// EvidenceConfig configures the cost-evidence writer (one chain per collector process).
+type EvidenceConfig struct {
+	// Directory holds the evidence files (evidence-000001.jsonl, ...). Default ./data/evidence.
+	Directory string `mapstructure:"directory"`
+	// Sync is the fsync policy: always (default), interval or never.
+	Sync string `mapstructure:"sync"`
+	// SyncInterval is the fsync period of the interval policy (default 1s).
+	SyncInterval time.Duration `mapstructure:"sync_interval"`
+	// MaxFileBytes rotates to a new file past this size; the chain continues (default 64 MiB).
+	MaxFileBytes int64 `mapstructure:"max_file_bytes"`
+}
+
+var _ component.Config = (*Config)(nil)
+
+// Validate checks the configuration; messages name the YAML key.
+func (cfg *Config) Validate() error {
+	errs := cfg.Config.Validate()
+	if strings.TrimSpace(cfg.Evidence.Directory) == "" {
+		errs = errors.Join(errs, errors.New("evidence.directory: required"))
+	}
+	if err := cfg.evidenceOptions().Validate(); err != nil {
+		errs = errors.Join(errs, fmt.Errorf("evidence.%w", err))
+	}
+	return errs
+}
+
+func (cfg *Config) evidenceOptions() evidence.Options {
+	return evidence.Options{
+		Sync:         evidence.SyncPolicy(cfg.Evidence.Sync),
+		SyncInterval: cfg.Evidence.SyncInterval,
+		MaxFileBytes: cfg.Evidence.MaxFileBytes,
+	}
+}
+
+// location is the time zone that aligns every window.
+func (cfg *Config) location() (*time.Location, error) {
+	if cfg.TimeZone == "" {
+		return time.UTC, nil
+	}
+	loc, err := time.LoadLocation(cfg.TimeZone)
+	if err != nil {
+		return nil, fmt.Errorf("time_zone: %w", err)
+	}
+	return loc, nil
+}

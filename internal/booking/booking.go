@@ -1,0 +1,152 @@
+// Package booking turns priced spans — the GenAI keys and agentcost.* attributes the agentcost
+// processor leaves — into ledger spends. It never re-parses instrumentation dialects.
+package booking
+
+import (
+	"math"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/agentcost/agentcost/internal/genai"
+	"github.com/agentcost/agentcost/internal/ledger"
+	"github.com/agentcost/agentcost/internal/money"
+)
+
+// Unpriced is a span with usage whose model matched no price.
+type Unpriced struct {
+	Model string
+	Agent string
+}
+
+// Batch is what one trace batch holds for the ledger.
+type Batch struct {
+	// Spends are the priced spans, in batch order.
+	Spends []ledger.Spend
+	// Providers holds each spend's provider (gen_ai.provider.name), parallel to Spends.
+	Providers []string
+	// Unpriced are the spans marked agentcost.price.unknown.
+	Unpriced []Unpriced
+	// Invalid counts priced spans whose agentcost.cost_usd is not a finite, non-negative number or
+	// whose ids are missing; they are not booked.
+	Invalid int
+}
+
+// FromTraces collects the spends of td's priced spans.
+func FromTraces(td ptrace.Traces) Batch {
+	var b Batch
+	rss := td.ResourceSpans()
+	for i := 0; i < rss.Len(); i++ {
+		resAttrs := rss.At(i).Resource().Attributes()
+		resRun := str(resAttrs, genai.KeyRunID)
+		sss := rss.At(i).ScopeSpans()
+		for j := 0; j < sss.Len(); j++ {
+			spans := sss.At(j).Spans()
+			for k := 0; k < spans.Len(); k++ {
+				b.add(spans.At(k), resRun)
+			}
+		}
+	}
+	return b
+}
+
+func (b *Batch) add(span ptrace.Span, resRun string) {
+	attrs := span.Attributes()
+	costVal, priced := attrs.Get(genai.KeyCostUSD)
+	if !priced {
+		if v, ok := attrs.Get(genai.KeyPriceUnknown); ok && v.Type() == pcommon.ValueTypeBool && v.Bool() {
+			b.Unpriced = append(b.Unpriced, Unpriced{Model: model(attrs), Agent: str(attrs, genai.KeyAgent)})
+		}
+		return
+	}
+	cost, ok := usd(costVal)
+	if !ok || span.TraceID().IsEmpty() || span.SpanID().IsEmpty() {
+		b.Invalid++
+		return
+	}
+	run := str(attrs, genai.KeyRunID)
+	if run == "" {
+		run = resRun
+	}
+	end := span.EndTimestamp()
+	if end == 0 {
+		end = span.StartTimestamp()
+	}
+	anomaly, hasAnomaly := attrs.Get(genai.KeyAnomaly)
+	cacheWrite := count(attrs, genai.KeyCacheWriteTokens)
+	if cacheWrite == 0 {
+		cacheWrite = count(attrs, "gen_ai.usage.cache_creation.input_tokens")
+	}
+	b.Spends = append(b.Spends, ledger.Spend{
+		TraceID:    span.TraceID().String(),
+		SpanID:     span.SpanID().String(),
+		Time:       end.AsTime(),
+		Agent:      str(attrs, genai.KeyAgent),
+		Team:       str(attrs, genai.KeyTeam),
+		Model:      str(attrs, genai.KeyModel),
+		RunID:      run,
+		DecisionID: str(attrs, genai.KeyDecisionID),
+		Cost:       cost,
+		Tokens: ledger.Tokens{
+			Input:      count(attrs, genai.KeyInputTokens),
+			Output:     count(attrs, genai.KeyOutputTokens),
+			CacheRead:  count(attrs, genai.KeyCacheReadTokens),
+			CacheWrite: cacheWrite,
+			Reasoning:  count(attrs, genai.KeyReasoningTokens),
+		},
+		Anomaly: hasAnomaly && anomaly.Type() == pcommon.ValueTypeBool && anomaly.Bool(),
+	})
+	b.Providers = append(b.Providers, str(attrs, genai.KeyProviderName))
+}
+
+// usd reads agentcost.cost_usd back into nano-dollars. The processor wrote float64(nanos)/1e9; the
+// shortest decimal of that double parses back to the same nano-dollars for any span under $1M.
+func usd(v pcommon.Value) (money.Nanos, bool) {
+	var f float64
+	switch v.Type() {
+	case pcommon.ValueTypeDouble:
+		f = v.Double()
+	case pcommon.ValueTypeInt:
+		f = float64(v.Int())
+	default:
+		return 0, false
+	}
+	if math.IsNaN(f) || f < 0 {
+		return 0, false
+	}
+	n, err := money.FromUSD(f)
+	return n, err == nil
+}
+
+func model(attrs pcommon.Map) string {
+	for _, k := range []string{genai.KeyResponseModel, genai.KeyRequestModel} {
+		if s := str(attrs, k); s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+func str(attrs pcommon.Map, key string) string {
+	if v, ok := attrs.Get(key); ok && v.Type() == pcommon.ValueTypeStr {
+		return v.Str()
+	}
+	return ""
+}
+
+// count reads a token count the processor normalised; anything but a non-negative integer is 0.
+func count(attrs pcommon.Map, key string) int64 {
+	v, ok := attrs.Get(key)
+	if !ok {
+		return 0
+	}
+	switch v.Type() {
+	case pcommon.ValueTypeInt:
+		return max(v.Int(), 0)
+	case pcommon.ValueTypeDouble:
+		if f := v.Double(); f >= 0 && f <= 1e12 && f == math.Trunc(f) {
+			return int64(f)
+		}
+	}
+	return 0
+}

@@ -1,0 +1,125 @@
+package costmetrics
+
+import (
+	"net/http"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/agentcost/agentcost/internal/ledger"
+)
+
+// Metrics is one registry with the span-side families and the mirror of the metrics pipeline.
+type Metrics struct {
+	reg    *prometheus.Registry
+	labels *bounded
+
+	spend      *prometheus.CounterVec
+	tokens     *prometheus.CounterVec
+	anomalies  *prometheus.CounterVec
+	unpriced   *prometheus.CounterVec
+	overflow   *prometheus.CounterVec
+	bookErrors prometheus.Counter
+	duplicates prometheus.Counter
+
+	// Mirror re-exposes the metrics pipeline.
+	Mirror *Mirror
+}
+
+// New creates the registry. maxValues bounds the distinct values of each label (agent, team,
+// model, provider); values past it are reported as Overflow and counted.
+func New(maxValues int) *Metrics {
+	m := &Metrics{reg: prometheus.NewRegistry(), labels: newBounded(maxValues)}
+	m.spend = prometheus.NewCounterVec(prometheus.CounterOpts{Name: NameSpend, Help: HelpSpend}, []string{"agent", "team", "model", "provider"})
+	m.tokens = prometheus.NewCounterVec(prometheus.CounterOpts{Name: NameTokens, Help: HelpTokens}, []string{"agent", "model", "type"})
+	m.anomalies = prometheus.NewCounterVec(prometheus.CounterOpts{Name: NameAnomalies, Help: HelpAnomalies}, []string{"agent", "level"})
+	m.unpriced = prometheus.NewCounterVec(prometheus.CounterOpts{Name: NameUnpriced, Help: HelpUnpriced}, []string{"model"})
+	m.overflow = prometheus.NewCounterVec(prometheus.CounterOpts{Name: NameOverflow, Help: HelpOverflow}, []string{"label"})
+	m.bookErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: NameBookErrors, Help: HelpBookErrors})
+	m.duplicates = prometheus.NewCounter(prometheus.CounterOpts{Name: NameDuplicates, Help: HelpDuplicates})
+	m.Mirror = NewMirror(m.labels.limit)
+	m.reg.MustRegister(m.spend, m.tokens, m.anomalies, m.unpriced, m.overflow, m.bookErrors, m.duplicates, m.Mirror)
+	return m
+}
+
+// Handler serves the registry in the Prometheus text format, or OpenMetrics (with exemplars) when
+// the scraper asks for it.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{EnableOpenMetrics: true})
+}
+
+// Registry returns the registry, for tests and extra collectors.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// RecordSpend counts one booked spend, with its trace id as the exemplar of the dollars.
+func (m *Metrics) RecordSpend(s ledger.Spend, provider string) {
+	agent := m.bound("agent", s.Agent)
+	model := m.bound("model", s.Model)
+	c := m.spend.WithLabelValues(agent, m.bound("team", s.Team), model, m.bound("provider", provider))
+	if ea, ok := c.(prometheus.ExemplarAdder); ok && s.TraceID != "" {
+		ea.AddWithExemplar(s.Cost.USD(), prometheus.Labels{"trace_id": s.TraceID})
+	} else {
+		c.Add(s.Cost.USD())
+	}
+	for _, t := range [...]struct {
+		typ string
+		n   int64
+	}{{"input", s.Tokens.Input}, {"output", s.Tokens.Output}, {"cache_read", s.Tokens.CacheRead}, {"cache_write", s.Tokens.CacheWrite}, {"reasoning", s.Tokens.Reasoning}} {
+		if t.n > 0 {
+			m.tokens.WithLabelValues(agent, model, t.typ).Add(float64(t.n))
+		}
+	}
+	if s.Anomaly {
+		m.anomalies.WithLabelValues(agent, "call").Inc()
+	}
+}
+
+// RecordUnpriced counts a span whose model matched no price.
+func (m *Metrics) RecordUnpriced(model string) {
+	m.unpriced.WithLabelValues(m.bound("model", model)).Inc()
+}
+
+// RecordBookError counts a failed booking attempt.
+func (m *Metrics) RecordBookError() { m.bookErrors.Inc() }
+
+// RecordDuplicates counts spans that were already booked.
+func (m *Metrics) RecordDuplicates(n int) { m.duplicates.Add(float64(n)) }
+
+func (m *Metrics) bound(label, value string) string {
+	v, overflowed := m.labels.value(label, value)
+	if overflowed {
+		m.overflow.WithLabelValues(label).Inc()
+	}
+	return v
+}
+
+// bounded keeps, per label, the set of values seen, up to a limit.
+type bounded struct {
+	limit int
+	mu    sync.Mutex
+	seen  map[string]map[string]struct{}
+}
+
+func newBounded(limit int) *bounded {
+	return &bounded{limit: limit, seen: map[string]map[string]struct{}{}}
+}
+
+// value returns v if the label has room for it (or already has it), else Overflow.
+func (b *bounded) value(label, v string) (string, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	set := b.seen[label]
+	if set == nil {
+		set = map[string]struct{}{}
+		b.seen[label] = set
+	}
+	if _, ok := set[v]; ok {
+		return v, false
+	}
+	if len(set) >= b.limit {
+		return Overflow, true
+	}
+	set[v] = struct{}{}
+	return v, false
+}

@@ -1,0 +1,41 @@
+// Package costmetrics holds agentcost's Prometheus metrics: the span-side families the costledger
+// exporter records, the bounded label sets that keep their cardinality in check, and the mirror that
+// re-exposes the budget receiver's metrics pipeline unchanged on the same /metrics endpoint.
+package costmetrics
+
+// Metric names and help texts. The budget receiver emits its metrics into a pipeline under these
+// names and help texts; a family both sides write (agentcost_anomalies_total) must agree on both.
+const (
+	NameSpend       = "agentcost_spend_usd_total"
+	NameTokens      = "agentcost_tokens_total"
+	NameAnomalies   = "agentcost_anomalies_total"
+	NameUnpriced    = "agentcost_unpriced_spans_total"
+	NameOverflow    = "agentcost_label_overflow_total"
+	NameBookErrors  = "agentcost_booking_errors_total"
+	NameDuplicates  = "agentcost_duplicate_spans_total"
+	NameBudgetSpent = "agentcost_budget_spent_usd"
+	NameBudgetLimit = "agentcost_budget_limit_usd"
+	NameBudgetUtil  = "agentcost_budget_utilization_ratio"
+	NameForecast    = "agentcost_budget_forecast_usd"
+	NameFleetLevel  = "agentcost_fleet_level"
+	NameDecisions   = "agentcost_decisions_total"
+	NameDecisionDur = "agentcost_decision_duration_seconds"
+
+	HelpSpend       = "Dollars spent on LLM calls, from priced spans."
+	HelpTokens      = "Tokens used by LLM calls, by type (input, output, cache_read, cache_write, reasoning)."
+	HelpAnomalies   = "Anomalies flagged: level=call from the per-call baseline, level=action from the per-action baseline."
+	HelpUnpriced    = "Spans with token usage whose model matched no price."
+	HelpOverflow    = "Label values replaced by the overflow value because a label reached its cardinality bound."
+	HelpBookErrors  = "Batches whose booking into the ledger failed (retried or queued by the exporter)."
+	HelpDuplicates  = "Spans received again after they were booked; counted once in the ledger."
+	HelpBudgetSpent = "Spent plus reserved in the current window of a budget scope."
+	HelpBudgetLimit = "Limit of a budget scope in its window."
+	HelpBudgetUtil  = "Utilization of a budget scope: (spent + reserved) / limit."
+	HelpForecast    = "Projected spend of a budget scope at the end of its window at the current rate."
+	HelpFleetLevel  = "Fleet degradation level: 0 normal, 1 throttle, 2 pause."
+	HelpDecisions   = "Pre-execution decisions by decision and rule."
+	HelpDecisionDur = "Latency of the decision endpoint."
+
+	// Overflow is the label value that replaces values past a label's cardinality bound.
+	Overflow = "__overflow__"
+)
