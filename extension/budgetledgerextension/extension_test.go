@@ -1,0 +1,119 @@
+package budgetledgerextension
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/confmap/confmaptest"
+	"go.opentelemetry.io/collector/extension/extensiontest"
+
+	"github.com/agentcost/agentcost/internal/evidence"
+	"github.com/agentcost/agentcost/internal/ledger"
+)
+
+func loadConfig(t *testing.T, name string) *Config {
+	t.Helper()
+	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := cm.Sub(component.NewIDWithName(component.MustNewType("budgetledger"), name).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := NewFactory().CreateDefaultConfig().(*Config)
+	if err := sub.Unmarshal(cfg); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func TestConfig(t *testing.T) {
+	def := loadConfig(t, "")
+	if err := confmap.Validate(def); err != nil {
+		t.Fatal(err)
+	}
+	if def.Backend != "embedded" || def.Directory != "./data/ledger" || def.Evidence.Directory != "./data/evidence" {
+		t.Fatalf("defaults: %+v", def)
+	}
+	r := loadConfig(t, "redis")
+	if err := confmap.Validate(r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Redis.Endpoint != "127.0.0.1:6390" || r.Redis.KeyPrefix != "ac:" || r.TimeZone != "Europe/Berlin" || r.Evidence.SyncInterval != 2*time.Second {
+		t.Fatalf("redis config: %+v", r)
+	}
+	err := confmap.Validate(loadConfig(t, "bad"))
+	for _, key := range []string{"backend:", "time_zone:", "evidence.directory:", "evidence.sync"} {
+		if err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("error does not name %s: %v", key, err)
+		}
+	}
+}
+
+func TestLifecycleAndTornEvidence(t *testing.T) {
+	dir := t.TempDir()
+	cfg := createDefaultConfig().(*Config)
+	cfg.Directory = filepath.Join(dir, "ledger")
+	cfg.Evidence.Directory = filepath.Join(dir, "evidence")
+	cfg.TimeZone = "America/New_York"
+	start := func() Provider {
+		ext, err := NewFactory().Create(context.Background(), extensiontest.NewNopSettings(NewFactory().Type()), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ext.Start(context.Background(), componenttest.NewNopHost()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = ext.Shutdown(context.Background()) })
+		return ext.(Provider)
+	}
+	p := start()
+	if p.Location().String() != "America/New_York" {
+		t.Fatalf("location %v", p.Location())
+	}
+	ctx := context.Background()
+	if _, err := p.Ledger().Book(ctx, []ledger.Spend{{TraceID: "t", SpanID: "s", Time: time.Now(), Agent: "a", Cost: 7}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Evidence().Append(evidence.Record{Kind: evidence.KindDecision, EvidenceID: "ev-1", AgentID: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.(*budgetLedger).Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A crash mid-write leaves half a line; the next start truncates it and keeps the chain.
+	files, _ := filepath.Glob(filepath.Join(cfg.Evidence.Directory, "*.jsonl"))
+	f, err := os.OpenFile(files[0], os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = f.WriteString(`{"seq":2,"kind":"deci`)
+	f.Close()
+	p2 := start()
+	st, err := p2.Ledger().State(ctx, ledger.ScopeAgent, "a", ledger.Day, time.Now())
+	if err != nil || st.Spent != 7 {
+		t.Fatalf("spend after restart %v %v", st.Spent, err)
+	}
+	if _, err := p2.Evidence().Append(evidence.Record{Kind: evidence.KindSettlement, EvidenceID: "ev-1"}); err != nil {
+		t.Fatal(err)
+	}
+	_ = p2.(*budgetLedger).Shutdown(ctx)
+	rep, err := evidence.Verify(cfg.Evidence.Directory)
+	if err != nil || !rep.OK() {
+		t.Fatalf("chain after torn-line recovery does not verify: %+v %v", rep, err)
+	}
+}
+
+func TestFind(t *testing.T) {
+	if _, err := Find(componenttest.NewNopHost(), component.MustNewID("budgetledger")); err == nil || !strings.Contains(err.Error(), "not configured") {
+		t.Fatalf("want a not-configured error, got %v", err)
+	}
+}
