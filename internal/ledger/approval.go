@@ -1,0 +1,151 @@
+package ledger
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/agentcost/agentcost/internal/money"
+)
+
+// ApprovalState is where an approval is in its lifecycle: pending → approved → consumed, pending →
+// denied, and pending or approved → expired once ExpiresAt passes.
+type ApprovalState string
+
+// The approval states.
+const (
+	ApprovalPending  ApprovalState = "pending"
+	ApprovalApproved ApprovalState = "approved"
+	ApprovalDenied   ApprovalState = "denied"
+	ApprovalExpired  ApprovalState = "expired"
+	ApprovalConsumed ApprovalState = "consumed"
+)
+
+// ParseApprovalState parses a state name; the empty string is allowed and means every state.
+func ParseApprovalState(s string) (ApprovalState, error) {
+	switch st := ApprovalState(s); st {
+	case "", ApprovalPending, ApprovalApproved, ApprovalDenied, ApprovalExpired, ApprovalConsumed:
+		return st, nil
+	}
+	return "", fmt.Errorf("unknown approval state %q (want pending, approved, denied, expired or consumed)", s)
+}
+
+// Approval is a request for a human decision on one action, and its outcome.
+type Approval struct {
+	ID        string          `json:"id"`
+	Agent     string          `json:"agent"`
+	Action    string          `json:"action"`
+	Estimate  money.Nanos     `json:"estimate"`
+	Items     int64           `json:"items,omitempty"`
+	Rule      string          `json:"rule,omitempty"`
+	Reason    string          `json:"reason,omitempty"`
+	Requester string          `json:"requester,omitempty"`
+	CreatedAt time.Time       `json:"created_at"`
+	ExpiresAt time.Time       `json:"expires_at"`
+	Payload   []byte          `json:"payload,omitempty"`
+	State     ApprovalState   `json:"state"`
+	Decision  *ApprovalResult `json:"decision,omitempty"`
+	// ConsumedAt is set once the approved action has been allowed through.
+	ConsumedAt time.Time `json:"consumed_at,omitzero"`
+}
+
+// ApprovalResult records a reviewer's resolution.
+type ApprovalResult struct {
+	Approved bool      `json:"approved"`
+	Reviewer string    `json:"reviewer"`
+	At       time.Time `json:"at"`
+	Comment  string    `json:"comment,omitempty"`
+	// Constraints is the reviewer's modified constraints (opaque to the ledger), if any.
+	Constraints []byte `json:"constraints,omitempty"`
+	// CostCap, when HasCostCap, is the lower cost cap the reviewer set.
+	CostCap    money.Nanos `json:"cost_cap,omitempty"`
+	HasCostCap bool        `json:"has_cost_cap,omitempty"`
+}
+
+// Resolution is a reviewer's answer to a pending approval.
+type Resolution struct {
+	Approve     bool
+	Reviewer    string
+	Comment     string
+	Constraints []byte
+	CostCap     money.Nanos
+	HasCostCap  bool
+	// Time is when the reviewer answered; it must be before the approval expires.
+	Time time.Time
+}
+
+func (r Resolution) validate() error {
+	if r.Reviewer == "" {
+		return errors.New("reviewer is empty")
+	}
+	if r.HasCostCap && r.CostCap < 0 {
+		return fmt.Errorf("cost cap %d nano-dollars is negative", r.CostCap)
+	}
+	return nil
+}
+
+// effective returns the approval's state as of now: pending and approved read as expired once
+// ExpiresAt has passed.
+func (a Approval) effective(now time.Time) Approval {
+	if (a.State == ApprovalPending || a.State == ApprovalApproved) && !now.Before(a.ExpiresAt) {
+		a.State = ApprovalExpired
+	}
+	return a
+}
+
+func (a Approval) validate() error {
+	switch {
+	case a.ID == "":
+		return errors.New("approval id is empty")
+	case a.Estimate < 0:
+		return fmt.Errorf("approval estimate %d nano-dollars is negative", a.Estimate)
+	case a.ExpiresAt.IsZero():
+		return errors.New("approval expiry is not set")
+	case !a.ExpiresAt.After(at(a.CreatedAt)):
+		return errors.New("approval expires before it is created")
+	}
+	return nil
+}
+
+// ApprovalStateError is returned when an approval cannot move to the asked state from the one it is
+// in: resolving twice, resolving after expiry, consuming an unapproved or consumed approval.
+type ApprovalStateError struct {
+	ID string
+	// State is the approval's state when the operation was refused.
+	State ApprovalState
+	// Op is the refused operation: "resolve" or "consume".
+	Op string
+}
+
+func (e *ApprovalStateError) Error() string {
+	return fmt.Sprintf("approval %q is %s: cannot %s", e.ID, e.State, e.Op)
+}
+
+// Is makes every ApprovalStateError match ErrConflict.
+func (e *ApprovalStateError) Is(target error) bool { return target == ErrConflict }
+
+// resolve applies res to a (already brought to its effective state), or refuses.
+func (a Approval) resolve(res Resolution, now time.Time) (Approval, error) {
+	if a.State != ApprovalPending {
+		return a, &ApprovalStateError{ID: a.ID, State: a.State, Op: "resolve"}
+	}
+	a.State = ApprovalDenied
+	if res.Approve {
+		a.State = ApprovalApproved
+	}
+	a.Decision = &ApprovalResult{
+		Approved: res.Approve, Reviewer: res.Reviewer, At: now, Comment: res.Comment,
+		Constraints: res.Constraints, CostCap: res.CostCap, HasCostCap: res.HasCostCap,
+	}
+	return a, nil
+}
+
+// consume marks a consumed, or refuses.
+func (a Approval) consume(now time.Time) (Approval, error) {
+	if a.State != ApprovalApproved {
+		return a, &ApprovalStateError{ID: a.ID, State: a.State, Op: "consume"}
+	}
+	a.State = ApprovalConsumed
+	a.ConsumedAt = now
+	return a, nil
+}

@@ -1,0 +1,995 @@
+package ledger
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"go.uber.org/zap"
+
+	"github.com/agentcost/agentcost/internal/money"
+)
+
+// FileName is the embedded backend's file inside Config.Directory.
+const FileName = "ledger.db"
+
+// Buckets of the embedded file.
+var (
+	// counters: window code | start (8, big endian Unix seconds) | len(scope) | scope | id →
+	// spent (8) | reserved (8) | last touched (8, Unix nanoseconds).
+	bucketCounters = []byte("counters")
+	// kv: namespace | key → expiry (8, Unix nanoseconds) | value. Namespaces: kvSpan, kvPut.
+	bucketKV = []byte("kv")
+	// expiry: expiry (8) | namespace | key → nothing; the order in which records are pruned.
+	bucketExpiry = []byte("expiry")
+	// reservations: id → JSON reservation; reservations_open: expiry (8) | id; by_trace: trace → id.
+	bucketRes      = []byte("reservations")
+	bucketResOpen  = []byte("reservations_open")
+	bucketResTrace = []byte("reservations_by_trace")
+	// leases: len(key) (uvarint) | key | lease id → expiry (8, Unix nanoseconds).
+	bucketLeases = []byte("leases")
+	// rates: key → theoretical arrival time (8, Unix microseconds).
+	bucketRates = []byte("rates")
+	// approvals: id → JSON approval.
+	bucketApprovals = []byte("approvals")
+	// anomalies: level ":" agent → time (8, Unix nanoseconds).
+	bucketAnomalies = []byte("anomalies")
+
+	allBuckets = [][]byte{bucketCounters, bucketKV, bucketExpiry, bucketRes, bucketResOpen, bucketResTrace,
+		bucketLeases, bucketRates, bucketApprovals, bucketAnomalies}
+)
+
+// Namespaces of the kv and expiry buckets.
+const (
+	kvSpan        byte = 's' // booked span ids
+	kvPut         byte = 'p' // PutIfAbsent records
+	kvReservation byte = 'r' // settled reservations (expiry bucket only)
+	kvApproval    byte = 'a' // approvals (expiry bucket only)
+)
+
+// pruneBatch bounds the records one maintenance transaction deletes per kind.
+const pruneBatch = 10000
+
+// Embedded is the embedded backend: one bbolt file, one process. Every mutation is one bbolt
+// read-write transaction, committed (and fsynced) before the method returns; bbolt's single writer
+// makes each one atomic.
+type Embedded struct {
+	db  *bolt.DB
+	cfg Config
+	cal calendar
+	log *zap.Logger
+	now func() time.Time
+
+	mu        sync.Mutex
+	closed    bool
+	stop      chan struct{}
+	done      chan struct{}
+	runCursor []byte // where the incremental scan of run counters resumes
+}
+
+var _ Ledger = (*Embedded)(nil)
+
+// OpenEmbedded opens (creating if needed) the ledger file in cfg.Directory and starts background
+// maintenance every cfg.MaintenanceInterval.
+func OpenEmbedded(cfg Config, set Settings) (*Embedded, error) {
+	cfg = cfg.withDefaults()
+	cfg.Backend = BackendEmbedded
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	set = set.withDefaults()
+	loc, _ := cfg.location()
+	if err := os.MkdirAll(cfg.Directory, 0o700); err != nil {
+		return nil, fmt.Errorf("creating ledger directory %q: %w", cfg.Directory, err)
+	}
+	path := filepath.Join(cfg.Directory, FileName)
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second, FreelistType: bolt.FreelistMapType})
+	if err != nil {
+		return nil, fmt.Errorf("opening ledger file %q (is another collector using it?): %w", path, err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		for _, b := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("initialising ledger file %q: %w", path, err)
+	}
+	e := &Embedded{db: db, cfg: cfg, cal: calendar{loc}, log: set.Logger, now: set.Now,
+		stop: make(chan struct{}), done: make(chan struct{})}
+	go e.maintain()
+	set.Logger.Info("Ledger opened", zap.String("backend", BackendEmbedded), zap.String("path", path),
+		zap.String("time_zone", loc.String()))
+	return e, nil
+}
+
+// Location returns the time zone that aligns every window.
+func (e *Embedded) Location() *time.Location { return e.cal.loc }
+
+// Close stops maintenance and closes the file.
+func (e *Embedded) Close() error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closed = true
+	close(e.stop)
+	e.mu.Unlock()
+	<-e.done
+	return e.db.Close()
+}
+
+func (e *Embedded) maintain() {
+	defer close(e.done)
+	t := time.NewTicker(e.cfg.MaintenanceInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.stop:
+			return
+		case <-t.C:
+			if err := e.Prune(context.Background(), e.now()); err != nil {
+				e.log.Warn("Pruning the ledger failed", zap.Error(err))
+			}
+		}
+	}
+}
+
+func (e *Embedded) check(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return ErrClosed
+	}
+	return nil
+}
+
+func (e *Embedded) update(ctx context.Context, fn func(*txn) error) error {
+	if err := e.check(ctx); err != nil {
+		return err
+	}
+	return e.db.Update(func(tx *bolt.Tx) error { return fn(newTxn(tx)) })
+}
+
+func (e *Embedded) view(ctx context.Context, fn func(*txn) error) error {
+	if err := e.check(ctx); err != nil {
+		return err
+	}
+	return e.db.View(func(tx *bolt.Tx) error { return fn(newTxn(tx)) })
+}
+
+// txn wraps a bbolt transaction with the ledger's buckets.
+type txn struct {
+	counters, kv, expiry, res, resOpen, resTrace, leases, rates, approvals, anomalies *bolt.Bucket
+}
+
+func newTxn(tx *bolt.Tx) *txn {
+	return &txn{
+		counters: tx.Bucket(bucketCounters), kv: tx.Bucket(bucketKV), expiry: tx.Bucket(bucketExpiry),
+		res: tx.Bucket(bucketRes), resOpen: tx.Bucket(bucketResOpen), resTrace: tx.Bucket(bucketResTrace),
+		leases: tx.Bucket(bucketLeases), rates: tx.Bucket(bucketRates), approvals: tx.Bucket(bucketApprovals),
+		anomalies: tx.Bucket(bucketAnomalies),
+	}
+}
+
+// counterValue is a counter's stored value.
+type counterValue struct {
+	spent, reserved money.Nanos
+	touched         int64
+}
+
+func counterKey(k counter) []byte {
+	b := make([]byte, 0, 10+len(k.Scope)+len(k.ID))
+	b = append(b, windowCode(k.Window))
+	b = binary.BigEndian.AppendUint64(b, uint64(k.Start))
+	b = append(b, byte(len(k.Scope)))
+	b = append(b, k.Scope...)
+	return append(b, k.ID...)
+}
+
+func (e *Embedded) decodeCounterKey(b []byte) (counter, bool) {
+	if len(b) < 10 || len(b) < 10+int(b[9]) {
+		return counter{}, false
+	}
+	w := windowFromCode(b[0])
+	start := int64(binary.BigEndian.Uint64(b[1:9]))
+	n := int(b[9])
+	k := counter{Scope: Scope(b[10 : 10+n]), ID: string(b[10+n:]), Window: w}
+	if w != Lifetime {
+		s, end := WindowBounds(w, time.Unix(start, 0), e.cal.loc)
+		k.Start, k.End = s.Unix(), end.Unix()
+	}
+	return k, true
+}
+
+func (t *txn) counter(k counter) counterValue {
+	return decodeCounterValue(t.counters.Get(counterKey(k)))
+}
+
+func decodeCounterValue(v []byte) counterValue {
+	if len(v) < 24 {
+		return counterValue{}
+	}
+	return counterValue{
+		spent:    money.Nanos(binary.BigEndian.Uint64(v[0:8])),
+		reserved: money.Nanos(binary.BigEndian.Uint64(v[8:16])),
+		touched:  int64(binary.BigEndian.Uint64(v[16:24])),
+	}
+}
+
+func (t *txn) putCounter(k counter, v counterValue) error {
+	b := make([]byte, 24)
+	binary.BigEndian.PutUint64(b[0:8], uint64(v.spent))
+	binary.BigEndian.PutUint64(b[8:16], uint64(v.reserved))
+	binary.BigEndian.PutUint64(b[16:24], uint64(v.touched))
+	return t.counters.Put(counterKey(k), b)
+}
+
+// delta is a pending change to one counter.
+type delta struct {
+	spent, reserve, release money.Nanos
+}
+
+// applyDeltas writes pending counter changes; reserved never drops below zero.
+func (t *txn) applyDeltas(deltas map[counter]*delta, now time.Time) error {
+	for k, d := range deltas {
+		v := t.counter(k)
+		v.spent = addSat(v.spent, d.spent)
+		v.reserved = max(addSat(v.reserved, d.reserve)-d.release, 0)
+		v.touched = now.UnixNano()
+		if err := t.putCounter(k, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func addSat(a, b money.Nanos) money.Nanos {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
+}
+
+func deltaFor(m map[counter]*delta, k counter) *delta {
+	d := m[k]
+	if d == nil {
+		d = &delta{}
+		m[k] = d
+	}
+	return d
+}
+
+func be64(v int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(v)) }
+
+// kvGet returns a live record's value (expiry after now).
+func (t *txn) kvGet(ns byte, key string, now time.Time) ([]byte, bool) {
+	v := t.kv.Get(append([]byte{ns}, key...))
+	if len(v) < 8 || int64(binary.BigEndian.Uint64(v[:8])) <= now.UnixNano() {
+		return nil, false
+	}
+	return v[8:], true
+}
+
+func (t *txn) kvPut(ns byte, key string, value []byte, expires time.Time) error {
+	k := append([]byte{ns}, key...)
+	if err := t.kv.Put(k, append(be64(expires.UnixNano()), value...)); err != nil {
+		return err
+	}
+	return t.expiry.Put(append(be64(expires.UnixNano()), k...), nil)
+}
+
+func (t *txn) expireLater(ns byte, key string, when time.Time) error {
+	return t.expiry.Put(append(append(be64(when.UnixNano()), ns), key...), nil)
+}
+
+func spanKey(trace, span string) string {
+	return string(binary.AppendUvarint(nil, uint64(len(trace)))) + trace + span
+}
+
+func (t *txn) reservation(id string) (*reservation, error) {
+	v := t.res.Get([]byte(id))
+	if v == nil {
+		return nil, nil
+	}
+	r := &reservation{}
+	if err := json.Unmarshal(v, r); err != nil {
+		return nil, fmt.Errorf("decoding reservation %q: %w", id, err)
+	}
+	return r, nil
+}
+
+func (t *txn) putReservation(r *reservation) error {
+	v, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return t.res.Put([]byte(r.ID), v)
+}
+
+func openKey(r *reservation) []byte { return append(be64(r.ExpiresAt.UnixNano()), r.ID...) }
+
+// Book implements Ledger.
+func (e *Embedded) Book(ctx context.Context, spends []Spend) (BookResult, error) {
+	for i := range spends {
+		if err := spends[i].validate(); err != nil {
+			return BookResult{}, fmt.Errorf("spend %d: %w", i, err)
+		}
+	}
+	if len(spends) == 0 {
+		return BookResult{}, nil
+	}
+	clock := e.now()
+	var res BookResult
+	err := e.update(ctx, func(t *txn) error {
+		res = BookResult{}
+		deltas := map[counter]*delta{}
+		loaded := map[string]*reservation{}
+		dirty := map[string]bool{}
+		seen := map[string]bool{}
+		anomalies := map[string]time.Time{}
+		load := func(id string) (*reservation, error) {
+			if r, ok := loaded[id]; ok {
+				return r, nil
+			}
+			r, err := t.reservation(id)
+			loaded[id] = r
+			return r, err
+		}
+		for _, sp := range spends {
+			sp.Time = at(sp.Time)
+			sk := spanKey(sp.TraceID, sp.SpanID)
+			if _, live := t.kvGet(kvSpan, sk, clock); live || seen[sk] {
+				res.Duplicates++
+				continue
+			}
+			seen[sk] = true
+			if err := t.kvPut(kvSpan, sk, nil, clock.Add(e.cfg.IdempotencyHorizon)); err != nil {
+				return err
+			}
+			res.Booked++
+			for _, k := range e.cal.bookCounters(sp.Agent, sp.Team, sp.Model, sp.Run(), sp.Time) {
+				deltaFor(deltas, k).spent += sp.Cost
+			}
+			if sp.Anomaly && sp.Agent != "" && sp.Time.After(anomalies[sp.Agent]) {
+				anomalies[sp.Agent] = sp.Time
+			}
+			var match *reservation
+			if sp.DecisionID != "" {
+				r, err := load(sp.DecisionID)
+				if err != nil {
+					return err
+				}
+				if r != nil && !r.Settled {
+					match = r
+				}
+			}
+			if match == nil {
+				if id := t.resTrace.Get([]byte(sp.TraceID)); id != nil {
+					r, err := load(string(id))
+					if err != nil {
+						return err
+					}
+					if r != nil && !r.Settled {
+						match = r
+					}
+				}
+			}
+			if match != nil {
+				take := match.commit(sp)
+				dirty[match.ID] = true
+				res.Matched++
+				for _, k := range match.Counters {
+					deltaFor(deltas, k).release += take
+				}
+			}
+		}
+		for id := range dirty {
+			if err := t.putReservation(loaded[id]); err != nil {
+				return err
+			}
+		}
+		for agent, when := range anomalies {
+			if err := t.recordAnomaly(agent, LevelCall, when); err != nil {
+				return err
+			}
+		}
+		return t.applyDeltas(deltas, clock)
+	})
+	if err != nil {
+		return BookResult{}, fmt.Errorf("booking %d spends: %w", len(spends), err)
+	}
+	return res, nil
+}
+
+// Reserve implements Ledger.
+func (e *Embedded) Reserve(ctx context.Context, req ReserveRequest) (Reservation, error) {
+	checks, err := e.cal.prepareReserve(&req)
+	if err != nil {
+		return Reservation{}, err
+	}
+	var out Reservation
+	err = e.update(ctx, func(t *txn) error {
+		if t.res.Get([]byte(req.ID)) != nil {
+			return fmt.Errorf("reservation %q: %w", req.ID, ErrExists)
+		}
+		vals := make([]counterValue, len(checks))
+		for i, ch := range checks {
+			vals[i] = t.counter(ch.counter)
+			if ch.Unlimited {
+				continue
+			}
+			if addSat(addSat(vals[i].spent, vals[i].reserved), req.Estimate) > ch.Limit {
+				return &ExhaustedError{Scope: ch.Scope, ID: ch.ID, Window: ch.Window, Spent: vals[i].spent,
+					Reserved: vals[i].reserved, Estimate: req.Estimate, Limit: ch.Limit}
+			}
+		}
+		r := newReservation(req, checks)
+		out = Reservation{ID: r.ID, TraceID: r.TraceID, Estimate: r.Estimate, CreatedAt: r.CreatedAt, ExpiresAt: r.ExpiresAt}
+		clock := e.now().UnixNano()
+		for i, ch := range checks {
+			v := vals[i]
+			v.reserved = addSat(v.reserved, req.Estimate)
+			v.touched = clock
+			if err := t.putCounter(ch.counter, v); err != nil {
+				return err
+			}
+			out.Usage = append(out.Usage, usage(ch, v.spent, v.reserved, e.cal.loc))
+		}
+		if err := t.putReservation(r); err != nil {
+			return err
+		}
+		if err := t.resOpen.Put(openKey(r), nil); err != nil {
+			return err
+		}
+		if r.TraceID != "" {
+			return t.resTrace.Put([]byte(r.TraceID), []byte(r.ID))
+		}
+		return nil
+	})
+	if err != nil {
+		return Reservation{}, err
+	}
+	return out, nil
+}
+
+func usage(ch preparedCheck, spent, reserved money.Nanos, loc *time.Location) Usage {
+	u := Usage{Check: ch.Check, Spent: spent, Reserved: reserved}
+	if ch.counter.Window != Lifetime {
+		u.Start, u.End = time.Unix(ch.counter.Start, 0).In(loc), time.Unix(ch.counter.End, 0).In(loc)
+	}
+	return u
+}
+
+// settle settles an open reservation inside t: frees its remainder, books a reported cost, drops
+// its indexes and schedules the record's removal after the idempotency horizon.
+func (e *Embedded) settle(t *txn, r *reservation, reason SettleReason, reported money.Nanos, hasReported bool, now time.Time) (Settlement, error) {
+	deltas := map[counter]*delta{}
+	for _, k := range r.Counters {
+		deltaFor(deltas, k).release += r.Remaining
+	}
+	if err := t.resOpen.Delete(openKey(r)); err != nil {
+		return Settlement{}, err
+	}
+	if r.settle(reason, reported, hasReported, now) {
+		for _, k := range e.cal.bookCounters(r.Agent, r.Team, "", r.RunID, now) {
+			deltaFor(deltas, k).spent += reported
+		}
+	}
+	if r.TraceID != "" && string(t.resTrace.Get([]byte(r.TraceID))) == r.ID {
+		if err := t.resTrace.Delete([]byte(r.TraceID)); err != nil {
+			return Settlement{}, err
+		}
+	}
+	if err := t.putReservation(r); err != nil {
+		return Settlement{}, err
+	}
+	clock := e.now()
+	if err := t.expireLater(kvReservation, r.ID, clock.Add(e.cfg.IdempotencyHorizon)); err != nil {
+		return Settlement{}, err
+	}
+	return r.settlement(), t.applyDeltas(deltas, clock)
+}
+
+// Release implements Ledger.
+func (e *Embedded) Release(ctx context.Context, req ReleaseRequest) (Settlement, error) {
+	if err := validateRelease(&req); err != nil {
+		return Settlement{}, err
+	}
+	var out Settlement
+	err := e.update(ctx, func(t *txn) error {
+		r, err := t.reservation(req.ID)
+		if err != nil {
+			return err
+		}
+		if r == nil {
+			return fmt.Errorf("reservation %q: %w", req.ID, ErrNotFound)
+		}
+		if r.Settled {
+			out = r.settlement()
+			out.AlreadySettled = true
+			return nil
+		}
+		out, err = e.settle(t, r, ReasonReleased, req.ReportedCost, req.HasReported, req.Time)
+		return err
+	})
+	return out, err
+}
+
+// ExpireDue implements Ledger.
+func (e *Embedded) ExpireDue(ctx context.Context, now time.Time) ([]Settlement, error) {
+	now = at(now)
+	var out []Settlement
+	err := e.update(ctx, func(t *txn) error {
+		out = nil
+		var ids []string
+		c := t.resOpen.Cursor()
+		for k, _ := c.First(); k != nil && len(k) >= 8 && int64(binary.BigEndian.Uint64(k[:8])) <= now.UnixNano(); k, _ = c.Next() {
+			ids = append(ids, string(k[8:]))
+		}
+		for _, id := range ids {
+			r, err := t.reservation(id)
+			if err != nil {
+				return err
+			}
+			if r == nil || r.Settled {
+				continue
+			}
+			s, err := e.settle(t, r, ReasonExpired, 0, false, now)
+			if err != nil {
+				return err
+			}
+			out = append(out, s)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// State implements Ledger.
+func (e *Embedded) State(ctx context.Context, scope Scope, id string, window Window, now time.Time) (State, error) {
+	if err := window.validFor(scope); err != nil {
+		return State{}, err
+	}
+	now = at(now)
+	k := e.cal.counter(scope, id, window, now)
+	var v counterValue
+	if err := e.view(ctx, func(t *txn) error { v = t.counter(k); return nil }); err != nil {
+		return State{}, err
+	}
+	return stateOf(k, v.spent, v.reserved, now, e.cal.loc), nil
+}
+
+func stateOf(k counter, spent, reserved money.Nanos, now time.Time, loc *time.Location) State {
+	s := State{Scope: k.Scope, ID: k.ID, Window: k.Window, At: now, Spent: spent, Reserved: reserved}
+	if k.Window != Lifetime {
+		s.Start, s.End = time.Unix(k.Start, 0).In(loc), time.Unix(k.End, 0).In(loc)
+	}
+	return s
+}
+
+// Snapshot implements Ledger.
+func (e *Embedded) Snapshot(ctx context.Context, now time.Time) (Snapshot, error) {
+	now = at(now)
+	out := Snapshot{At: now}
+	err := e.view(ctx, func(t *txn) error {
+		c := t.counters.Cursor()
+		for _, w := range CalendarWindows {
+			prefix := counterKey(e.cal.counter("", "", w, now))[:9]
+			for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+				key, ok := e.decodeCounterKey(k)
+				cv := decodeCounterValue(v)
+				if !ok || cv.spent == 0 && cv.reserved == 0 {
+					continue
+				}
+				if len(out.States) >= e.cfg.SnapshotLimit {
+					out.Truncated = true
+					return nil
+				}
+				out.States = append(out.States, stateOf(key, cv.spent, cv.reserved, now, e.cal.loc))
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+func leasePrefix(key string) []byte {
+	return append(binary.AppendUvarint(nil, uint64(len(key))), key...)
+}
+
+// AcquireLease implements Ledger.
+func (e *Embedded) AcquireLease(ctx context.Context, key string, limit int, ttl time.Duration, now time.Time) (string, bool, time.Duration, error) {
+	if err := validateLease(key, limit, ttl); err != nil {
+		return "", false, 0, err
+	}
+	now = at(now)
+	var (
+		id         string
+		ok         bool
+		retryAfter time.Duration
+	)
+	err := e.update(ctx, func(t *txn) error {
+		prefix := leasePrefix(key)
+		var expired [][]byte
+		live, earliest := 0, int64(math.MaxInt64)
+		c := t.leases.Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			exp := int64(binary.BigEndian.Uint64(v))
+			if exp <= now.UnixNano() {
+				expired = append(expired, slices.Clone(k))
+				continue
+			}
+			live++
+			earliest = min(earliest, exp)
+		}
+		for _, k := range expired {
+			if err := t.leases.Delete(k); err != nil {
+				return err
+			}
+		}
+		if live >= limit {
+			retryAfter = time.Duration(earliest - now.UnixNano())
+			return nil
+		}
+		id, ok = newLeaseID(), true
+		return t.leases.Put(append(prefix, id...), be64(now.Add(ttl).UnixNano()))
+	})
+	return id, ok, retryAfter, err
+}
+
+// ReleaseLease implements Ledger.
+func (e *Embedded) ReleaseLease(ctx context.Context, key, leaseID string) error {
+	return e.update(ctx, func(t *txn) error { return t.leases.Delete(append(leasePrefix(key), leaseID...)) })
+}
+
+// AllowRate implements Ledger.
+func (e *Embedded) AllowRate(ctx context.Context, key string, limit int, per time.Duration, now time.Time) (bool, time.Duration, error) {
+	if key == "" {
+		return false, 0, errors.New("rate limit key is empty")
+	}
+	interval, period, err := gcraInterval(limit, per)
+	if err != nil {
+		return false, 0, err
+	}
+	now = at(now)
+	var (
+		ok         bool
+		retryAfter time.Duration
+	)
+	err = e.update(ctx, func(t *txn) error {
+		var tat int64
+		if v := t.rates.Get([]byte(key)); len(v) == 8 {
+			tat = int64(binary.BigEndian.Uint64(v))
+		}
+		var newTAT int64
+		newTAT, ok, retryAfter = gcra(tat, micros(now), interval, period)
+		if !ok {
+			return nil
+		}
+		return t.rates.Put([]byte(key), be64(newTAT))
+	})
+	return ok, retryAfter, err
+}
+
+// PutIfAbsent implements Ledger.
+func (e *Embedded) PutIfAbsent(ctx context.Context, key string, value []byte, ttl time.Duration) ([]byte, bool, error) {
+	if key == "" {
+		return nil, false, errors.New("idempotency key is empty")
+	}
+	if ttl <= 0 {
+		return nil, false, fmt.Errorf("idempotency ttl %v is not positive", ttl)
+	}
+	var (
+		existing []byte
+		created  bool
+	)
+	err := e.update(ctx, func(t *txn) error {
+		now := e.now()
+		if v, ok := t.kvGet(kvPut, key, now); ok {
+			existing = slices.Clone(v)
+			return nil
+		}
+		created = true
+		return t.kvPut(kvPut, key, value, now.Add(ttl))
+	})
+	return existing, created, err
+}
+
+func (t *txn) approval(id string) (Approval, error) {
+	v := t.approvals.Get([]byte(id))
+	if v == nil {
+		return Approval{}, fmt.Errorf("approval %q: %w", id, ErrNotFound)
+	}
+	var a Approval
+	if err := json.Unmarshal(v, &a); err != nil {
+		return Approval{}, fmt.Errorf("decoding approval %q: %w", id, err)
+	}
+	return a, nil
+}
+
+func (t *txn) putApproval(a Approval) error {
+	v, err := json.Marshal(a)
+	if err != nil {
+		return err
+	}
+	return t.approvals.Put([]byte(a.ID), v)
+}
+
+// CreateApproval implements Ledger.
+func (e *Embedded) CreateApproval(ctx context.Context, a Approval) (Approval, error) {
+	a.CreatedAt = at(a.CreatedAt)
+	if err := a.validate(); err != nil {
+		return Approval{}, err
+	}
+	a.State, a.Decision, a.ConsumedAt = ApprovalPending, nil, time.Time{}
+	err := e.update(ctx, func(t *txn) error {
+		if t.approvals.Get([]byte(a.ID)) != nil {
+			return fmt.Errorf("approval %q: %w", a.ID, ErrExists)
+		}
+		if err := t.putApproval(a); err != nil {
+			return err
+		}
+		return t.expireLater(kvApproval, a.ID, a.ExpiresAt.Add(e.cfg.ApprovalRetention))
+	})
+	return a, err
+}
+
+// GetApproval implements Ledger.
+func (e *Embedded) GetApproval(ctx context.Context, id string, now time.Time) (Approval, error) {
+	var a Approval
+	err := e.view(ctx, func(t *txn) error {
+		var err error
+		a, err = t.approval(id)
+		return err
+	})
+	return a.effective(at(now)), err
+}
+
+// ListApprovals implements Ledger.
+func (e *Embedded) ListApprovals(ctx context.Context, state ApprovalState, limit int, now time.Time) ([]Approval, error) {
+	if _, err := ParseApprovalState(string(state)); err != nil {
+		return nil, err
+	}
+	if limit <= 0 {
+		limit = 1000
+	}
+	now = at(now)
+	var out []Approval
+	err := e.view(ctx, func(t *txn) error {
+		return t.approvals.ForEach(func(k, v []byte) error {
+			var a Approval
+			if err := json.Unmarshal(v, &a); err != nil {
+				return fmt.Errorf("decoding approval %q: %w", k, err)
+			}
+			if a = a.effective(now); state == "" || a.State == state {
+				out = append(out, a)
+			}
+			return nil
+		})
+	})
+	return sortApprovals(out, limit), err
+}
+
+func sortApprovals(as []Approval, limit int) []Approval {
+	slices.SortFunc(as, func(a, b Approval) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		return bytes.Compare([]byte(a.ID), []byte(b.ID))
+	})
+	if len(as) > limit {
+		as = as[:limit]
+	}
+	return as
+}
+
+// ResolveApproval implements Ledger.
+func (e *Embedded) ResolveApproval(ctx context.Context, id string, res Resolution) (Approval, error) {
+	if err := res.validate(); err != nil {
+		return Approval{}, err
+	}
+	now := at(res.Time)
+	return e.transition(ctx, id, func(a Approval) (Approval, error) { return a.resolve(res, now) }, now)
+}
+
+// ConsumeApproval implements Ledger.
+func (e *Embedded) ConsumeApproval(ctx context.Context, id string, now time.Time) (Approval, error) {
+	now = at(now)
+	return e.transition(ctx, id, func(a Approval) (Approval, error) { return a.consume(now) }, now)
+}
+
+func (e *Embedded) transition(ctx context.Context, id string, fn func(Approval) (Approval, error), now time.Time) (Approval, error) {
+	var out Approval
+	err := e.update(ctx, func(t *txn) error {
+		a, err := t.approval(id)
+		if err != nil {
+			return err
+		}
+		if out, err = fn(a.effective(now)); err != nil {
+			return err
+		}
+		return t.putApproval(out)
+	})
+	return out, err
+}
+
+func anomalyKey(agent string, level AnomalyLevel) []byte { return []byte(string(level) + ":" + agent) }
+
+func (t *txn) recordAnomaly(agent string, level AnomalyLevel, when time.Time) error {
+	k := anomalyKey(agent, level)
+	if v := t.anomalies.Get(k); len(v) == 8 && int64(binary.BigEndian.Uint64(v)) >= when.UnixNano() {
+		return nil
+	}
+	return t.anomalies.Put(k, be64(when.UnixNano()))
+}
+
+// RecordAnomaly implements Ledger.
+func (e *Embedded) RecordAnomaly(ctx context.Context, agent string, level AnomalyLevel, t time.Time) error {
+	if err := level.validate(); err != nil {
+		return err
+	}
+	if agent == "" {
+		return errors.New("anomaly agent is empty")
+	}
+	t = at(t)
+	return e.update(ctx, func(tx *txn) error { return tx.recordAnomaly(agent, level, t) })
+}
+
+// LastAnomaly implements Ledger.
+func (e *Embedded) LastAnomaly(ctx context.Context, agent string, level AnomalyLevel) (time.Time, bool, error) {
+	if err := level.validate(); err != nil {
+		return time.Time{}, false, err
+	}
+	var (
+		when time.Time
+		ok   bool
+	)
+	err := e.view(ctx, func(t *txn) error {
+		if v := t.anomalies.Get(anomalyKey(agent, level)); len(v) == 8 {
+			when, ok = time.Unix(0, int64(binary.BigEndian.Uint64(v))).In(e.cal.loc), true
+		}
+		return nil
+	})
+	return when, ok, err
+}
+
+// Prune removes what is no longer needed at now: counters of windows that ended more than two
+// instances ago, runs idle past run_retention, span ids past the idempotency horizon, settled
+// reservations, expired leases, rate limits and idempotency records, and approvals past
+// approval_retention. Background maintenance calls it; each call deletes a bounded amount.
+func (e *Embedded) Prune(ctx context.Context, now time.Time) error {
+	now = at(now)
+	e.mu.Lock()
+	cursor := e.runCursor
+	e.mu.Unlock()
+	var next []byte
+	err := e.update(ctx, func(t *txn) error {
+		var del [][]byte
+		c := t.counters.Cursor()
+		for _, w := range CalendarWindows {
+			code := []byte{windowCode(w)}
+			for k, _ := c.Seek(code); k != nil && k[0] == code[0] && len(del) < pruneBatch; k, _ = c.Next() {
+				key, ok := e.decodeCounterKey(k)
+				if !ok {
+					continue
+				}
+				start, end := time.Unix(key.Start, 0), time.Unix(key.End, 0)
+				if end.Add(retention(w, start, end)).After(now) {
+					break // later keys start later
+				}
+				del = append(del, slices.Clone(k))
+			}
+		}
+		// Runs: an incremental scan that resumes where the last one stopped.
+		scanned := 0
+		k, v := c.Seek(append([]byte{windowCode(Lifetime)}, cursor...))
+		for ; k != nil && k[0] == windowCode(Lifetime) && scanned < pruneBatch; k, v = c.Next() {
+			scanned++
+			cv := decodeCounterValue(v)
+			if cv.reserved == 0 && time.Unix(0, cv.touched).Add(e.cfg.RunRetention).Before(now) {
+				del = append(del, slices.Clone(k))
+			}
+		}
+		if k != nil && k[0] == windowCode(Lifetime) {
+			next = slices.Clone(k[1:])
+		}
+		for _, k := range del {
+			if err := t.counters.Delete(k); err != nil {
+				return err
+			}
+		}
+		if err := t.pruneExpiry(now); err != nil {
+			return err
+		}
+		if err := pruneBefore(t.leases, now.UnixNano()); err != nil {
+			return err
+		}
+		return pruneBefore(t.rates, micros(now))
+	})
+	if err == nil {
+		e.mu.Lock()
+		e.runCursor = next
+		e.mu.Unlock()
+	}
+	return err
+}
+
+// pruneExpiry removes records whose expiry entry is due.
+func (t *txn) pruneExpiry(now time.Time) error {
+	type due struct {
+		entry []byte
+		exp   int64
+		ns    byte
+		key   []byte
+	}
+	var todo []due
+	c := t.expiry.Cursor()
+	for k, _ := c.First(); k != nil && len(k) >= 9 && len(todo) < pruneBatch; k, _ = c.Next() {
+		exp := int64(binary.BigEndian.Uint64(k[:8]))
+		if exp > now.UnixNano() {
+			break
+		}
+		todo = append(todo, due{entry: slices.Clone(k), exp: exp, ns: k[8], key: slices.Clone(k[9:])})
+	}
+	for _, d := range todo {
+		switch d.ns {
+		case kvSpan, kvPut:
+			kk := append([]byte{d.ns}, d.key...)
+			// A key re-created after it expired has a newer expiry and its own entry.
+			if v := t.kv.Get(kk); len(v) >= 8 && int64(binary.BigEndian.Uint64(v[:8])) == d.exp {
+				if err := t.kv.Delete(kk); err != nil {
+					return err
+				}
+			}
+		case kvReservation:
+			if r, err := t.reservation(string(d.key)); err == nil && r != nil && r.Settled {
+				if err := t.res.Delete(d.key); err != nil {
+					return err
+				}
+			}
+		case kvApproval:
+			if err := t.approvals.Delete(d.key); err != nil {
+				return err
+			}
+		}
+		if err := t.expiry.Delete(d.entry); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pruneBefore deletes entries of b whose 8-byte value (a time) is before now.
+func pruneBefore(b *bolt.Bucket, now int64) error {
+	var del [][]byte
+	_ = b.ForEach(func(k, v []byte) error {
+		if len(v) == 8 && int64(binary.BigEndian.Uint64(v)) < now && len(del) < pruneBatch {
+			del = append(del, slices.Clone(k))
+		}
+		return nil
+	})
+	for _, k := range del {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
