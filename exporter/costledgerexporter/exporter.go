@@ -86,7 +86,7 @@ func (e *costLedger) pushTraces(ctx context.Context, td ptrace.Traces) error {
 		return fmt.Errorf("booking %d spans: %w", len(b.Spends), err)
 	}
 	for i, s := range b.Spends {
-		if res.Duplicates > 0 && !isNew(res, i) {
+		if !res.IsNew(i) {
 			continue // booked before (a redelivery): already counted
 		}
 		m.RecordSpend(s, b.Providers[i])
@@ -162,8 +162,3 @@ func releaseServer(ctx context.Context, set exporter.Settings, s *metricsServer)
 }
 
 func addr(ln net.Listener) string { return ln.Addr().String() }
-
-// isNew reports whether spend i of a batch was booked by this call rather than before.
-func isNew(res ledger.BookResult, i int) bool {
-	return res.Duplicates == 0
-}

@@ -339,7 +339,7 @@ func (e *Embedded) Book(ctx context.Context, spends []Spend) (BookResult, error)
 	clock := e.now()
 	var res BookResult
 	err := e.update(ctx, func(t *txn) error {
-		res = BookResult{}
+		res = BookResult{New: make([]bool, len(spends))}
 		deltas := map[counter]*delta{}
 		loaded := map[string]*reservation{}
 		dirty := map[string]bool{}
@@ -353,7 +353,7 @@ func (e *Embedded) Book(ctx context.Context, spends []Spend) (BookResult, error)
 			loaded[id] = r
 			return r, err
 		}
-		for _, sp := range spends {
+		for i, sp := range spends {
 			sp.Time = at(sp.Time)
 			sk := spanKey(sp.TraceID, sp.SpanID)
 			if _, live := t.kvGet(kvSpan, sk, clock); live || seen[sk] {
@@ -365,6 +365,7 @@ func (e *Embedded) Book(ctx context.Context, spends []Spend) (BookResult, error)
 				return err
 			}
 			res.Booked++
+			res.New[i] = true
 			for _, k := range e.cal.bookCounters(sp.Agent, sp.Team, sp.Model, sp.Run(), sp.Time) {
 				deltaFor(deltas, k).spent += sp.Cost
 			}

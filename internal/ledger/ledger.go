@@ -168,7 +168,12 @@ type BookResult struct {
 	Duplicates int
 	// Matched spends (a subset of Booked) committed against an open reservation.
 	Matched int
+	// New tells, per spend of the call in order, whether this call booked it (false: a duplicate).
+	New []bool
 }
+
+// IsNew reports whether spend i of the call was booked by it rather than before.
+func (r BookResult) IsNew(i int) bool { return i < len(r.New) && r.New[i] }
 
 // Check is one budget a reservation must fit in: scope, id and window name the counter, Limit the
 // most spent + reserved may reach. With Unlimited set the estimate is reserved without a check.

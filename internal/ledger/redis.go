@@ -216,6 +216,7 @@ func (r *Redis) Book(ctx context.Context, spends []Spend) (BookResult, error) {
 		total.Booked += res.Booked
 		total.Duplicates += res.Duplicates
 		total.Matched += res.Matched
+		total.New = append(total.New, res.New...)
 		if err != nil {
 			return total, fmt.Errorf("booking %d spends: %w", len(spends), err)
 		}
@@ -342,10 +343,18 @@ func (r *Redis) bookOnce(ctx context.Context, spends []Spend) (BookResult, bool,
 	if len(reply) == 1 && reply[0] == "retry" {
 		return BookResult{}, true, nil
 	}
-	if len(reply) != 3 {
+	if len(reply) != 4 {
 		return BookResult{}, false, fmt.Errorf("unexpected reply %v", reply)
 	}
-	return BookResult{Booked: asInt(reply[0]), Duplicates: asInt(reply[1]), Matched: asInt(reply[2])}, false, nil
+	mask, _ := reply[3].(string)
+	if len(mask) != len(spends) {
+		return BookResult{}, false, fmt.Errorf("unexpected booking mask of %d spends for %d", len(mask), len(spends))
+	}
+	isNew := make([]bool, len(mask))
+	for i := range mask {
+		isNew[i] = mask[i] == '1'
+	}
+	return BookResult{Booked: asInt(reply[0]), Duplicates: asInt(reply[1]), Matched: asInt(reply[2]), New: isNew}, false, nil
 }
 
 func decodeKeys(v any) ([]string, error) {

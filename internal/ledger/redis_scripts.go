@@ -57,6 +57,7 @@ for _, t in ipairs(p.tr) do
 end
 local sums, rel, res, anom = {}, {}, {}, {}
 local booked, dup, matched = 0, 0, 0
+local mask = {}
 local function load(j)
   if res[j] == nil then
     local f = redis.call('HMGET', KEYS[p.rs[j].k], 'state', 'rem', 'matched', 'spans', 'maxout')
@@ -72,6 +73,7 @@ end
 for _, s in ipairs(p.sp) do
   if redis.call('SET', KEYS[s.i], '1', 'NX', 'PX', p.it) then
     booked = booked + 1
+    mask[#mask + 1] = '1'
     local c = N(s.c)
     for _, j in ipairs(s.k) do sums[j] = add(sums[j] or {0, 0}, c) end
     if s.a > 0 and (anom[s.a] == nil or tonumber(s.at) > tonumber(anom[s.a])) then anom[s.a] = s.at end
@@ -92,6 +94,7 @@ for _, s in ipairs(p.sp) do
     end
   else
     dup = dup + 1
+    mask[#mask + 1] = '0'
   end
 end
 for j, v in pairs(sums) do spend(p.ct[j], S(v)) end
@@ -112,7 +115,7 @@ for ki, t in pairs(anom) do
   local cur = redis.call('GET', KEYS[ki])
   if not cur or tonumber(t) > tonumber(cur) then redis.call('SET', KEYS[ki], t, 'PX', p.at) end
 end
-return {booked, dup, matched}
+return {booked, dup, matched, table.concat(mask)}
 `)
 
 // reserveScript checks and reserves. KEYS[1] reservation, KEYS[2] trace index, KEYS[3] expiry

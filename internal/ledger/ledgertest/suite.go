@@ -105,13 +105,39 @@ func state(t *testing.T, l ledger.Ledger, scope ledger.Scope, id string, w ledge
 	return s
 }
 
-func book(t *testing.T, l ledger.Ledger, spends ...ledger.Spend) ledger.BookResult {
+// bookCounts is a BookResult's counts, comparable with ==.
+type bookCounts struct{ Booked, Duplicates, Matched int }
+
+// book books spends and checks that the per-spend New mask agrees with the counts.
+func book(t *testing.T, l ledger.Ledger, spends ...ledger.Spend) bookCounts {
 	t.Helper()
 	r, err := l.Book(ctx, spends)
 	if err != nil {
 		t.Fatalf("Book: %v", err)
 	}
-	return r
+	if len(r.New) != len(spends) {
+		t.Fatalf("Book: New mask of %d for %d spends", len(r.New), len(spends))
+	}
+	n := 0
+	for i := range spends {
+		if r.IsNew(i) {
+			n++
+		}
+	}
+	if n != r.Booked {
+		t.Fatalf("Book: %d spends marked new, %d booked", n, r.Booked)
+	}
+	return bookCounts{r.Booked, r.Duplicates, r.Matched}
+}
+
+// bookMask books spends and returns which of them this call booked.
+func bookMask(t *testing.T, l ledger.Ledger, spends ...ledger.Spend) []bool {
+	t.Helper()
+	r, err := l.Book(ctx, spends)
+	if err != nil {
+		t.Fatalf("Book: %v", err)
+	}
+	return r.New
 }
 
 func reserve(t *testing.T, l ledger.Ledger, req ledger.ReserveRequest) ledger.Reservation {
@@ -145,7 +171,7 @@ func testBookingAndWindows(t *testing.T, b Backend) {
 		ledger.Spend{TraceID: "tb", SpanID: "b", Time: sunMar1, Agent: "A", Model: "M", RunID: "r1", Cost: usd("2")},
 		ledger.Spend{TraceID: "tc", SpanID: "c", Time: monMar2, Agent: "A", Team: "T", Model: "M2", Cost: usd("4")},
 	)
-	if r != (ledger.BookResult{Booked: 3}) {
+	if r != (bookCounts{Booked: 3}) {
 		t.Fatalf("Book = %+v, want 3 booked", r)
 	}
 	cases := []struct {
@@ -199,11 +225,11 @@ func testIdempotentBooking(t *testing.T, b Backend) {
 		return ledger.Spend{TraceID: "t1", SpanID: span, Time: at, Agent: "A", Model: "M", Cost: usd(cost)}
 	}
 	r := book(t, l, s("1", "0.5"), s("2", "0.25"), s("1", "0.5"))
-	if r != (ledger.BookResult{Booked: 2, Duplicates: 1}) {
+	if r != (bookCounts{Booked: 2, Duplicates: 1}) {
 		t.Fatalf("first batch = %+v, want 2 booked 1 duplicate", r)
 	}
 	r = book(t, l, s("2", "0.25"), s("3", "1"), s("1", "0.5"))
-	if r != (ledger.BookResult{Booked: 1, Duplicates: 2}) {
+	if r != (bookCounts{Booked: 1, Duplicates: 2}) {
 		t.Fatalf("second batch = %+v, want 1 booked 2 duplicates", r)
 	}
 	want := usd("0.5") + usd("0.25") + usd("1")
@@ -235,6 +261,10 @@ func testIdempotentBooking(t *testing.T, b Backend) {
 	if got := state(t, l, ledger.ScopeFleet, ledger.FleetID, ledger.Day, at).Spent; got != want+usd("5") {
 		t.Errorf("fleet spent %s, want %s", got, want+usd("5"))
 	}
+	// The New mask says which spends of a call it booked, in order (the exporter counts only those).
+	if mask := bookMask(t, l, s("4", "1"), s("3", "1"), s("4", "1")); len(mask) != 3 || !mask[0] || mask[1] || mask[2] {
+		t.Fatalf("New mask = %v, want [true false false]", mask)
+	}
 }
 
 // testLargeBatch books more spends than one Redis script takes, with duplicates across chunks.
@@ -251,7 +281,7 @@ func testLargeBatch(t *testing.T, b Backend) {
 			want += money.Nanos(span + 1)
 		}
 	}
-	if r := book(t, l, batch...); r != (ledger.BookResult{Booked: distinct, Duplicates: total - distinct}) {
+	if r := book(t, l, batch...); r != (bookCounts{Booked: distinct, Duplicates: total - distinct}) {
 		t.Fatalf("Book = %+v, want %d booked and %d duplicates", r, distinct, total-distinct)
 	}
 	if s := state(t, l, ledger.ScopeFleet, ledger.FleetID, ledger.Hour, at); s.Spent != want {
@@ -502,7 +532,7 @@ func testCommitByDecisionID(t *testing.T, b Backend) {
 	// The first span costs less than the estimate: the reservation shrinks by its cost.
 	r := book(t, l, ledger.Spend{TraceID: "tx", SpanID: "1", DecisionID: "d1", Time: at.Add(time.Second), Agent: "A",
 		RunID: "run-1", Cost: usd("4"), Tokens: ledger.Tokens{Input: 1000, Output: 300}})
-	if r != (ledger.BookResult{Booked: 1, Matched: 1}) {
+	if r != (bookCounts{Booked: 1, Matched: 1}) {
 		t.Fatalf("Book = %+v, want 1 booked and matched", r)
 	}
 	check := func(scope ledger.Scope, id string, w ledger.Window, spent, reserved money.Nanos) {
@@ -572,7 +602,7 @@ func testCommitByTraceID(t *testing.T, b Backend) {
 		// Another trace: not matched.
 		ledger.Spend{TraceID: "trace-3", SpanID: "1", Time: at, Agent: "B", Cost: usd("7")},
 	)
-	if r != (ledger.BookResult{Booked: 3, Matched: 2}) {
+	if r != (bookCounts{Booked: 3, Matched: 2}) {
 		t.Fatalf("Book = %+v, want 3 booked 2 matched", r)
 	}
 	s := state(t, l, ledger.ScopeAgent, "B", ledger.Day, at)
