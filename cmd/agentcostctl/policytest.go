@@ -1,0 +1,563 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/agentcost/agentcost/internal/money"
+	"github.com/agentcost/agentcost/internal/policy"
+	"github.com/agentcost/agentcost/pkg/decisionapi"
+)
+
+// casesFile is a YAML file of policy test cases, in the spirit of `opa test`.
+type casesFile struct {
+	// Policy is the policy file, relative to the cases file; --policy overrides it.
+	Policy string `yaml:"policy"`
+	// Overlays are overlay files, relative to the cases file.
+	Overlays []string `yaml:"overlays"`
+	// Now is the evaluation time of every case without its own (RFC 3339); default the clock.
+	Now   string     `yaml:"now"`
+	Cases []testCase `yaml:"cases"`
+}
+
+type testCase struct {
+	Name     string        `yaml:"name"`
+	Now      string        `yaml:"now"`
+	Request  caseRequest   `yaml:"request"`
+	Approval *caseApproval `yaml:"approval"`
+	State    caseState     `yaml:"state"`
+	Expect   caseExpect    `yaml:"expect"`
+	line     int
+}
+
+type caseRequest struct {
+	AgentID          string   `yaml:"agent_id"`
+	Action           string   `yaml:"action"`
+	EstimatedCostUSD string   `yaml:"estimated_cost_usd"`
+	Items            int64    `yaml:"items"`
+	RiskTags         []string `yaml:"risk_tags"`
+	Team             string   `yaml:"team"`
+	RunID            string   `yaml:"run_id"`
+}
+
+// caseApproval is an approval a reviewer granted, which the request refers to.
+type caseApproval struct {
+	ID          string          `yaml:"id"`
+	CostCapUSD  string          `yaml:"cost_cap_usd"`
+	Constraints caseConstraints `yaml:"constraints"`
+}
+
+type caseState struct {
+	// Spent and Reserved are dollars per scope (fleet, team, agent, run) in the scope's window.
+	Spent    map[string]string `yaml:"spent"`
+	Reserved map[string]string `yaml:"reserved"`
+	// LastAnomaly and LastActionAnomaly are how long ago the agent's last per-call and per-action
+	// anomalies were, as anomaly_within reads them.
+	LastAnomaly       string `yaml:"last_anomaly"`
+	LastActionAnomaly string `yaml:"last_action_anomaly"`
+}
+
+type caseExpect struct {
+	Decision string `yaml:"decision"`
+	// RuleID, when given, must equal the deciding rule ("" for default_decision).
+	RuleID         *string `yaml:"rule_id"`
+	ReasonContains string  `yaml:"reason_contains"`
+	// Constraints is a subset: each constraint given must be returned with that value.
+	Constraints   caseConstraints `yaml:"constraints"`
+	RetryAfterSec *int64          `yaml:"retry_after_sec"`
+}
+
+type caseConstraints struct {
+	MaxRuntimeSec *int64 `yaml:"max_runtime_sec"`
+	MaxRetries    *int64 `yaml:"max_retries"`
+	MaxConcurrent *int64 `yaml:"max_concurrent"`
+	RateLimit     string `yaml:"rate_limit"`
+	MaxTokens     *int64 `yaml:"max_tokens"`
+	MaxToolCalls  *int64 `yaml:"max_tool_calls"`
+	MaxDepth      *int64 `yaml:"max_depth"`
+}
+
+// spec describes the allowed shape of a YAML node: a scalar checked by leaf, a mapping of fields,
+// or a sequence of elem.
+type spec struct {
+	leaf     func(string) error
+	fields   map[string]*spec
+	elem     *spec
+	required []string
+}
+
+var (
+	anyText  = &spec{leaf: func(string) error { return nil }}
+	amount   = &spec{leaf: func(s string) error { _, err := money.ParseUSD(s); return err }}
+	count    = &spec{leaf: checkCount}
+	duration = &spec{leaf: func(s string) error { _, err := parseAgo(s); return err }}
+	rfc3339  = &spec{leaf: func(s string) error {
+		_, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			return fmt.Errorf("%q is not an RFC 3339 time such as 2026-03-02T10:00:00Z", s)
+		}
+		return nil
+	}}
+	decisionName = &spec{leaf: func(s string) error {
+		if _, ok := policy.ParseDecision(s); !ok {
+			return fmt.Errorf("%q is not one of allow|allow_with_constraints|throttle|require_approval|deny", s)
+		}
+		return nil
+	}}
+	rateLimit = &spec{leaf: func(s string) error { _, err := policy.ParseRateLimit(s); return err }}
+	texts     = &spec{elem: anyText}
+	scopes    = &spec{fields: map[string]*spec{"fleet": amount, "team": amount, "agent": amount, "run": amount}}
+
+	constraintsSpec = &spec{fields: map[string]*spec{
+		"max_runtime_sec": count, "max_retries": count, "max_concurrent": count, "rate_limit": rateLimit,
+		"max_tokens": count, "max_tool_calls": count, "max_depth": count,
+	}}
+	caseSpec = &spec{required: []string{"name", "request", "expect"}, fields: map[string]*spec{
+		"name": anyText,
+		"now":  rfc3339,
+		"request": {required: []string{"agent_id", "action"}, fields: map[string]*spec{
+			"agent_id": anyText, "action": anyText, "estimated_cost_usd": amount, "items": count,
+			"risk_tags": texts, "team": anyText, "run_id": anyText,
+		}},
+		"approval": {required: []string{"id"}, fields: map[string]*spec{
+			"id": anyText, "cost_cap_usd": amount, "constraints": constraintsSpec,
+		}},
+		"state": {fields: map[string]*spec{
+			"spent": scopes, "reserved": scopes, "last_anomaly": duration, "last_action_anomaly": duration,
+		}},
+		"expect": {required: []string{"decision"}, fields: map[string]*spec{
+			"decision": decisionName, "rule_id": anyText, "reason_contains": anyText,
+			"constraints": constraintsSpec, "retry_after_sec": count,
+		}},
+	}}
+	casesFileSpec = &spec{required: []string{"cases"}, fields: map[string]*spec{
+		"policy": anyText, "overlays": texts, "now": rfc3339, "cases": {elem: caseSpec},
+	}}
+)
+
+func checkCount(s string) error {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return fmt.Errorf("%q is not a non-negative integer", s)
+	}
+	return nil
+}
+
+// check validates n against s and returns every problem as "file:line: path: message".
+func (s *spec) check(file string, n *yaml.Node, path string) []error {
+	for n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	at := func(line int, format string, args ...any) error {
+		p := path
+		if p == "" {
+			p = "(document)"
+		}
+		return fmt.Errorf("%s:%d: %s: %s", file, line, p, fmt.Sprintf(format, args...))
+	}
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return nil
+	}
+	var errs []error
+	switch {
+	case s.leaf != nil:
+		if n.Kind != yaml.ScalarNode {
+			return []error{at(n.Line, "must be a single value")}
+		}
+		if err := s.leaf(n.Value); err != nil {
+			errs = append(errs, at(n.Line, "%v", err))
+		}
+	case s.elem != nil:
+		if n.Kind != yaml.SequenceNode {
+			return []error{at(n.Line, "must be a list")}
+		}
+		for i, c := range n.Content {
+			errs = append(errs, s.elem.check(file, c, path+"["+strconv.Itoa(i)+"]")...)
+		}
+	default:
+		if n.Kind != yaml.MappingNode {
+			return []error{at(n.Line, "must be a mapping")}
+		}
+		seen := map[string]bool{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			sub := joinPath(path, k.Value)
+			fs, ok := s.fields[k.Value]
+			switch {
+			case seen[k.Value]:
+				errs = append(errs, fmt.Errorf("%s:%d: %s: duplicate key", file, k.Line, sub))
+			case !ok:
+				errs = append(errs, fmt.Errorf("%s:%d: %s: unknown field (want one of %s)", file, k.Line, sub, strings.Join(fieldNames(s), ", ")))
+			default:
+				errs = append(errs, fs.check(file, v, sub)...)
+			}
+			seen[k.Value] = true
+		}
+		for _, r := range s.required {
+			if !seen[r] {
+				errs = append(errs, at(n.Line, "%s is required", r))
+			}
+		}
+	}
+	return errs
+}
+
+func joinPath(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func fieldNames(s *spec) []string {
+	names := make([]string, 0, len(s.fields))
+	for k := range s.fields {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// parseCases reads and validates a cases file. Errors in the file are usage errors listing every
+// problem with its line and field.
+func parseCases(file string) (*casesFile, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, ioErr(fmt.Errorf("reading cases file: %w", err))
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, usageErr("%s: invalid YAML: %v", file, err)
+	}
+	if len(doc.Content) == 0 {
+		return nil, usageErr("%s: empty cases file", file)
+	}
+	root := doc.Content[0]
+	errs := casesFileSpec.check(file, root, "")
+	var cf casesFile
+	if len(errs) == 0 {
+		if err := root.Decode(&cf); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %v", file, err))
+		}
+	}
+	if len(errs) == 0 {
+		errs = append(errs, caseNamesAndLines(file, root, &cf)...)
+	}
+	if len(errs) > 0 {
+		return nil, &cliError{code: exitUsage, err: fmt.Errorf("invalid cases file:\n%w", errors.Join(errs...))}
+	}
+	return &cf, nil
+}
+
+// caseNamesAndLines records each case's line and rejects empty and duplicate names, which would
+// make the report ambiguous.
+func caseNamesAndLines(file string, root *yaml.Node, cf *casesFile) []error {
+	var list *yaml.Node
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		if root.Content[i].Value == "cases" {
+			list = root.Content[i+1]
+		}
+	}
+	var errs []error
+	lines := map[string]int{}
+	for i := range cf.Cases {
+		c := &cf.Cases[i]
+		if list != nil && i < len(list.Content) {
+			c.line = list.Content[i].Line
+		}
+		switch first, dup := lines[c.Name]; {
+		case strings.TrimSpace(c.Name) == "":
+			errs = append(errs, fmt.Errorf("%s:%d: cases[%d].name: must not be empty", file, c.line, i))
+		case dup:
+			errs = append(errs, fmt.Errorf("%s:%d: cases[%d].name: %q is also the name of the case on line %d", file, c.line, i, c.Name, first))
+		default:
+			lines[c.Name] = c.line
+		}
+	}
+	return errs
+}
+
+// caseResult is the outcome of one case, and its JSON output.
+type caseResult struct {
+	Name     string   `json:"name"`
+	Line     int      `json:"line"`
+	Pass     bool     `json:"pass"`
+	Decision string   `json:"decision"`
+	RuleID   string   `json:"rule_id"`
+	Failures []string `json:"failures,omitempty"`
+}
+
+type testReport struct {
+	Policy        string       `json:"policy"`
+	PolicyVersion string       `json:"policy_version"`
+	Passed        int          `json:"passed"`
+	Failed        int          `json:"failed"`
+	Skipped       int          `json:"skipped,omitempty"`
+	Cases         []caseResult `json:"cases"`
+}
+
+func policyTest(e *env, path string, args []string) error {
+	fs := newFlags(e, path, "CASES.yaml [--policy FILE] [--run REGEX]", `
+Runs decision test cases against a policy, offline. Each case gives a request, optional budget state
+and an approved approval, and the expected decision with, optionally, its rule_id, a reason
+substring, a subset of its constraints and retry_after_sec. PASS or FAIL is printed per case; the
+exit code is 1 when a case fails. The policy is the cases file's "policy:" (relative to it) unless
+--policy is given. See cmd/agentcostctl/README.md for the file format.`)
+	policyFile := fs.String("policy", "", "policy `FILE`, overriding the cases file's policy:")
+	runRE := fs.String("run", "", "run only the cases whose name matches `REGEX`")
+	verbose := fs.Bool("v", false, "print the reason of passing cases too")
+	out := fs.output("table", "json")
+	pos, err := fs.parse(args, 1, 1)
+	if err != nil {
+		return err
+	}
+	if err := fs.checkOutput(*out, "table", "json"); err != nil {
+		return err
+	}
+	var filter *regexp.Regexp
+	if *runRE != "" {
+		if filter, err = regexp.Compile(*runRE); err != nil {
+			return usageErr("--run %q: %v", *runRE, err)
+		}
+	}
+	cf, err := parseCases(pos[0])
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(pos[0])
+	pfile, overlays := *policyFile, []string{}
+	if pfile == "" {
+		if cf.Policy == "" {
+			return usageErr("%s: the cases file names no policy: set policy: or --policy", path)
+		}
+		pfile = relTo(dir, cf.Policy)
+	}
+	for _, o := range cf.Overlays {
+		overlays = append(overlays, relTo(dir, o))
+	}
+	p, err := loadPolicy(pfile, overlays)
+	if err != nil {
+		return err
+	}
+
+	rep := testReport{Policy: pfile, PolicyVersion: p.Version(), Cases: []caseResult{}}
+	clock := time.Now().UTC()
+	for i := range cf.Cases {
+		c := &cf.Cases[i]
+		if filter != nil && !filter.MatchString(c.Name) {
+			rep.Skipped++
+			continue
+		}
+		res := runCase(p, c, firstNonEmpty(c.Now, cf.Now), clock)
+		if res.Pass {
+			rep.Passed++
+		} else {
+			rep.Failed++
+		}
+		rep.Cases = append(rep.Cases, res)
+		if *out == "table" {
+			status := "PASS"
+			if !res.Pass {
+				status = "FAIL"
+			}
+			by := res.RuleID
+			if by == "" {
+				by = "default_decision"
+			}
+			fmt.Fprintf(e.stdout, "%s  %s  (%s by %s)\n", status, cell(res.Name), res.Decision, cell(by))
+			for _, f := range res.Failures {
+				fmt.Fprintf(e.stdout, "      %s:%d: %s\n", pos[0], res.Line, cell(f))
+			}
+			if *verbose && res.Pass {
+				o := evaluateCase(p, c, firstNonEmpty(c.Now, cf.Now), clock)
+				fmt.Fprintf(e.stdout, "      reason: %s\n", cell(o.Reason))
+			}
+		}
+	}
+	if *out == "json" {
+		if err := writeJSON(e.stdout, rep); err != nil {
+			return ioErr(err)
+		}
+	} else {
+		fmt.Fprintf(e.stdout, "\n%d passed, %d failed", rep.Passed, rep.Failed)
+		if rep.Skipped > 0 {
+			fmt.Fprintf(e.stdout, ", %d skipped", rep.Skipped)
+		}
+		fmt.Fprintf(e.stdout, " (policy %s, %s)\n", pfile, rep.PolicyVersion)
+	}
+	if rep.Failed > 0 {
+		return findings()
+	}
+	return nil
+}
+
+func relTo(dir, p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(dir, p)
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// runCase evaluates a case and compares the outcome with its expectations.
+func runCase(p *policy.Policy, c *testCase, now string, clock time.Time) caseResult {
+	res := caseResult{Name: c.Name, Line: c.line}
+	req, err := caseRequestOf(c)
+	if err != nil {
+		res.Failures = []string{"request: " + err.Error()}
+		return res
+	}
+	wire := decisionapi.DecisionRequest{RunID: req.RunID, AgentID: req.AgentID, Action: req.Action,
+		RiskTags: req.RiskTags, EstimatedCostUSD: req.EstimatedCost.USD(), Items: req.Items, Team: req.Team,
+		ApprovalID: req.ApprovalID}
+	if err := wire.Validate(); err != nil {
+		res.Failures = []string{"request: the decision API would reject it: " + err.Error()}
+		return res
+	}
+	o := evaluateCase(p, c, now, clock)
+	res.Decision, res.RuleID = o.Decision.String(), o.RuleID
+	x := c.Expect
+	if want, _ := policy.ParseDecision(x.Decision); o.Decision != want {
+		res.Failures = append(res.Failures, fmt.Sprintf("decision: got %s, want %s (reason: %s)", o.Decision, want, o.Reason))
+	}
+	if x.RuleID != nil && o.RuleID != *x.RuleID {
+		res.Failures = append(res.Failures, fmt.Sprintf("rule_id: got %q, want %q", o.RuleID, *x.RuleID))
+	}
+	if x.ReasonContains != "" && !strings.Contains(o.Reason, x.ReasonContains) {
+		res.Failures = append(res.Failures, fmt.Sprintf("reason: %q does not contain %q", o.Reason, x.ReasonContains))
+	}
+	if x.RetryAfterSec != nil {
+		if got := retryAfterSec(o.RetryAfter); got != *x.RetryAfterSec {
+			res.Failures = append(res.Failures, fmt.Sprintf("retry_after_sec: got %d, want %d", got, *x.RetryAfterSec))
+		}
+	}
+	res.Failures = append(res.Failures, compareConstraints(o.Constraints, x.Constraints)...)
+	res.Pass = len(res.Failures) == 0
+	return res
+}
+
+func evaluateCase(p *policy.Policy, c *testCase, now string, clock time.Time) policy.Outcome {
+	at := clock
+	if now != "" {
+		at, _ = time.Parse(time.RFC3339, now) // validated with the file
+	}
+	req, _ := caseRequestOf(c)
+	return policy.Evaluate(p, req, caseStateOf(c, at), at)
+}
+
+// caseRequestOf builds the policy request of a case; its amounts were validated with the file.
+func caseRequestOf(c *testCase) (policy.Request, error) {
+	r := c.Request
+	req := policy.Request{RunID: r.RunID, AgentID: r.AgentID, Action: r.Action, RiskTags: r.RiskTags,
+		Items: r.Items, Team: r.Team}
+	var err error
+	if r.EstimatedCostUSD != "" {
+		if req.EstimatedCost, err = money.ParseUSD(r.EstimatedCostUSD); err != nil {
+			return req, fmt.Errorf("estimated_cost_usd: %w", err)
+		}
+	}
+	if a := c.Approval; a != nil {
+		ap := &policy.ApprovedApproval{ID: a.ID}
+		if a.CostCapUSD != "" {
+			if ap.CostCap, err = money.ParseUSD(a.CostCapUSD); err != nil {
+				return req, fmt.Errorf("approval.cost_cap_usd: %w", err)
+			}
+		}
+		if ap.Constraints, err = policyConstraints(a.Constraints); err != nil {
+			return req, fmt.Errorf("approval.constraints: %w", err)
+		}
+		req.ApprovalID, req.Approval = a.ID, ap
+	}
+	return req, nil
+}
+
+func caseStateOf(c *testCase, at time.Time) policy.State {
+	var st policy.State
+	for name, v := range c.State.Spent {
+		sc, _ := parseScope(name)
+		st.Usage[sc].Spent, _ = money.ParseUSD(v)
+	}
+	for name, v := range c.State.Reserved {
+		sc, _ := parseScope(name)
+		st.Usage[sc].Reserved, _ = money.ParseUSD(v)
+	}
+	if c.State.LastAnomaly != "" {
+		d, _ := parseAgo(c.State.LastAnomaly)
+		st.LastCallAnomaly = at.Add(-d)
+	}
+	if c.State.LastActionAnomaly != "" {
+		d, _ := parseAgo(c.State.LastActionAnomaly)
+		st.LastActionAnomaly = at.Add(-d)
+	}
+	return st
+}
+
+func policyConstraints(c caseConstraints) (policy.Constraints, error) {
+	lim := func(p *int64) policy.Limit {
+		if p == nil {
+			return policy.Limit{}
+		}
+		return policy.LimitOf(*p)
+	}
+	out := policy.Constraints{
+		MaxRuntimeSec: lim(c.MaxRuntimeSec), MaxRetries: lim(c.MaxRetries), MaxConcurrent: lim(c.MaxConcurrent),
+		MaxTokens: lim(c.MaxTokens), MaxToolCalls: lim(c.MaxToolCalls), MaxDepth: lim(c.MaxDepth),
+	}
+	if c.RateLimit != "" {
+		rl, err := policy.ParseRateLimit(c.RateLimit)
+		if err != nil {
+			return out, err
+		}
+		out.RateLimit = rl
+	}
+	return out, nil
+}
+
+// compareConstraints checks that every expected constraint was returned with its value.
+func compareConstraints(got policy.Constraints, want caseConstraints) []string {
+	var fails []string
+	for _, f := range [...]struct {
+		name string
+		got  policy.Limit
+		want *int64
+	}{
+		{"max_runtime_sec", got.MaxRuntimeSec, want.MaxRuntimeSec}, {"max_retries", got.MaxRetries, want.MaxRetries},
+		{"max_concurrent", got.MaxConcurrent, want.MaxConcurrent}, {"max_tokens", got.MaxTokens, want.MaxTokens},
+		{"max_tool_calls", got.MaxToolCalls, want.MaxToolCalls}, {"max_depth", got.MaxDepth, want.MaxDepth},
+	} {
+		if f.want == nil {
+			continue
+		}
+		if v, ok := f.got.Value(); !ok || v != *f.want {
+			fails = append(fails, fmt.Sprintf("constraints.%s: got %s, want %d", f.name, f.got, *f.want))
+		}
+	}
+	if want.RateLimit != "" {
+		w, _ := policy.ParseRateLimit(want.RateLimit)
+		if got.RateLimit != w {
+			g := "unset"
+			if !got.RateLimit.IsZero() {
+				g = got.RateLimit.String()
+			}
+			fails = append(fails, fmt.Sprintf("constraints.rate_limit: got %s, want %s", g, w))
+		}
+	}
+	return fails
+}

@@ -1,0 +1,157 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"strconv"
+	"strings"
+
+	"github.com/agentcost/agentcost/internal/money"
+	"github.com/agentcost/agentcost/internal/pricing"
+)
+
+// priceRates are one column of rates in dollars per million tokens, exact.
+type priceRates struct {
+	Column     string      `json:"column"`
+	Input      money.Nanos `json:"-"`
+	Output     money.Nanos `json:"-"`
+	CacheRead  money.Nanos `json:"-"`
+	CacheWrite money.Nanos `json:"-"`
+	Reasoning  money.Nanos `json:"-"`
+	// The JSON form is exact decimal strings per 1M tokens.
+	InputPerMillion      string `json:"input_per_million"`
+	OutputPerMillion     string `json:"output_per_million"`
+	CacheReadPerMillion  string `json:"cache_read_per_million"`
+	CacheWritePerMillion string `json:"cache_write_per_million"`
+	ReasoningPerMillion  string `json:"reasoning_per_million"`
+}
+
+type lookupResult struct {
+	Model    string       `json:"model"`
+	Provider string       `json:"provider,omitempty"`
+	Matched  bool         `json:"matched"`
+	Key      string       `json:"key,omitempty"`
+	Entry    string       `json:"entry,omitempty"`
+	Rules    []string     `json:"rules"`
+	Reason   string       `json:"reason"`
+	Source   string       `json:"source,omitempty"`
+	Mode     string       `json:"mode,omitempty"`
+	Fallback bool         `json:"fallback,omitempty"`
+	Rates    []priceRates `json:"rates,omitempty"`
+}
+
+var tierNames = [...]string{pricing.TierStandard: "standard", pricing.TierBatch: "batch",
+	pricing.TierFlex: "flex", pricing.TierPriority: "priority"}
+
+func pricesLookup(e *env, path string, args []string) error {
+	flags := newFlags(e, path, "MODEL [--provider P] [--prices FILE]...", `
+Shows which price entry a model name matches, by which rule, and its effective rates in dollars per
+million tokens (exact) for the standard column, each service tier and each prompt-size tier. The
+table is the embedded default overlaid with --prices files, later ones winning, as the processor
+builds it. The exit code is 1 when no entry matches: spans of the model would be marked
+agentcost.price.unknown.`)
+	provider := flags.String("provider", "", "the provider `NAME` a span reports (gen_ai.provider.name)")
+	var files stringList
+	flags.Var(&files, "prices", "price `FILE` (LiteLLM JSON or agentcost YAML) over the default (repeatable)")
+	out := flags.output("table", "json")
+	pos, err := flags.parse(args, 1, 1)
+	if err != nil {
+		return err
+	}
+	if err := flags.checkOutput(*out, "table", "json"); err != nil {
+		return err
+	}
+	table, err := pricing.LoadWithDefault(files...)
+	if err != nil {
+		var fe *pricing.FileError
+		var pe *fs.PathError
+		if errors.As(err, &fe) && !errors.As(err, &pe) {
+			return &cliError{code: exitFindings, err: err}
+		}
+		return ioErr(err)
+	}
+	m := table.Explain(pos[0], *provider)
+	res := lookupResult{Model: m.Model, Provider: m.Provider, Matched: m.Entry != nil, Key: m.Key,
+		Rules: append([]string{}, m.Rules...), Reason: m.Reason}
+	if en := m.Entry; en != nil {
+		res.Entry, res.Source, res.Mode, res.Fallback = en.Model, en.Source, en.Mode, en.Fallback
+		res.Rates = entryRates(en)
+	}
+
+	if *out == "json" {
+		if err := writeJSON(e.stdout, res); err != nil {
+			return ioErr(err)
+		}
+	} else {
+		t := newTable(e.stdout)
+		row(t, "model:", res.Model)
+		if res.Provider != "" {
+			row(t, "provider:", res.Provider+" (normalised: "+pricing.NormalizeProvider(res.Provider)+")")
+		}
+		if !res.Matched {
+			row(t, "matched:", "no entry")
+			row(t, "reason:", res.Reason)
+			t.Flush()
+			return &cliError{code: exitFindings, err: fmt.Errorf("no price for model %q: its spans would be marked agentcost.price.unknown", res.Model)}
+		}
+		entry := res.Entry
+		if res.Fallback {
+			entry += " (provider fallback price)"
+		}
+		row(t, "matched:", entry)
+		if res.Key != res.Entry {
+			row(t, "via key:", res.Key)
+		}
+		row(t, "rules:", strings.Join(res.Rules, ", "))
+		row(t, "reason:", res.Reason)
+		row(t, "source:", res.Source)
+		row(t, "entry provider:", m.Entry.Provider)
+		row(t, "mode:", res.Mode)
+		t.Flush()
+
+		fmt.Fprintln(e.stdout, "\nrates in USD per 1M tokens:")
+		t = newTable(e.stdout)
+		row(t, "COLUMN", "INPUT", "OUTPUT", "CACHE READ", "CACHE WRITE", "REASONING")
+		for _, r := range res.Rates {
+			row(t, r.Column, usd(r.Input), usd(r.Output), usd(r.CacheRead), usd(r.CacheWrite), usd(r.Reasoning))
+		}
+		t.Flush()
+	}
+	if !res.Matched {
+		return findings()
+	}
+	return nil
+}
+
+// entryRates lists the effective rates of an entry: standard, each service tier the entry prices,
+// and each prompt-size tier (with its service tiers).
+func entryRates(en *pricing.Entry) []priceRates {
+	out := []priceRates{ratesOf("standard", en.Effective(0, pricing.TierStandard))}
+	for tier := pricing.TierBatch; int(tier) < len(en.Service); tier++ {
+		if !en.Service[tier].IsZero() {
+			out = append(out, ratesOf(tierNames[tier], en.Effective(0, tier)))
+		}
+	}
+	for _, tr := range en.Tiers {
+		above := "above " + strconv.FormatInt(tr.AboveTokens, 10) + " prompt tokens"
+		out = append(out, ratesOf(above, en.Effective(tr.AboveTokens+1, pricing.TierStandard)))
+		for tier := pricing.TierBatch; int(tier) < len(tr.Service); tier++ {
+			if !tr.Service[tier].IsZero() {
+				out = append(out, ratesOf(above+", "+tierNames[tier], en.Effective(tr.AboveTokens+1, tier)))
+			}
+		}
+	}
+	return out
+}
+
+// ratesOf converts per-token femto-dollar rates to dollars per million tokens: a femto-dollar per
+// token is a nano-dollar per million tokens, so the conversion is exact.
+func ratesOf(column string, r pricing.Rates) priceRates {
+	p := priceRates{Column: column, Input: money.Nanos(r.Input), Output: money.Nanos(r.Output),
+		CacheRead: money.Nanos(r.CacheRead), CacheWrite: money.Nanos(r.CacheWrite), Reasoning: money.Nanos(r.Reasoning)}
+	p.InputPerMillion, p.OutputPerMillion = p.Input.String(), p.Output.String()
+	p.CacheReadPerMillion, p.CacheWritePerMillion = p.CacheRead.String(), p.CacheWrite.String()
+	p.ReasoningPerMillion = p.Reasoning.String()
+	return p
+}
