@@ -347,14 +347,6 @@ func chainFixture(t *testing.T) (string, [][][]byte) {
 	return dir, files
 }
 
-func seqOf(t *testing.T, line []byte) uint64 {
-	var r Record
-	if err := json.Unmarshal(line, &r); err != nil {
-		t.Fatal(err)
-	}
-	return r.Seq
-}
-
 // rehash replaces a line's hash member with the hash of its (edited) content, as a forger would.
 func rehash(t *testing.T, line []byte) []byte {
 	body := bytes.TrimSuffix(line, []byte("\n"))

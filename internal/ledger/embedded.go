@@ -542,7 +542,7 @@ func (e *Embedded) ExpireDue(ctx context.Context, now time.Time) ([]Settlement, 
 		out = nil
 		var ids []string
 		c := t.resOpen.Cursor()
-		for k, _ := c.First(); k != nil && len(k) >= 8 && int64(binary.BigEndian.Uint64(k[:8])) <= now.UnixNano(); k, _ = c.Next() {
+		for k, _ := c.First(); len(k) >= 8 && int64(binary.BigEndian.Uint64(k[:8])) <= now.UnixNano(); k, _ = c.Next() {
 			ids = append(ids, string(k[8:]))
 		}
 		for _, id := range ids {
@@ -943,7 +943,7 @@ func (t *txn) pruneExpiry(now time.Time) error {
 	}
 	var todo []due
 	c := t.expiry.Cursor()
-	for k, _ := c.First(); k != nil && len(k) >= 9 && len(todo) < pruneBatch; k, _ = c.Next() {
+	for k, _ := c.First(); len(k) >= 9 && len(todo) < pruneBatch; k, _ = c.Next() {
 		exp := int64(binary.BigEndian.Uint64(k[:8]))
 		if exp > now.UnixNano() {
 			break

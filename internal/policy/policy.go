@@ -6,6 +6,7 @@
 package policy
 
 import (
+	"slices"
 	"time"
 
 	"github.com/agentcost/agentcost/internal/money"
@@ -166,6 +167,34 @@ func (p *Policy) Budget(scope Scope, id string) (Budget, bool) {
 		b = p.runBudget
 	}
 	return b, b.Configured()
+}
+
+// BudgetIDs returns, sorted, the ids that have a budget of their own in scope: the agents of
+// `budgets.agents` or the teams of `budgets.teams` (nil for the fleet and runs). Other ids fall
+// under default_agent or default_team.
+func (p *Policy) BudgetIDs(scope Scope) []string {
+	var m map[string]Budget
+	switch scope {
+	case ScopeAgent:
+		m = p.agentBudgets
+	case ScopeTeam:
+		m = p.teamBudgets
+	}
+	ids := make([]string, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// FleetLevel returns the fleet's level at the given usage of its current window (normal without
+// a fleet budget), as Evaluate computes it.
+func (p *Policy) FleetLevel(u Usage) FleetLevel {
+	if !p.fleet.Configured() {
+		return FleetNormal
+	}
+	return p.fleetLevel(BudgetCheck{Spent: u.Spent, Reserved: u.Reserved})
 }
 
 // PerActionMax returns per_action_max_usd and whether it is set.

@@ -132,8 +132,6 @@ type Entry struct {
 	Service [numServiceTiers]Rates
 	// Tiers are the prompt-size tiers, ascending by AboveTokens.
 	Tiers []Tier
-
-	layer int // index of the layer in Build, for precedence between matching rules
 }
 
 // Cost is the cost of one call. The parts are each rounded to nano-dollars for display; Total is the
