@@ -132,6 +132,14 @@ func (p *Pricer) span(ctx context.Context, rs ptrace.ResourceSpans, ss ptrace.Sc
 	if entry.Fallback {
 		model = c.Model
 	}
+	writes := 3
+	if c.Team != "" {
+		writes++
+	}
+	if p.Detailed {
+		writes += 6
+	}
+	attrs.EnsureCapacity(attrs.Len() + writes) // one slice growth for all the attributes written
 	attrs.PutDouble(genai.KeyCostUSD, cost.Total.USD())
 	attrs.PutStr(genai.KeyAgent, agent)
 	attrs.PutStr(genai.KeyModel, model)

@@ -295,11 +295,14 @@ func (e *Extractor) Extract(attrs pcommon.Map, name string, res *Resource) Call 
 	c.Dialect = hints.dialect()
 	c.AlreadyPriced = c.rank[fPriced] != 0
 
-	op := name
-	if c.rank[fOperationID] != 0 {
-		op = slots[fOperationID].Str()
+	// Only a span that carries usage can repeat its children's usage; skip the lookup otherwise.
+	if c.HasUsage {
+		op := name
+		if c.rank[fOperationID] != 0 {
+			op = slots[fOperationID].Str()
+		}
+		_, c.Aggregate = e.aggregates[op]
 	}
-	_, c.Aggregate = e.aggregates[op]
 
 	c.DecisionID = str(slots[fDecisionID], c.rank[fDecisionID])
 	c.Action = str(slots[fAction], c.rank[fAction])
