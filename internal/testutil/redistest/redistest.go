@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -81,6 +82,13 @@ func start(tb testing.TB, bin string) (*Server, error) {
 		}
 	}
 }
+
+// Pause stops the server's process (SIGSTOP): connections stay open and every command hangs, as in
+// a network partition or a stalled host.
+func (s *Server) Pause() error { return s.cmd.Process.Signal(syscall.SIGSTOP) }
+
+// Resume continues a paused server (SIGCONT).
+func (s *Server) Resume() error { return s.cmd.Process.Signal(syscall.SIGCONT) }
 
 // Stop kills the server; it is safe to call more than once and runs at test cleanup anyway.
 func (s *Server) Stop() {
