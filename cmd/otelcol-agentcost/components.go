@@ -21,6 +21,7 @@ import (
 	"github.com/agentcost/agentcost/exporter/costledgerexporter"
 	"github.com/agentcost/agentcost/extension/budgetledgerextension"
 	"github.com/agentcost/agentcost/processor/agentcostprocessor"
+	"github.com/agentcost/agentcost/receiver/budgetreceiver"
 )
 
 // ownModule is the gomod entry builder-config.yaml gives this repository's own components.
@@ -47,13 +48,15 @@ func components() (otelcol.Factories, error) {
 	}
 
 	factories.Receivers, err = otelcol.MakeFactoryMap[receiver.Factory](
+		budgetreceiver.NewFactory(),
 		otlpreceiver.NewFactory(),
 	)
 	if err != nil {
 		return otelcol.Factories{}, err
 	}
 	factories.ReceiverModules = map[component.Type]string{
-		otlpreceiver.NewFactory().Type(): "go.opentelemetry.io/collector/receiver/otlpreceiver v0.165.0",
+		budgetreceiver.NewFactory().Type(): ownModule,
+		otlpreceiver.NewFactory().Type():   "go.opentelemetry.io/collector/receiver/otlpreceiver v0.165.0",
 	}
 
 	factories.Processors, err = otelcol.MakeFactoryMap[processor.Factory](

@@ -158,6 +158,9 @@ type Engine struct {
 	log      *zap.Logger
 	leaseKey []byte
 
+	// idemWait bounds how long a repeated idempotency key waits for the first answer.
+	idemWait time.Duration
+
 	warnMu   sync.Mutex
 	lastWarn time.Time
 }
@@ -204,7 +207,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	e := &Engine{cfg: cfg, ledger: cfg.Ledger, loc: cfg.Location, rec: cfg.Recorder, log: cfg.Logger}
+	e := &Engine{cfg: cfg, ledger: cfg.Ledger, loc: cfg.Location, rec: cfg.Recorder, log: cfg.Logger, idemWait: idemWait}
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	existing, created, err := e.ledger.PutIfAbsent(ctx, leaseKeyName, key, leaseKeyTTL)

@@ -1,0 +1,164 @@
+package decide
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+
+	"github.com/agentcost/agentcost/internal/evidence"
+	"github.com/agentcost/agentcost/internal/ledger"
+	"github.com/agentcost/agentcost/pkg/decisionapi"
+)
+
+// maxListedApprovals bounds GET /v1/approvals.
+const maxListedApprovals = 1000
+
+// Approval returns one approval. An agent may read only its own.
+func (e *Engine) Approval(ctx context.Context, c Caller, id string) (decisionapi.Approval, error) {
+	if err := decisionapi.ValidateID("id", id); err != nil {
+		return decisionapi.Approval{}, err
+	}
+	ap, err := e.ledger.GetApproval(ctx, id, e.now())
+	if err != nil {
+		return decisionapi.Approval{}, e.approvalError(id, err)
+	}
+	if c.Role == RoleAgent && ap.Agent != c.Subject {
+		return decisionapi.Approval{}, decisionapi.NewError(decisionapi.CodeForbidden, "approval %q was requested by another agent", id)
+	}
+	return wireApproval(ap), nil
+}
+
+// ListApprovals lists approvals in a state (every state when empty), oldest first. Reviewers only.
+func (e *Engine) ListApprovals(ctx context.Context, c Caller, state string) (decisionapi.ApprovalList, error) {
+	if c.Role == RoleAgent {
+		return decisionapi.ApprovalList{}, decisionapi.NewError(decisionapi.CodeForbidden, "only reviewers list approvals")
+	}
+	st, err := decisionapi.ParseApprovalState(state)
+	if err != nil {
+		return decisionapi.ApprovalList{}, err
+	}
+	aps, err := e.ledger.ListApprovals(ctx, ledger.ApprovalState(st), maxListedApprovals, e.now())
+	if err != nil {
+		e.warnLedger("list approvals", err)
+		return decisionapi.ApprovalList{}, e.unavailableError(err)
+	}
+	out := decisionapi.ApprovalList{Approvals: make([]decisionapi.Approval, 0, len(aps))}
+	for _, ap := range aps {
+		out.Approvals = append(out.Approvals, wireApproval(ap))
+	}
+	return out, nil
+}
+
+// Approve approves a pending approval, optionally with modified constraints and a lower cost cap;
+// the reviewer is the caller's subject. Reviewers only; agents can never approve.
+func (e *Engine) Approve(ctx context.Context, c Caller, id string, req decisionapi.ApproveRequest) (decisionapi.Approval, error) {
+	if err := e.mayResolve(c, id); err != nil {
+		return decisionapi.Approval{}, err
+	}
+	if err := req.Validate(); err != nil {
+		return decisionapi.Approval{}, err
+	}
+	res := ledger.Resolution{Approve: true, Reviewer: reviewer(c), Comment: req.Comment, Time: e.now()}
+	if !req.Constraints.IsZero() {
+		res.Constraints, _ = json.Marshal(req.Constraints)
+	}
+	res.CostCap, res.HasCostCap, _ = req.CostCap()
+	return e.resolve(ctx, id, res, evidenceConstraints(req.Constraints))
+}
+
+// Deny denies a pending approval with an optional reason. Reviewers only.
+func (e *Engine) Deny(ctx context.Context, c Caller, id string, req decisionapi.DenyRequest) (decisionapi.Approval, error) {
+	if err := e.mayResolve(c, id); err != nil {
+		return decisionapi.Approval{}, err
+	}
+	if err := req.Validate(); err != nil {
+		return decisionapi.Approval{}, err
+	}
+	return e.resolve(ctx, id, ledger.Resolution{Reviewer: reviewer(c), Comment: req.Reason, Time: e.now()}, nil)
+}
+
+func (e *Engine) mayResolve(c Caller, id string) error {
+	if c.Role == RoleAgent {
+		return decisionapi.NewError(decisionapi.CodeForbidden, "agents cannot approve or deny")
+	}
+	return decisionapi.ValidateID("id", id)
+}
+
+func reviewer(c Caller) string {
+	if c.Subject == "" {
+		return anonymousReviewer
+	}
+	return c.Subject
+}
+
+// resolve records the reviewer's answer and writes the approval record under the evidence id of
+// the decision that asked for it.
+func (e *Engine) resolve(ctx context.Context, id string, res ledger.Resolution, modified *evidence.Constraints) (decisionapi.Approval, error) {
+	ap, err := e.ledger.ResolveApproval(ctx, id, res)
+	if err != nil {
+		return decisionapi.Approval{}, e.approvalError(id, err)
+	}
+	out := wireApproval(ap)
+	outcome := "denied"
+	if res.Approve {
+		outcome = "approved"
+	}
+	var payload approvalPayload
+	_ = json.Unmarshal(ap.Payload, &payload)
+	evidenceID := payload.EvidenceID
+	if evidenceID == "" {
+		evidenceID = ap.ID
+	}
+	rec := evidence.Record{
+		Kind: evidence.KindApproval, EvidenceID: evidenceID, Time: res.Time,
+		RunID: payload.RunID, AgentID: ap.Agent, Team: payload.Team, Action: ap.Action,
+		DecisionID: payload.DecisionID, TraceID: payload.TraceID, ApprovalID: ap.ID,
+		EstimatedCostUSD: evidence.USD(ap.Estimate), RuleID: ap.Rule, Reason: res.Comment,
+		Reviewer: res.Reviewer, Outcome: outcome, ModifiedConstraints: modified,
+	}
+	if res.HasCostCap {
+		rec.CostCapUSD = evidence.USD(res.CostCap)
+	}
+	if e.appendEvidence(rec) {
+		out.EvidenceID = evidenceID
+	}
+	return out, nil
+}
+
+func (e *Engine) approvalError(id string, err error) error {
+	var se *ledger.ApprovalStateError
+	switch {
+	case errors.Is(err, ledger.ErrNotFound):
+		return decisionapi.NewError(decisionapi.CodeNotFound, "no approval %q", id)
+	case errors.As(err, &se):
+		return decisionapi.NewError(decisionapi.CodeConflict, "approval %q is %s: cannot %s it", id, se.State, se.Op)
+	case errors.Is(err, ledger.ErrConflict):
+		return decisionapi.NewError(decisionapi.CodeConflict, "approval %q cannot change: %v", id, err)
+	}
+	e.warnLedger("approval", err)
+	return e.unavailableError(err)
+}
+
+// wireApproval converts a ledger approval to the API's shape.
+func wireApproval(ap ledger.Approval) decisionapi.Approval {
+	var payload approvalPayload
+	_ = json.Unmarshal(ap.Payload, &payload)
+	out := decisionapi.Approval{
+		ApprovalID: ap.ID, State: decisionapi.ApprovalState(ap.State), AgentID: ap.Agent, Action: ap.Action,
+		RunID: payload.RunID, Team: payload.Team, RiskTags: payload.RiskTags,
+		EstimatedCostUSD: usd(ap.Estimate), Items: ap.Items, RuleID: ap.Rule, Reason: ap.Reason,
+		RequestedBy: ap.Requester, CreatedAt: ap.CreatedAt, ExpiresAt: ap.ExpiresAt,
+		EvidenceID: payload.EvidenceID,
+	}
+	if d := ap.Decision; d != nil {
+		out.Reviewer, out.Comment, out.DecidedAt = d.Reviewer, d.Comment, d.At
+		if len(d.Constraints) > 0 {
+			_ = json.Unmarshal(d.Constraints, &out.Constraints)
+		}
+		if d.HasCostCap {
+			v := usd(d.CostCap)
+			out.CostCapUSD = &v
+		}
+	}
+	return out
+}

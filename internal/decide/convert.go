@@ -1,0 +1,168 @@
+package decide
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/base64"
+	"encoding/hex"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/agentcost/agentcost/internal/evidence"
+	"github.com/agentcost/agentcost/internal/ledger"
+	"github.com/agentcost/agentcost/internal/money"
+	"github.com/agentcost/agentcost/internal/policy"
+	"github.com/agentcost/agentcost/pkg/decisionapi"
+)
+
+var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// newID returns prefix, "_" and 128 random bits in lowercase base32.
+func newID(prefix string) string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return prefix + "_" + idEncoding.EncodeToString(b[:])
+}
+
+// leaseID returns the lease id of a decision granted to agent: the decision id and a MAC over
+// both, so that an agent can release only leases granted to itself without a lookup.
+func (e *Engine) leaseID(decisionID, agent string) string {
+	return decisionID + "." + e.leaseMAC(decisionID, agent)
+}
+
+func (e *Engine) leaseMAC(decisionID, agent string) string {
+	m := hmac.New(sha256.New, e.leaseKey)
+	m.Write([]byte("lease\x00"))
+	m.Write([]byte(decisionID))
+	m.Write([]byte{0})
+	m.Write([]byte(agent))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:16])
+}
+
+// parseTraceparent returns the trace id of a W3C traceparent header, or "" when the header is
+// absent or invalid (which W3C trace context says to ignore).
+func parseTraceparent(h string) string {
+	h = strings.TrimSpace(h)
+	if len(h) < 55 {
+		return ""
+	}
+	version, rest := h[:2], h[2:]
+	if !lowerHex(version) || version == "ff" || (version == "00" && len(h) != 55) {
+		return ""
+	}
+	if len(rest) > 53 && rest[53] != '-' {
+		return ""
+	}
+	if rest[0] != '-' || rest[33] != '-' || rest[50] != '-' {
+		return ""
+	}
+	trace, parent, flags := rest[1:33], rest[34:50], rest[51:53]
+	if !lowerHex(trace) || !lowerHex(parent) || !lowerHex(flags) ||
+		trace == strings.Repeat("0", 32) || parent == strings.Repeat("0", 16) {
+		return ""
+	}
+	return trace
+}
+
+func lowerHex(s string) bool {
+	_, err := hex.DecodeString(s)
+	return err == nil && strings.ToLower(s) == s
+}
+
+// ledgerScope maps a policy scope to the ledger's.
+func ledgerScope(s policy.Scope) ledger.Scope {
+	switch s {
+	case policy.ScopeTeam:
+		return ledger.ScopeTeam
+	case policy.ScopeAgent:
+		return ledger.ScopeAgent
+	case policy.ScopeRun:
+		return ledger.ScopeRun
+	}
+	return ledger.ScopeFleet
+}
+
+// ledgerWindow maps a policy window to the ledger's (the names are the same).
+func ledgerWindow(w policy.Window) ledger.Window { return ledger.Window(w.String()) }
+
+// ledgerID is the ledger id of a scope: the fleet has one.
+func ledgerID(s policy.Scope, id string) string {
+	if s == policy.ScopeFleet {
+		return ledger.FleetID
+	}
+	return id
+}
+
+// retrySec rounds a retry hint up to whole seconds.
+func retrySec(d time.Duration) int64 {
+	if d <= 0 {
+		return 0
+	}
+	return int64(math.Ceil(d.Seconds()))
+}
+
+// apiConstraints converts policy constraints to the wire shape.
+func apiConstraints(c policy.Constraints) decisionapi.Constraints {
+	limit := func(l policy.Limit) *int64 {
+		if n, ok := l.Value(); ok {
+			return decisionapi.Limit(n)
+		}
+		return nil
+	}
+	out := decisionapi.Constraints{
+		MaxRuntimeSec: limit(c.MaxRuntimeSec),
+		MaxRetries:    limit(c.MaxRetries),
+		MaxConcurrent: limit(c.MaxConcurrent),
+		MaxTokens:     limit(c.MaxTokens),
+		MaxToolCalls:  limit(c.MaxToolCalls),
+		MaxDepth:      limit(c.MaxDepth),
+	}
+	if !c.RateLimit.IsZero() {
+		out.RateLimit = c.RateLimit.String()
+	}
+	return out
+}
+
+// policyConstraints converts validated wire constraints (a reviewer's) to the policy's.
+func policyConstraints(c decisionapi.Constraints) (policy.Constraints, error) {
+	limit := func(p *int64) policy.Limit {
+		if p == nil {
+			return policy.Limit{}
+		}
+		return policy.LimitOf(*p)
+	}
+	out := policy.Constraints{
+		MaxRuntimeSec: limit(c.MaxRuntimeSec),
+		MaxRetries:    limit(c.MaxRetries),
+		MaxConcurrent: limit(c.MaxConcurrent),
+		MaxTokens:     limit(c.MaxTokens),
+		MaxToolCalls:  limit(c.MaxToolCalls),
+		MaxDepth:      limit(c.MaxDepth),
+	}
+	if c.RateLimit != "" {
+		r, err := policy.ParseRateLimit(c.RateLimit)
+		if err != nil {
+			return policy.Constraints{}, err
+		}
+		out.RateLimit = r
+	}
+	return out, nil
+}
+
+// evidenceConstraints converts wire constraints to the evidence shape (the same JSON); nil when
+// none is set.
+func evidenceConstraints(c decisionapi.Constraints) *evidence.Constraints {
+	if c.IsZero() {
+		return nil
+	}
+	return &evidence.Constraints{
+		MaxRuntimeSec: c.MaxRuntimeSec, MaxRetries: c.MaxRetries, MaxConcurrent: c.MaxConcurrent,
+		RateLimit: c.RateLimit, MaxTokens: c.MaxTokens, MaxToolCalls: c.MaxToolCalls, MaxDepth: c.MaxDepth,
+	}
+}
+
+// usd converts nano-dollars to display dollars.
+func usd(n money.Nanos) float64 { return n.USD() }

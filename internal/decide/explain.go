@@ -1,0 +1,60 @@
+package decide
+
+import (
+	"context"
+	"errors"
+
+	"github.com/agentcost/agentcost/internal/policy"
+	"github.com/agentcost/agentcost/pkg/decisionapi"
+)
+
+// Explain shows what a decision request would get now and how every rule and budget layer saw it;
+// it reserves, counts and records nothing. An approval_id is taken into account when it names an
+// approval that the request could use.
+func (e *Engine) Explain(ctx context.Context, c Caller, req decisionapi.DecisionRequest) (decisionapi.ExplainResponse, error) {
+	if err := req.Validate(); err != nil {
+		return decisionapi.ExplainResponse{}, err
+	}
+	a := &action{caller: c, req: &req, p: e.cfg.Policy(), now: e.now(), preq: requestOf(&req)}
+	if req.ApprovalID != "" {
+		if err := e.attachApproval(ctx, a); err != nil {
+			var le *ledgerError
+			if errors.As(err, &le) {
+				e.warnLedger(le.op, le.err)
+				return decisionapi.ExplainResponse{}, e.unavailableError(err)
+			}
+			a.preq.Approval = nil // explained as if it had none
+		}
+	}
+	rs, err := e.gather(ctx, a.p, &a.preq, a.now)
+	if err != nil {
+		e.warnLedger("gather", err)
+		return decisionapi.ExplainResponse{}, e.unavailableError(err)
+	}
+	ex := policy.Explain(a.p, a.preq, rs.policy, a.now)
+	o := ex.Outcome
+	out := decisionapi.ExplainResponse{
+		Decision:      decisionapi.Decision(o.Decision.String()),
+		RuleID:        o.RuleID,
+		Reason:        o.Reason,
+		PolicyVersion: ex.PolicyVersion,
+		Constraints:   apiConstraints(o.Constraints),
+		DerivedTags:   ex.DerivedTags,
+		SelectedRule:  ex.SelectedRule,
+		Budget:        rs.budgetMap(a.p),
+	}
+	if !o.Decision.Allowed() {
+		out.RetryAfterSec = retrySec(o.RetryAfter)
+	}
+	for _, r := range ex.Rules {
+		out.Rules = append(out.Rules, decisionapi.RuleTrace{
+			RuleID: r.ID, Decision: decisionapi.Decision(r.Decision.String()), Matched: r.Matched, Selected: r.Selected, Why: r.Why,
+		})
+	}
+	for _, l := range ex.Layers {
+		out.BudgetLayers = append(out.BudgetLayers, decisionapi.LayerTrace{
+			Layer: l.Layer, Verdict: decisionapi.Decision(l.Verdict.String()), Detail: l.Detail,
+		})
+	}
+	return out, nil
+}

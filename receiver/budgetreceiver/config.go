@@ -1,0 +1,293 @@
+// Package budgetreceiver provides the `budget` receiver, agentcost's feedback loop: it serves the
+// decision API agents call before each action (decisions, leases, approvals, budgets, explain),
+// enforces the policy as code through the budget ledger, keeps per-action cost baselines, and
+// emits budget state and decision metrics into a metrics pipeline and every cost-evidence record
+// into a logs pipeline.
+package budgetreceiver
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/config/confighttp"
+	"go.opentelemetry.io/collector/config/confignet"
+	"go.opentelemetry.io/collector/config/configopaque"
+
+	"github.com/agentcost/agentcost/internal/baseline"
+	"github.com/agentcost/agentcost/internal/decide"
+	"github.com/agentcost/agentcost/internal/money"
+)
+
+// Roles of access tokens.
+const (
+	RoleAgent    = "agent"
+	RoleReviewer = "reviewer"
+)
+
+// Fail modes of ledger_unavailable.decisions.
+const (
+	FailClosed = "fail_closed"
+	FailOpen   = "fail_open"
+)
+
+// Config is the configuration of the budget receiver.
+type Config struct {
+	// ServerConfig is the decision API's HTTP server (default endpoint localhost:4320), with
+	// confighttp's TLS, CORS and auth (authenticator extensions) settings.
+	confighttp.ServerConfig `mapstructure:",squash"`
+
+	// PolicyFile is the policy as code (required).
+	PolicyFile string `mapstructure:"policy_file"`
+	// PolicyOverlays are overlay files applied over the policy in order (later ones win).
+	PolicyOverlays []string `mapstructure:"policy_overlays"`
+	// PolicyReloadInterval is how often the policy files are checked for changes (default 5s). A
+	// change that does not validate keeps the policy in force; the error is logged and counted.
+	PolicyReloadInterval time.Duration `mapstructure:"policy_reload_interval"`
+
+	// Ledger is the component ID of the budgetledger extension (default budgetledger).
+	Ledger component.ID `mapstructure:"ledger"`
+
+	// Access holds the bearer tokens and their roles. Without it the API is open, which is allowed
+	// only on a loopback endpoint.
+	Access *AccessConfig `mapstructure:"access"`
+
+	// MaxRequestBytes bounds a request body; a larger one is answered 413 (default 64 KiB).
+	MaxRequestBytes int64 `mapstructure:"max_request_bytes"`
+	// MaxInFlight bounds the requests served at once; past it the answer is 429 (default 1024).
+	MaxInFlight int `mapstructure:"max_in_flight"`
+
+	// ApprovalTTL is how long a pending or approved approval stays valid (default 24h).
+	ApprovalTTL time.Duration `mapstructure:"approval_ttl"`
+	// ReservationTTL is how long an allowed action's reservation holds when the decision sets no
+	// max_runtime_sec (default 10m); with max_runtime_sec the reservation holds that long.
+	ReservationTTL time.Duration `mapstructure:"reservation_ttl"`
+	// IdempotencyTTL is how long an idempotency_key returns its first answer (default 24h).
+	IdempotencyTTL time.Duration `mapstructure:"idempotency_ttl"`
+	// PublishInterval is how often budget state and decision metrics go to the metrics pipeline
+	// (default 15s).
+	PublishInterval time.Duration `mapstructure:"publish_interval"`
+	// SettleInterval is how often reservations past their TTL are settled (default 5s).
+	SettleInterval time.Duration `mapstructure:"settle_interval"`
+
+	// Baseline configures the per-(agent, action) cost baselines and the anomaly rule.
+	Baseline BaselineConfig `mapstructure:"baseline"`
+
+	// LedgerUnavailable says how the API behaves while the ledger fails.
+	LedgerUnavailable LedgerUnavailableConfig `mapstructure:"ledger_unavailable"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+// AccessConfig holds the API's bearer tokens.
+type AccessConfig struct {
+	// Tokens are the accepted tokens, each with a role and a subject.
+	Tokens []TokenConfig `mapstructure:"tokens"`
+}
+
+// TokenConfig is one bearer token.
+type TokenConfig struct {
+	// Token is the token itself; prefer TokenFile.
+	Token configopaque.String `mapstructure:"token"`
+	// TokenFile is a file holding the token (surrounding whitespace is ignored), read at start.
+	TokenFile string `mapstructure:"token_file"`
+	// Role is agent (decide and release for its subject, poll its approvals) or reviewer (list,
+	// approve and deny approvals).
+	Role string `mapstructure:"role"`
+	// Subject is the agent id of an agent token, the reviewer's identity of a reviewer token.
+	Subject string `mapstructure:"subject"`
+}
+
+// BaselineConfig configures the per-(agent, action) baselines of settled action cost.
+type BaselineConfig struct {
+	// Multiplier is how many times its baseline an action must cost to be anomalous (default 3).
+	Multiplier float64 `mapstructure:"multiplier"`
+	// Warmup is the number of settled actions of a key before it can flag anomalies (default 5).
+	Warmup int64 `mapstructure:"warmup"`
+	// MinCostUSD is the absolute floor: an action cheaper than this is never anomalous
+	// (default 0.01).
+	MinCostUSD float64 `mapstructure:"min_cost_usd"`
+	// Alpha is the EWMA smoothing factor in (0, 1] (default 0.2).
+	Alpha float64 `mapstructure:"alpha"`
+	// MaxKeys bounds the number of (agent, action) baselines kept (default 10000).
+	MaxKeys int `mapstructure:"max_keys"`
+}
+
+// LedgerUnavailableConfig is the documented behaviour while the ledger fails.
+type LedgerUnavailableConfig struct {
+	// Decisions is fail_closed (default: deny with the reason) or fail_open (answer the policy's
+	// rule result without reserving; require_approval becomes throttle). Other endpoints answer
+	// 503 either way.
+	Decisions string `mapstructure:"decisions"`
+	// RetryAfter is the retry hint of those answers (default 5s).
+	RetryAfter time.Duration `mapstructure:"retry_after"`
+}
+
+var _ component.Config = (*Config)(nil)
+
+// Validate checks the configuration; messages name the YAML key.
+func (cfg *Config) Validate() error {
+	var errs error
+	add := func(format string, args ...any) { errs = errors.Join(errs, fmt.Errorf(format, args...)) }
+	if strings.TrimSpace(cfg.NetAddr.Endpoint) == "" {
+		add("endpoint: required (host:port of the decision API)")
+	}
+	if strings.TrimSpace(cfg.PolicyFile) == "" {
+		add("policy_file: required (the policy as code)")
+	}
+	for i, o := range cfg.PolicyOverlays {
+		if strings.TrimSpace(o) == "" {
+			add("policy_overlays[%d]: empty path", i)
+		}
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{
+		{"policy_reload_interval", cfg.PolicyReloadInterval}, {"approval_ttl", cfg.ApprovalTTL},
+		{"idempotency_ttl", cfg.IdempotencyTTL}, {"publish_interval", cfg.PublishInterval},
+		{"settle_interval", cfg.SettleInterval}, {"ledger_unavailable.retry_after", cfg.LedgerUnavailable.RetryAfter},
+	} {
+		if d.v <= 0 {
+			add("%s: %v must be positive", d.key, d.v)
+		}
+	}
+	if cfg.ReservationTTL <= 0 {
+		add("reservation_ttl: %v must be positive", cfg.ReservationTTL)
+	}
+	if cfg.MaxRequestBytes < 1024 {
+		add("max_request_bytes: %d must be at least 1024", cfg.MaxRequestBytes)
+	}
+	if cfg.MaxInFlight < 1 {
+		add("max_in_flight: %d must be at least 1", cfg.MaxInFlight)
+	}
+	switch cfg.LedgerUnavailable.Decisions {
+	case FailClosed, FailOpen:
+	default:
+		add("ledger_unavailable.decisions: %q is not fail_closed or fail_open", cfg.LedgerUnavailable.Decisions)
+	}
+	if _, err := cfg.Baseline.config(); err != nil {
+		errs = errors.Join(errs, err)
+	}
+	if cfg.Access == nil {
+		if !cfg.loopback() {
+			add("access: required when the endpoint %q is not a loopback address (without access the API is open)", cfg.NetAddr.Endpoint)
+		}
+	} else {
+		errs = errors.Join(errs, cfg.Access.validate())
+	}
+	return errs
+}
+
+// loopback reports whether the endpoint can only be reached from this host.
+func (cfg *Config) loopback() bool {
+	if cfg.NetAddr.Transport == confignet.TransportTypeUnix {
+		return true
+	}
+	host, _, err := net.SplitHostPort(cfg.NetAddr.Endpoint)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func (a *AccessConfig) validate() error {
+	var errs error
+	if len(a.Tokens) == 0 {
+		return errors.New("access.tokens: at least one token is required (remove access for an open loopback API)")
+	}
+	for i, t := range a.Tokens {
+		key := fmt.Sprintf("access.tokens[%d]", i)
+		switch {
+		case t.Token == "" && t.TokenFile == "":
+			errs = errors.Join(errs, fmt.Errorf("%s: set token_file or token", key))
+		case t.Token != "" && t.TokenFile != "":
+			errs = errors.Join(errs, fmt.Errorf("%s: set token_file or token, not both", key))
+		}
+		if t.Role != RoleAgent && t.Role != RoleReviewer {
+			errs = errors.Join(errs, fmt.Errorf("%s.role: %q is not agent or reviewer", key, t.Role))
+		}
+		if strings.TrimSpace(t.Subject) == "" {
+			errs = errors.Join(errs, fmt.Errorf("%s.subject: required (the agent id or the reviewer's identity)", key))
+		}
+	}
+	return errs
+}
+
+// minTokenBytes is the shortest token accepted: shorter ones are guessable.
+const minTokenBytes = 16
+
+// credential is one loaded token.
+type credential struct {
+	token  string
+	caller decide.Caller
+}
+
+// load reads the tokens (token files at start) and checks that they are long enough and distinct.
+func (a *AccessConfig) load() ([]credential, error) {
+	out := make([]credential, 0, len(a.Tokens))
+	seen := map[string]int{}
+	for i, t := range a.Tokens {
+		key := fmt.Sprintf("access.tokens[%d]", i)
+		tok := string(t.Token)
+		if t.TokenFile != "" {
+			data, err := os.ReadFile(t.TokenFile)
+			if err != nil {
+				return nil, fmt.Errorf("%s.token_file: %w", key, err)
+			}
+			tok = strings.TrimSpace(string(data))
+		}
+		if len(tok) < minTokenBytes {
+			return nil, fmt.Errorf("%s: the token is %d bytes long; at least %d are required", key, len(tok), minTokenBytes)
+		}
+		if j, dup := seen[tok]; dup {
+			return nil, fmt.Errorf("%s: the same token as access.tokens[%d]", key, j)
+		}
+		seen[tok] = i
+		role := decide.RoleAgent
+		if t.Role == RoleReviewer {
+			role = decide.RoleReviewer
+		}
+		out = append(out, credential{token: tok, caller: decide.Caller{Role: role, Subject: t.Subject}})
+	}
+	return out, nil
+}
+
+// config converts the settings to a baseline configuration, naming the YAML key of a bad value.
+func (b BaselineConfig) config() (baseline.Config, error) {
+	var errs error
+	if !(b.Multiplier > 1) || math.IsInf(b.Multiplier, 0) {
+		errs = errors.Join(errs, fmt.Errorf("baseline.multiplier: %v must be a number above 1", b.Multiplier))
+	}
+	if b.Warmup < 1 {
+		errs = errors.Join(errs, fmt.Errorf("baseline.warmup: %d must be at least 1", b.Warmup))
+	}
+	floor, err := money.FromUSD(b.MinCostUSD)
+	if err != nil {
+		errs = errors.Join(errs, fmt.Errorf("baseline.min_cost_usd: %v: %w", b.MinCostUSD, err))
+	}
+	if !(b.Alpha > 0 && b.Alpha <= 1) {
+		errs = errors.Join(errs, fmt.Errorf("baseline.alpha: %v must be in (0, 1]", b.Alpha))
+	}
+	if b.MaxKeys < 1 {
+		errs = errors.Join(errs, fmt.Errorf("baseline.max_keys: %d must be at least 1", b.MaxKeys))
+	}
+	if errs != nil {
+		return baseline.Config{}, errs
+	}
+	c := baseline.Config{Alpha: b.Alpha, WarmUp: b.Warmup, Multiplier: b.Multiplier, Floor: floor, MaxKeys: b.MaxKeys}
+	if err := c.Validate(); err != nil {
+		return baseline.Config{}, fmt.Errorf("baseline: %w", err)
+	}
+	return c, nil
+}

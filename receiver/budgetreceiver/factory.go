@@ -1,0 +1,61 @@
+package budgetreceiver
+
+import (
+	"context"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/config/confighttp"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/receiver"
+
+	"github.com/agentcost/agentcost/pkg/decisionapi"
+	"github.com/agentcost/agentcost/receiver/budgetreceiver/internal/metadata"
+)
+
+// NewFactory returns the factory of the budget receiver.
+func NewFactory() receiver.Factory {
+	return receiver.NewFactory(
+		metadata.Type,
+		createDefaultConfig,
+		receiver.WithMetrics(createMetrics, metadata.MetricsStability),
+		receiver.WithLogs(createLogs, metadata.LogsStability),
+	)
+}
+
+func createDefaultConfig() component.Config {
+	server := confighttp.NewDefaultServerConfig()
+	server.NetAddr.Endpoint = "localhost:4320"
+	return &Config{
+		ServerConfig:         server,
+		PolicyReloadInterval: 5 * time.Second,
+		Ledger:               component.MustNewID("budgetledger"),
+		MaxRequestBytes:      decisionapi.DefaultBodyLimit,
+		MaxInFlight:          1024,
+		ApprovalTTL:          24 * time.Hour,
+		ReservationTTL:       10 * time.Minute,
+		IdempotencyTTL:       24 * time.Hour,
+		PublishInterval:      15 * time.Second,
+		SettleInterval:       5 * time.Second,
+		Baseline: BaselineConfig{
+			Multiplier: 3,
+			Warmup:     5,
+			MinCostUSD: 0.01,
+			Alpha:      0.2,
+			MaxKeys:    10000,
+		},
+		LedgerUnavailable: LedgerUnavailableConfig{Decisions: FailClosed, RetryAfter: 5 * time.Second},
+	}
+}
+
+func createMetrics(_ context.Context, set receiver.Settings, cfg component.Config, next consumer.Metrics) (receiver.Metrics, error) {
+	r := shared(set, cfg.(*Config))
+	r.setMetrics(next)
+	return r, nil
+}
+
+func createLogs(_ context.Context, set receiver.Settings, cfg component.Config, next consumer.Logs) (receiver.Logs, error) {
+	r := shared(set, cfg.(*Config))
+	r.setLogs(next)
+	return r, nil
+}

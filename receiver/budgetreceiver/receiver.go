@@ -1,0 +1,261 @@
+package budgetreceiver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componentstatus"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/receiver"
+	"go.uber.org/zap"
+
+	"github.com/agentcost/agentcost/extension/budgetledgerextension"
+	"github.com/agentcost/agentcost/internal/baseline"
+	"github.com/agentcost/agentcost/internal/decide"
+	"github.com/agentcost/agentcost/internal/policy"
+)
+
+// budgetReceiver is one receiver ID's single instance: the collector creates it once for a
+// metrics pipeline and once for a logs pipeline, and both get this one object, which serves one
+// HTTP server (the collector's own sharedcomponent helper is internal to the collector module).
+type budgetReceiver struct {
+	cfg *Config
+	set receiver.Settings
+
+	mu       sync.Mutex
+	metrics  consumer.Metrics
+	logs     consumer.Logs
+	starts   int
+	startErr error
+	running  bool
+
+	stats   *stats
+	emitter *emitter
+	watcher *policy.Watcher
+	engine  *decide.Engine
+	server  *http.Server
+	addr    net.Addr
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	served  chan struct{}
+}
+
+var (
+	receiversMu sync.Mutex
+	receivers   = map[*Config]*budgetReceiver{}
+)
+
+// shared returns the receiver of cfg, creating it for the first pipeline.
+func shared(set receiver.Settings, cfg *Config) *budgetReceiver {
+	receiversMu.Lock()
+	defer receiversMu.Unlock()
+	if r, ok := receivers[cfg]; ok {
+		return r
+	}
+	r := &budgetReceiver{cfg: cfg, set: set}
+	receivers[cfg] = r
+	return r
+}
+
+func (r *budgetReceiver) setMetrics(next consumer.Metrics) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.metrics = next
+}
+
+func (r *budgetReceiver) setLogs(next consumer.Logs) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.logs = next
+}
+
+// Start starts the receiver on its first call (the other pipeline's call shares the outcome): it
+// finds the ledger, loads the tokens and the policy, and serves the decision API.
+func (r *budgetReceiver) Start(ctx context.Context, host component.Host) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.starts++
+	if r.starts > 1 {
+		return r.startErr
+	}
+	r.startErr = r.start(ctx, host)
+	return r.startErr
+}
+
+func (r *budgetReceiver) start(ctx context.Context, host component.Host) error {
+	log := r.set.Logger
+	provider, err := budgetledgerextension.Find(host, r.cfg.Ledger)
+	if err != nil {
+		return err
+	}
+	var creds []credential
+	if r.cfg.Access != nil {
+		if creds, err = r.cfg.Access.load(); err != nil {
+			return err
+		}
+	}
+	r.stats = newStats(time.Now(), r.cfg.LedgerUnavailable.Decisions)
+	r.emitter = newEmitter(r.logs, log)
+	r.watcher, err = policy.NewWatcher(policy.WatcherConfig{
+		Path:     r.cfg.PolicyFile,
+		Overlays: r.cfg.PolicyOverlays,
+		Interval: r.cfg.PolicyReloadInterval,
+		OnError: func(err error) {
+			r.stats.policyReloadFailed()
+			log.Error("Policy reload failed; the policy in force stays", zap.Error(err))
+		},
+		OnReload: func(p *policy.Policy) {
+			log.Info("Policy reloaded", zap.String("policy_version", p.Version()), zap.String("policy_hash", p.Hash()))
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("policy_file: %w", err)
+	}
+	bcfg, err := r.cfg.Baseline.config()
+	if err != nil {
+		return err
+	}
+	baselines, err := baseline.New(bcfg)
+	if err != nil {
+		return err
+	}
+	failMode := decide.FailClosed
+	if r.cfg.LedgerUnavailable.Decisions == FailOpen {
+		failMode = decide.FailOpen
+	}
+	var appender decide.EvidenceAppender
+	if w := provider.Evidence(); w != nil {
+		appender = w
+	}
+	r.engine, err = decide.New(ctx, decide.Config{
+		Policy:         r.watcher.Policy,
+		Ledger:         provider.Ledger(),
+		Evidence:       appender,
+		Location:       provider.Location(),
+		Baselines:      baselines,
+		ApprovalTTL:    r.cfg.ApprovalTTL,
+		ReservationTTL: r.cfg.ReservationTTL,
+		IdempotencyTTL: r.cfg.IdempotencyTTL,
+		FailMode:       failMode,
+		RetryAfter:     r.cfg.LedgerUnavailable.RetryAfter,
+		Recorder:       recorder{stats: r.stats, emitter: r.emitter},
+		Logger:         log,
+	})
+	if err != nil {
+		return err
+	}
+
+	srv := newServer(r.engine, creds, r.cfg.MaxRequestBytes, r.cfg.MaxInFlight, r.stats)
+	ln, err := r.cfg.ToListener(ctx)
+	if err != nil {
+		return fmt.Errorf("endpoint: listening on %q: %w", r.cfg.NetAddr.Endpoint, err)
+	}
+	r.server, err = r.cfg.ToServer(ctx, host.GetExtensions(), r.set.TelemetrySettings, srv.handler())
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	r.addr = ln.Addr()
+	r.served = make(chan struct{})
+	go func() {
+		defer close(r.served)
+		if err := r.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			componentstatus.ReportStatus(host, componentstatus.NewFatalErrorEvent(err))
+		}
+	}()
+
+	bg, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	r.emitter.start()
+	r.wg.Add(3)
+	go func() { defer r.wg.Done(); r.watcher.Run(bg) }()
+	go func() { defer r.wg.Done(); r.every(bg, r.cfg.SettleInterval, r.settle) }()
+	go func() { defer r.wg.Done(); r.every(bg, r.cfg.PublishInterval, r.publish) }()
+	r.running = true
+
+	p := r.watcher.Policy()
+	log.Info("Budget receiver started",
+		zap.String("endpoint", r.addr.String()),
+		zap.String("policy_version", p.Version()),
+		zap.String("policy_hash", p.Hash()),
+		zap.String("ledger", r.cfg.Ledger.String()),
+		zap.Int("tokens", len(creds)),
+		zap.String("ledger_unavailable.decisions", r.cfg.LedgerUnavailable.Decisions))
+	if r.cfg.Access == nil {
+		log.Warn("The decision API is open: no access tokens are configured, so anyone who can reach the loopback endpoint may decide, release and approve",
+			zap.String("endpoint", r.addr.String()))
+	}
+	return nil
+}
+
+// every runs fn every interval until ctx is done.
+func (r *budgetReceiver) every(ctx context.Context, interval time.Duration, fn func(context.Context)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			fn(ctx)
+		}
+	}
+}
+
+// settle settles the reservations past their TTL.
+func (r *budgetReceiver) settle(ctx context.Context) {
+	if n, err := r.engine.ExpireDue(ctx); err != nil && ctx.Err() == nil {
+		r.set.Logger.Debug("Settling expired reservations failed", zap.Int("settled", n), zap.Error(err))
+	}
+}
+
+// publish sends the budget state and the decision metrics to the metrics pipeline.
+func (r *budgetReceiver) publish(ctx context.Context) {
+	next := r.metrics // set at creation, before Start
+	if next == nil {
+		return
+	}
+	budgets, err := r.engine.Budgets(ctx)
+	if err != nil {
+		r.set.Logger.Debug("Reading budget state for the metrics pipeline failed", zap.Error(err))
+	}
+	md := r.stats.metrics(time.Now(), budgets, err == nil)
+	if err := next.ConsumeMetrics(ctx, md); err != nil && ctx.Err() == nil {
+		r.set.Logger.Debug("The metrics pipeline refused budget metrics", zap.Error(err))
+	}
+}
+
+// Shutdown stops the receiver on the last pipeline's call: it drains the HTTP server, stops the
+// tickers and the policy watcher, and flushes the evidence logs.
+func (r *budgetReceiver) Shutdown(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.starts > 0 {
+		r.starts--
+	}
+	if r.starts > 0 {
+		return nil
+	}
+	receiversMu.Lock()
+	if receivers[r.cfg] == r {
+		delete(receivers, r.cfg)
+	}
+	receiversMu.Unlock()
+	if !r.running {
+		return nil
+	}
+	r.running = false
+	err := r.server.Shutdown(ctx)
+	<-r.served
+	r.cancel()
+	r.wg.Wait()
+	r.emitter.stop()
+	r.set.Logger.Info("Budget receiver stopped")
+	return err
+}
