@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -114,7 +115,7 @@ rules:
 `
 	bench := func(b *testing.B, url string, release bool) {
 		res, err := Run(context.Background(), Config{URL: url, Agents: 100, Action: "job.load", EstimatedCostUSD: 0.01,
-			Concurrency: 8, Requests: b.N, Release: release})
+			Concurrency: benchConcurrency, Requests: b.N, Release: release})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -138,3 +139,11 @@ rules:
 		bench(b, "http://"+ln.Addr().String(), false)
 	})
 }
+
+// benchConcurrency is the number of decision requests in flight in BenchmarkDecisionEndpoint.
+var benchConcurrency = func() int {
+	if n, err := strconv.Atoi(os.Getenv("AGENTLOAD_CONCURRENCY")); err == nil && n > 0 {
+		return n
+	}
+	return 8
+}()

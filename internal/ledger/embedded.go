@@ -75,6 +75,8 @@ type Embedded struct {
 	stop      chan struct{}
 	done      chan struct{}
 	runCursor []byte // where the incremental scan of run counters resumes
+
+	commits groupCommit
 }
 
 var _ Ledger = (*Embedded)(nil)
@@ -165,7 +167,7 @@ func (e *Embedded) update(ctx context.Context, fn func(*txn) error) error {
 	if err := e.check(ctx); err != nil {
 		return err
 	}
-	return e.db.Update(func(tx *bolt.Tx) error { return fn(newTxn(tx)) })
+	return e.commits.do(e.db, fn)
 }
 
 func (e *Embedded) view(ctx context.Context, fn func(*txn) error) error {
@@ -628,6 +630,7 @@ func (e *Embedded) AcquireLease(ctx context.Context, key string, limit int, ttl 
 		retryAfter time.Duration
 	)
 	err := e.update(ctx, func(t *txn) error {
+		id, ok, retryAfter = "", false, 0
 		prefix := leasePrefix(key)
 		var expired [][]byte
 		live, earliest := 0, int64(math.MaxInt64)
@@ -703,6 +706,7 @@ func (e *Embedded) PutIfAbsent(ctx context.Context, key string, value []byte, tt
 		created  bool
 	)
 	err := e.update(ctx, func(t *txn) error {
+		existing, created = nil, false
 		now := e.now()
 		if v, ok := t.kvGet(kvPut, key, now); ok {
 			existing = slices.Clone(v)
