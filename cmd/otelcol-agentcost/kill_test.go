@@ -62,8 +62,13 @@ func waitListening(t *testing.T, endpoint string) {
 	t.Fatalf("collector did not listen on %s", endpoint)
 }
 
-// llmSpan is one gpt-4o call of 10,000 input and 1,000 output tokens: $0.035.
+// llmSpan is one gpt-4o call of research-agent with 10,000 input and 1,000 output tokens: $0.035.
 func llmSpan(i int, end time.Time) sdktrace.ReadOnlySpan {
+	return agentSpan(i, end, "research-agent", 10_000, 1_000)
+}
+
+// agentSpan is one gpt-4o call of the agent ($2.50 per 1M input, $10 per 1M output tokens).
+func agentSpan(i int, end time.Time, agent string, in, out int) sdktrace.ReadOnlySpan {
 	var tid trace.TraceID
 	var sid trace.SpanID
 	copy(tid[:], fmt.Sprintf("kill-%011d", i))
@@ -77,10 +82,10 @@ func llmSpan(i int, end time.Time) sdktrace.ReadOnlySpan {
 		Attributes: []attribute.KeyValue{
 			attribute.String("gen_ai.provider.name", "openai"),
 			attribute.String("gen_ai.request.model", "gpt-4o"),
-			attribute.Int("gen_ai.usage.input_tokens", 10_000),
-			attribute.Int("gen_ai.usage.output_tokens", 1_000),
+			attribute.Int("gen_ai.usage.input_tokens", in),
+			attribute.Int("gen_ai.usage.output_tokens", out),
 		},
-		Resource: resource.NewSchemaless(attribute.String("service.name", "research-agent")),
+		Resource: resource.NewSchemaless(attribute.String("service.name", agent)),
 	}.Snapshot()
 }
 

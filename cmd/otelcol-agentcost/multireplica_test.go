@@ -1,0 +1,286 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/agentcost/agentcost/internal/evidence"
+	"github.com/agentcost/agentcost/internal/ledger"
+	"github.com/agentcost/agentcost/internal/money"
+	"github.com/agentcost/agentcost/internal/testutil/collectortest"
+	"github.com/agentcost/agentcost/internal/testutil/redistest"
+	"github.com/agentcost/agentcost/pkg/decisionapi"
+)
+
+const replicaPolicy = `version: v1
+budgets:
+  fleet: {limit_usd: 1000, window: day}
+  agents:
+    budget-agent: {limit_usd: 1, window: hour}
+  default_agent: {limit_usd: 100, window: hour}
+rules:
+  - id: one-at-a-time
+    match: {topics: ["job.lease"]}
+    decision: allow_with_constraints
+    constraints: {max_concurrent: 1, max_runtime_sec: 300}
+  - id: two-per-hour
+    match: {topics: ["job.rate"]}
+    decision: allow_with_constraints
+    constraints: {rate_limit: "2/hour"}
+  - id: review
+    match: {topics: ["job.batch"]}
+    decision: require_approval
+  - id: cool-down
+    match: {anomaly_within: 10m}
+    decision: throttle
+`
+
+type replica struct {
+	name     string
+	api      string // http://host:port
+	otlp     string
+	evidence string
+	cmd      *exec.Cmd
+}
+
+// startReplica runs deploy/multi-replica/replica.yaml as a child process with its own ports and
+// directories, on the shared Redis.
+func startReplica(t *testing.T, bin, dir, name, redisAddr, policy string) *replica {
+	t.Helper()
+	r := &replica{name: name, otlp: collectortest.Endpoint(t), evidence: filepath.Join(dir, "data", name, "evidence")}
+	apiEndpoint := collectortest.Endpoint(t)
+	r.api = "http://" + apiEndpoint
+	config, err := os.ReadFile(filepath.Join("..", "..", "deploy", "multi-replica", "replica.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	config = bytes.ReplaceAll(config, []byte("./deploy/single-node/policy.yaml"), []byte(policy))
+	path := filepath.Join(dir, "replica-"+name+".yaml")
+	if err := os.WriteFile(path, config, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "--config", path)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "REPLICA="+name, "OTLP_GRPC="+r.otlp, "BUDGET_API="+apiEndpoint,
+		"METRICS="+collectortest.Endpoint(t), "REDIS="+redisAddr, fmt.Sprintf("TELEMETRY_PORT=%d", collectortest.FreePort(t)))
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r.cmd = cmd
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
+	waitListening(t, apiEndpoint)
+	waitListening(t, r.otlp)
+	return r
+}
+
+func (r *replica) stop(t *testing.T) {
+	t.Helper()
+	_ = r.cmd.Process.Signal(syscall.SIGTERM)
+	_, _ = r.cmd.Process.Wait()
+}
+
+func postJSON(t *testing.T, url string, body any, out any) int {
+	t.Helper()
+	b, _ := json.Marshal(body)
+	resp, err := http.Post(url, "application/json", bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if out != nil && resp.StatusCode < 300 {
+		if err := json.Unmarshal(data, out); err != nil {
+			t.Fatalf("%s: %v: %s", url, err, data)
+		}
+	}
+	return resp.StatusCode
+}
+
+func (r *replica) decide(t *testing.T, req decisionapi.DecisionRequest) (decisionapi.DecisionResponse, int) {
+	t.Helper()
+	var resp decisionapi.DecisionResponse
+	code := postJSON(t, r.api+decisionapi.PathDecisions, req, &resp)
+	return resp, code
+}
+
+// TestReplicasActAsOneSystem runs two collector processes on one redis-server and drives decisions
+// and spans at both: budgets, leases, rate limits and approvals hold across them, spend booked on
+// either is one total, and each replica's evidence chain verifies.
+func TestReplicasActAsOneSystem(t *testing.T) {
+	bin := buildBinary(t)
+	redis := redistest.Start(t)
+	dir := t.TempDir()
+	policy := filepath.Join(dir, "policy.yaml")
+	if err := os.WriteFile(policy, []byte(replicaPolicy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a := startReplica(t, bin, dir, "a", redis.Addr, policy)
+	b := startReplica(t, bin, dir, "b", redis.Addr, policy)
+	both := []*replica{a, b}
+
+	t.Run("no overspend across replicas", func(t *testing.T) {
+		// 12 concurrent $0.30 actions against a $1/hour budget, alternating replicas: exactly 3 fit.
+		var mu sync.Mutex
+		allowed := 0
+		var wg sync.WaitGroup
+		for i := 0; i < 12; i++ {
+			wg.Go(func() {
+				resp, code := both[i%2].decide(t, decisionapi.DecisionRequest{AgentID: "budget-agent", Action: "job.spend", EstimatedCostUSD: 0.30})
+				if code != http.StatusOK {
+					t.Errorf("decision %d: HTTP %d", i, code)
+				}
+				if resp.Decision == decisionapi.DecisionAllow || resp.Decision == decisionapi.DecisionAllowWithConstraints {
+					mu.Lock()
+					allowed++
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		if allowed != 3 {
+			t.Fatalf("%d of 12 $0.30 actions allowed against $1 across two replicas, want exactly 3", allowed)
+		}
+	})
+
+	t.Run("a lease taken on one replica is seen by the other", func(t *testing.T) {
+		first, _ := a.decide(t, decisionapi.DecisionRequest{AgentID: "lease-agent", Action: "job.lease", EstimatedCostUSD: 0.01})
+		if first.LeaseID == "" || first.Decision != decisionapi.DecisionAllowWithConstraints {
+			t.Fatalf("first decision on a: %+v", first)
+		}
+		second, _ := b.decide(t, decisionapi.DecisionRequest{AgentID: "lease-agent", Action: "job.lease", EstimatedCostUSD: 0.01})
+		if second.Decision != decisionapi.DecisionThrottle || second.RetryAfterSec <= 0 {
+			t.Fatalf("second decision on b while a's lease is held: %+v", second)
+		}
+		// Released on the other replica, the slot is free again everywhere.
+		if code := postJSON(t, b.api+"/v1/leases/"+first.LeaseID+"/release", map[string]any{"actual_cost_usd": 0.01}, nil); code != http.StatusOK {
+			t.Fatalf("release on b of a's lease: HTTP %d", code)
+		}
+		third, _ := a.decide(t, decisionapi.DecisionRequest{AgentID: "lease-agent", Action: "job.lease", EstimatedCostUSD: 0.01})
+		if third.Decision != decisionapi.DecisionAllowWithConstraints {
+			t.Fatalf("after release: %+v", third)
+		}
+	})
+
+	t.Run("rate limits count across replicas", func(t *testing.T) {
+		var got []decisionapi.Decision
+		for _, r := range []*replica{a, b, a, b} {
+			resp, _ := r.decide(t, decisionapi.DecisionRequest{AgentID: "rate-agent", Action: "job.rate", EstimatedCostUSD: 0.01})
+			got = append(got, resp.Decision)
+		}
+		want := []decisionapi.Decision{decisionapi.DecisionAllowWithConstraints, decisionapi.DecisionAllowWithConstraints, decisionapi.DecisionThrottle, decisionapi.DecisionThrottle}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("2/hour across replicas gave %v, want %v", got, want)
+		}
+	})
+
+	t.Run("an approval made on one replica is used once on either", func(t *testing.T) {
+		req := decisionapi.DecisionRequest{AgentID: "approval-agent", Action: "job.batch", EstimatedCostUSD: 10}
+		pending, _ := a.decide(t, req)
+		if pending.Decision != decisionapi.DecisionRequireApproval || pending.ApprovalID == "" {
+			t.Fatalf("decision on a: %+v", pending)
+		}
+		if code := postJSON(t, b.api+"/v1/approvals/"+pending.ApprovalID+"/approve", map[string]any{}, nil); code != http.StatusOK {
+			t.Fatalf("approve on b: HTTP %d", code)
+		}
+		req.ApprovalID = pending.ApprovalID
+		approved, _ := a.decide(t, req)
+		if approved.Decision != decisionapi.DecisionAllow && approved.Decision != decisionapi.DecisionAllowWithConstraints {
+			t.Fatalf("re-submitted with the approval on a: %+v", approved)
+		}
+		replay, code := b.decide(t, req)
+		if code == http.StatusOK && (replay.Decision == decisionapi.DecisionAllow || replay.Decision == decisionapi.DecisionAllowWithConstraints) {
+			t.Fatalf("the approval was used twice: %+v", replay)
+		}
+	})
+
+	t.Run("spend booked on either replica is one total", func(t *testing.T) {
+		ctx := context.Background()
+		end := time.Now().UTC()
+		for i, r := range both {
+			exp, err := otlptracegrpc.New(ctx, otlptracegrpc.WithEndpoint(r.otlp), otlptracegrpc.WithInsecure())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for j := 0; j < 20; j++ {
+				if err := exp.ExportSpans(ctx, []sdktrace.ReadOnlySpan{llmSpan(1000*(i+1)+j, end)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_ = exp.Shutdown(ctx)
+		}
+		cfg := ledger.NewDefaultConfig()
+		cfg.Backend, cfg.Redis.Endpoint = ledger.BackendRedis, redis.Addr
+		l, err := ledger.Open(ctx, cfg, ledger.Settings{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		want := 40 * spanCost
+		var got money.Nanos
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			st, err := l.State(ctx, ledger.ScopeAgent, "research-agent", ledger.Day, end)
+			if err == nil {
+				if got = st.Spent; got == want {
+					break
+				}
+			}
+		}
+		if got != want {
+			t.Fatalf("research-agent spent %s USD across replicas, want %s", got, want)
+		}
+	})
+
+	t.Run("an anomaly learnt on one replica throttles the agent on the other", func(t *testing.T) {
+		// Per-call baselines live in the replica that sees the agent's spans (the first tier routes
+		// each agent to one replica); the anomaly they flag is recorded in the shared ledger, so
+		// anomaly_within acts on every replica.
+		ctx := context.Background()
+		exp, err := otlptracegrpc.New(ctx, otlptracegrpc.WithEndpoint(a.otlp), otlptracegrpc.WithInsecure())
+		if err != nil {
+			t.Fatal(err)
+		}
+		end := time.Now().UTC()
+		for j := 0; j < 11; j++ {
+			out := 1_000
+			if j == 10 {
+				out = 10_000 // $0.125 against a $0.035 baseline: 3.6x
+			}
+			if err := exp.ExportSpans(ctx, []sdktrace.ReadOnlySpan{agentSpan(5000+j, end, "spiky-agent", 10_000, out)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_ = exp.Shutdown(ctx)
+		var resp decisionapi.DecisionResponse
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			if resp, _ = b.decide(t, decisionapi.DecisionRequest{AgentID: "spiky-agent", Action: "job.other", EstimatedCostUSD: 0.01}); resp.Decision == decisionapi.DecisionThrottle {
+				break
+			}
+		}
+		if resp.Decision != decisionapi.DecisionThrottle || resp.RuleID != "cool-down" {
+			t.Fatalf("decision on b after a per-call anomaly seen by a: %+v", resp)
+		}
+	})
+
+	for _, r := range both {
+		r.stop(t)
+		rep, err := evidence.Verify(r.evidence)
+		if err != nil || !rep.OK() {
+			t.Errorf("replica %s evidence does not verify: %+v %v", r.name, rep, err)
+		}
+	}
+}
