@@ -3,8 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -16,6 +19,7 @@ import (
 	"github.com/agentcost/agentcost/internal/money"
 	"github.com/agentcost/agentcost/internal/testutil/collectortest"
 	"github.com/agentcost/agentcost/internal/testutil/redistest"
+	"github.com/agentcost/agentcost/pkg/decisionapi"
 )
 
 // TestRedisOutageLosesNoSpend: with the Redis ledger and costledger's persistent sending queue, Redis
@@ -197,4 +201,90 @@ service:
 	if got != want {
 		t.Fatalf("after kill -9 during the outage and a restart: %s USD booked for %d acknowledged spans, want %s USD", got, n, want)
 	}
+}
+
+// TestDecisionsDuringRedisOutage: while Redis stalls, decisions follow the configured fail mode —
+// a risky topic fails closed (deny, rule ledger.unavailable), a read topic listed in
+// fail_open_topics fails open — and both are counted in agentcost_ledger_unavailable_total; once
+// Redis is back, decisions are normal again.
+func TestDecisionsDuringRedisOutage(t *testing.T) {
+	redis := redistest.Start(t)
+	dir := t.TempDir()
+	policy := filepath.Join(dir, "policy.yaml")
+	if err := os.WriteFile(policy, []byte("version: v1\nbudgets:\n  default_agent: {limit_usd: 100, window: hour}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	api, metrics := collectortest.Endpoint(t), collectortest.Endpoint(t)
+	collectortest.Run(t, withCapture(&collectortest.Capture{}), fmt.Sprintf(`
+extensions:
+  budgetledger:
+    backend: redis
+    redis: {endpoint: %[1]s, key_prefix: "failmode:", read_timeout: 300ms, write_timeout: 300ms, dial_timeout: 300ms}
+    evidence: {directory: %[2]s/evidence}
+receivers:
+  budget:
+    endpoint: %[3]s
+    policy_file: %[4]s
+    publish_interval: 100ms
+    ledger_unavailable:
+      decisions: fail_closed
+      fail_open_topics: ["job.*.read"]
+      retry_after: 2s
+exporters:
+  costledger: {endpoint: %[5]s}
+service:
+  telemetry: {metrics: {level: none}}
+  extensions: [budgetledger]
+  pipelines:
+    metrics: {receivers: [budget], exporters: [costledger]}
+`, redis.Addr, dir, api, policy, metrics))
+	r := &replica{api: "http://" + api}
+	risky := decisionapi.DecisionRequest{AgentID: "research-agent", Action: "job.research.batch-generate", EstimatedCostUSD: 5}
+	read := decisionapi.DecisionRequest{AgentID: "research-agent", Action: "job.crm.read", EstimatedCostUSD: 0.01}
+	if resp, _ := r.decide(t, risky); resp.Decision != decisionapi.DecisionAllow {
+		t.Fatalf("before the outage: %+v", resp)
+	}
+	if err := redis.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	closed, code := r.decide(t, risky)
+	open, _ := r.decide(t, read)
+	if err := redis.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	if code != http.StatusOK || closed.Decision != decisionapi.DecisionDeny || closed.RuleID != "ledger.unavailable" || closed.RetryAfterSec != 2 {
+		t.Errorf("risky topic during the outage: HTTP %d %+v, want deny by ledger.unavailable", code, closed)
+	}
+	if open.Decision != decisionapi.DecisionAllow {
+		t.Errorf("read topic during the outage: %+v, want allow (fail open)", open)
+	}
+	var body string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		resp, err := http.Get("http://" + metrics + "/metrics")
+		if err != nil {
+			continue
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if body = string(b); strings.Contains(body, `agentcost_ledger_unavailable_total{fail_mode="fail_closed"} 1`) &&
+			strings.Contains(body, `agentcost_ledger_unavailable_total{fail_mode="fail_open"} 1`) {
+			break
+		}
+	}
+	if !strings.Contains(body, `agentcost_ledger_unavailable_total{fail_mode="fail_closed"} 1`) || !strings.Contains(body, `agentcost_ledger_unavailable_total{fail_mode="fail_open"} 1`) {
+		t.Errorf("the fail modes are not visible in metrics:\n%s", grepLines(body, "ledger_unavailable"))
+	}
+	if resp, _ := r.decide(t, risky); resp.Decision != decisionapi.DecisionAllow {
+		t.Fatalf("after the outage: %+v", resp)
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -152,10 +152,11 @@ func (e *Engine) fail(ctx context.Context, a *action, err error) (decisionapi.De
 		return decisionapi.DecisionResponse{}, ctx.Err()
 	}
 	e.warnLedger(le.op, le.err)
-	e.rec.LedgerUnavailable(e.cfg.FailMode)
+	mode := e.failMode(a.preq.Action)
+	e.rec.LedgerUnavailable(mode)
 	e.undo(context.WithoutCancel(ctx), a)
 	a.rs, a.leaseID, a.approvalID, a.expiresAt = requestState{}, "", "", time.Time{}
-	if e.cfg.FailMode == FailClosed {
+	if mode == FailClosed {
 		a.set(policy.Deny, RuleLedgerUnavailable, "budget ledger unavailable: failing closed", e.cfg.RetryAfter)
 		return e.answer(a), nil
 	}
@@ -175,6 +176,17 @@ func (e *Engine) fail(ctx context.Context, a *action, err error) (decisionapi.De
 		a.set(a.out.Decision, a.out.RuleID, "budget ledger unavailable: failing open, nothing reserved", 0)
 	}
 	return e.answer(a), nil
+}
+
+// failMode is how a decision on topic is answered while the ledger fails.
+func (e *Engine) failMode(topic string) FailMode {
+	switch {
+	case e.cfg.FailMode == FailClosed && e.cfg.FailOpenTopics.Match(topic):
+		return FailOpen
+	case e.cfg.FailMode == FailOpen && e.cfg.FailClosedTopics.Match(topic):
+		return FailClosed
+	}
+	return e.cfg.FailMode
 }
 
 // undo gives back what a failed decision took: its concurrency slot and its reservation.

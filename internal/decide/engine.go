@@ -139,6 +139,9 @@ type Config struct {
 	IdempotencyTTL time.Duration
 	// FailMode answers decisions while the ledger fails.
 	FailMode FailMode
+	// FailOpenTopics fail open, and FailClosedTopics fail closed, whatever FailMode says (for
+	// example: cheap reads open, risky batches closed).
+	FailOpenTopics, FailClosedTopics policy.TopicSet
 	// RetryAfter is the retry hint of an answer the ledger could not back (default 5s).
 	RetryAfter time.Duration
 	// Recorder is told what happened; nil records nothing.

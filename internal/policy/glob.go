@@ -2,6 +2,7 @@ package policy
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 )
 
@@ -134,4 +135,26 @@ func (gs globSet) patterns() []string {
 		out[i] = gs[i].pattern
 	}
 	return out
+}
+
+// TopicSet is a compiled list of topic globs (`*` one dot-separated segment, `**` any number), for
+// settings outside the policy file that name topics.
+type TopicSet struct{ set globSet }
+
+// CompileTopics compiles patterns; an invalid pattern is an error naming it.
+func CompileTopics(patterns []string) (TopicSet, error) {
+	var ts TopicSet
+	for _, p := range patterns {
+		g, err := compileGlob(p)
+		if err != nil {
+			return TopicSet{}, fmt.Errorf("topic %q: %w", p, err)
+		}
+		ts.set = append(ts.set, g)
+	}
+	return ts, nil
+}
+
+// Match reports whether a pattern of the set matches topic; an empty set matches nothing.
+func (ts TopicSet) Match(topic string) bool {
+	return len(ts.set) > 0 && ts.set.match(topic)
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/agentcost/agentcost/internal/baseline"
 	"github.com/agentcost/agentcost/internal/decide"
 	"github.com/agentcost/agentcost/internal/money"
+	"github.com/agentcost/agentcost/internal/policy"
 )
 
 // Roles of access tokens.
@@ -125,6 +126,13 @@ type LedgerUnavailableConfig struct {
 	// rule result without reserving; require_approval becomes throttle). Other endpoints answer
 	// 503 either way.
 	Decisions string `mapstructure:"decisions"`
+	// FailOpenTopics are topic globs answered fail_open when decisions is fail_closed (cheap reads
+	// that may go on while the ledger is away; their spend is still booked once it is back, through
+	// the costledger exporter's persistent queue).
+	FailOpenTopics []string `mapstructure:"fail_open_topics"`
+	// FailClosedTopics are topic globs answered fail_closed when decisions is fail_open (risky
+	// topics such as batches).
+	FailClosedTopics []string `mapstructure:"fail_closed_topics"`
 	// RetryAfter is the retry hint of those answers (default 5s).
 	RetryAfter time.Duration `mapstructure:"retry_after"`
 }
@@ -171,6 +179,12 @@ func (cfg *Config) Validate() error {
 	case FailClosed, FailOpen:
 	default:
 		add("ledger_unavailable.decisions: %q is not fail_closed or fail_open", cfg.LedgerUnavailable.Decisions)
+	}
+	if _, err := policy.CompileTopics(cfg.LedgerUnavailable.FailOpenTopics); err != nil {
+		add("ledger_unavailable.fail_open_topics: %v", err)
+	}
+	if _, err := policy.CompileTopics(cfg.LedgerUnavailable.FailClosedTopics); err != nil {
+		add("ledger_unavailable.fail_closed_topics: %v", err)
 	}
 	if _, err := cfg.Baseline.config(); err != nil {
 		errs = errors.Join(errs, err)

@@ -129,6 +129,14 @@ func (r *budgetReceiver) start(ctx context.Context, host component.Host) error {
 	if r.cfg.LedgerUnavailable.Decisions == FailOpen {
 		failMode = decide.FailOpen
 	}
+	failOpen, err := policy.CompileTopics(r.cfg.LedgerUnavailable.FailOpenTopics)
+	if err != nil {
+		return fmt.Errorf("ledger_unavailable.fail_open_topics: %w", err)
+	}
+	failClosed, err := policy.CompileTopics(r.cfg.LedgerUnavailable.FailClosedTopics)
+	if err != nil {
+		return fmt.Errorf("ledger_unavailable.fail_closed_topics: %w", err)
+	}
 	var appender decide.EvidenceAppender
 	if w := provider.Evidence(); w != nil {
 		appender = w
@@ -143,9 +151,10 @@ func (r *budgetReceiver) start(ctx context.Context, host component.Host) error {
 		ReservationTTL: r.cfg.ReservationTTL,
 		IdempotencyTTL: r.cfg.IdempotencyTTL,
 		FailMode:       failMode,
-		RetryAfter:     r.cfg.LedgerUnavailable.RetryAfter,
-		Recorder:       recorder{stats: r.stats, emitter: r.emitter},
-		Logger:         log,
+		FailOpenTopics: failOpen, FailClosedTopics: failClosed,
+		RetryAfter: r.cfg.LedgerUnavailable.RetryAfter,
+		Recorder:   recorder{stats: r.stats, emitter: r.emitter},
+		Logger:     log,
 	})
 	if err != nil {
 		return err

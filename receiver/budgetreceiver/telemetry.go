@@ -51,7 +51,7 @@ type stats struct {
 	durCount          uint64
 	anomalies         map[string]uint64
 	tokenCaps         map[string]uint64
-	ledgerUnavailable uint64
+	ledgerUnavailable [2]uint64 // by decide.FailMode: fail_closed, fail_open
 	reloadErrors      uint64
 	evidenceErrors    uint64
 	evidenceDropped   uint64
@@ -115,8 +115,14 @@ func (s *stats) add(field *uint64) {
 	s.mu.Unlock()
 }
 
-func (s *stats) policyReloadFailed()  { s.add(&s.reloadErrors) }
-func (s *stats) ledgerFailed()        { s.add(&s.ledgerUnavailable) }
+func (s *stats) policyReloadFailed() { s.add(&s.reloadErrors) }
+func (s *stats) ledgerFailed(mode decide.FailMode) {
+	if mode == decide.FailOpen {
+		s.add(&s.ledgerUnavailable[1])
+	} else {
+		s.add(&s.ledgerUnavailable[0])
+	}
+}
 func (s *stats) evidenceFailed()      { s.add(&s.evidenceErrors) }
 func (s *stats) evidenceLogsDropped() { s.add(&s.evidenceDropped) }
 
@@ -129,7 +135,7 @@ type recorder struct {
 var _ decide.Recorder = recorder{}
 
 func (r recorder) Decided(d policy.Decision, ruleID string) { r.stats.decided(d, ruleID) }
-func (r recorder) LedgerUnavailable(decide.FailMode)        { r.stats.ledgerFailed() }
+func (r recorder) LedgerUnavailable(mode decide.FailMode)   { r.stats.ledgerFailed(mode) }
 func (r recorder) ActionAnomaly(agent string)               { r.stats.actionAnomaly(agent) }
 func (r recorder) TokenCapBreach(agent string)              { r.stats.tokenCapBreach(agent) }
 func (r recorder) EvidenceFailed()                          { r.stats.evidenceFailed() }
@@ -232,7 +238,9 @@ func (s *stats) metrics(now time.Time, budgets decisionapi.BudgetsResponse, have
 			point(dps, s.tokenCaps[agent], "agent", agent)
 		}
 	}
-	point(counter(NameLedgerUnavailable, HelpLedgerUnavailable), s.ledgerUnavailable, "fail_mode", s.failMode)
+	unavailable := counter(NameLedgerUnavailable, HelpLedgerUnavailable)
+	point(unavailable, s.ledgerUnavailable[0], "fail_mode", decide.FailClosed.String())
+	point(unavailable, s.ledgerUnavailable[1], "fail_mode", decide.FailOpen.String())
 	point(counter(NamePolicyReloadErrors, HelpPolicyReloadErrors), s.reloadErrors)
 	point(counter(NameEvidenceErrors, HelpEvidenceErrors), s.evidenceErrors)
 	point(counter(NameEvidenceDropped, HelpEvidenceDropped), s.evidenceDropped)

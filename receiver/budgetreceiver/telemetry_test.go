@@ -54,6 +54,7 @@ agentcost_fleet_level 1
 # HELP agentcost_ledger_unavailable_total ` + HelpLedgerUnavailable + `
 # TYPE agentcost_ledger_unavailable_total counter
 agentcost_ledger_unavailable_total{fail_mode="fail_closed"} 0
+agentcost_ledger_unavailable_total{fail_mode="fail_open"} 0
 `
 	names := []string{"agentcost_anomalies_total", "agentcost_budget_spent_usd", "agentcost_decisions_total", "agentcost_fleet_level", NameLedgerUnavailable}
 	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), names...); err != nil {
