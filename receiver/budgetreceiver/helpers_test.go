@@ -6,6 +6,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 	"io"
 	"net/http"
 	"os"
@@ -97,6 +100,8 @@ type env struct {
 	metrics    *consumertest.MetricsSink
 	logs       *consumertest.LogsSink
 	r          *budgetReceiver
+	// logged holds everything the receiver and the extension logged.
+	logged *observer.ObservedLogs
 }
 
 type testHost struct {
@@ -116,12 +121,17 @@ func startEnv(t *testing.T, policyYAML string, tune ...func(*Config)) *env {
 		t.Fatal(err)
 	}
 
+	core, logged := observer.New(zapcore.DebugLevel)
+	e.logged = logged
+	tel := componenttest.NewNopTelemetrySettings()
+	tel.Logger = zap.New(core)
+
 	extID := component.MustNewID("budgetledger")
 	extFactory := budgetledgerextension.NewFactory()
 	extCfg := extFactory.CreateDefaultConfig().(*budgetledgerextension.Config)
 	extCfg.Directory = filepath.Join(dir, "ledger")
 	extCfg.Evidence.Directory = filepath.Join(dir, "evidence")
-	ext, err := extFactory.Create(ctx, extension.Settings{ID: extID, TelemetrySettings: componenttest.NewNopTelemetrySettings()}, extCfg)
+	ext, err := extFactory.Create(ctx, extension.Settings{ID: extID, TelemetrySettings: tel}, extCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +155,7 @@ func startEnv(t *testing.T, policyYAML string, tune ...func(*Config)) *env {
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	set := receiver.Settings{ID: component.NewID(metadata.Type), TelemetrySettings: componenttest.NewNopTelemetrySettings()}
+	set := receiver.Settings{ID: component.NewID(metadata.Type), TelemetrySettings: tel}
 	mr, err := f.CreateMetrics(ctx, set, cfg, e.metrics)
 	if err != nil {
 		t.Fatal(err)
