@@ -8,10 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentcost/agentcost/internal/testutil/configtest"
+
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/confmap"
-	"go.opentelemetry.io/collector/confmap/confmaptest"
 	"go.opentelemetry.io/collector/extension/extensiontest"
 
 	"github.com/agentcost/agentcost/internal/evidence"
@@ -20,19 +21,7 @@ import (
 
 func loadConfig(t *testing.T, name string) *Config {
 	t.Helper()
-	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sub, err := cm.Sub(component.NewIDWithName(component.MustNewType("budgetledger"), name).String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := NewFactory().CreateDefaultConfig().(*Config)
-	if err := sub.Unmarshal(cfg); err != nil {
-		t.Fatal(err)
-	}
-	return cfg
+	return configtest.Load[*Config](t, NewFactory(), name)
 }
 
 func TestConfig(t *testing.T) {
