@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentcost/agentcost/internal/testutil/configtest"
-
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"go.opentelemetry.io/collector/component"
@@ -28,6 +26,7 @@ import (
 	"github.com/agentcost/agentcost/internal/ledger"
 	"github.com/agentcost/agentcost/internal/money"
 	"github.com/agentcost/agentcost/internal/testutil/collectortest"
+	"github.com/agentcost/agentcost/internal/testutil/configtest"
 )
 
 func loadConfig(t *testing.T, name string) *Config {

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentcost/agentcost/internal/testutil/configtest"
-
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/confmap"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/agentcost/agentcost/internal/evidence"
 	"github.com/agentcost/agentcost/internal/ledger"
+	"github.com/agentcost/agentcost/internal/testutil/configtest"
 )
 
 func loadConfig(t *testing.T, name string) *Config {
