@@ -74,6 +74,7 @@ func commands() *command {
 			{name: "tail", summary: "print the last evidence records, optionally following new ones", run: evidenceTail},
 		}},
 		{name: "report", summary: "chargeback of settled action costs from evidence", run: report},
+		{name: "ledger-report", summary: "chargeback by agent, team, model or run from the budget ledger", run: ledgerReport},
 		{name: "prices", summary: "explain price-table matches", subs: []*command{
 			{name: "lookup", summary: "show which price entry a model matches and its rates", run: pricesLookup},
 		}},

@@ -55,7 +55,7 @@ run, action; the settlement's own fields when the decision is missing). A settle
 time is in [--since, --until). Times are RFC 3339, a date (2026-03-02, midnight in --tz), or a
 duration before now (24h, 7d, 2w). Amounts are exact; CSV has no total row.
 
---by model needs the ledger: settlement records do not carry the model.`)
+--by model needs the ledger: settlement records do not carry the model (use ledger-report --by model).`)
 	dir := fs.String("evidence", "", "evidence `DIR`")
 	by := fs.String("by", "agent", "group by `DIMS`: agent, team, run or action, comma-separated")
 	since := fs.String("since", "", "from `TIME` on (default: the beginning of the chain)")
@@ -128,7 +128,7 @@ func parseDims(s string) ([]string, error) {
 		switch {
 		case d == "model":
 			return nil, usageErr("--by model needs the ledger: settlement evidence records carry no model " +
-				"(group by agent, team, run or action, or read agentcost_spend_usd_total{model} from /metrics)")
+				"(use 'agentcostctl ledger-report --by model', or group by agent, team, run or action)")
 		case !slices.Contains(reportDims, d):
 			return nil, usageErr("--by %q: want agent, team, run or action", d)
 		case slices.Contains(dims, d):
