@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base32"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"math"
 	"strings"
@@ -18,12 +19,16 @@ import (
 	"github.com/agentcost/agentcost/pkg/decisionapi"
 )
 
-var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+// idEncoding is lowercase base32 with its alphabet in ASCII order, so that ids sort as their bytes.
+var idEncoding = base32.NewEncoding("234567abcdefghijklmnopqrstuvwxyz").WithPadding(base32.NoPadding)
 
-// newID returns prefix, "_" and 128 random bits in lowercase base32.
+// newID returns prefix, "_" and 128 bits in lowercase base32: the time in milliseconds (48 bits)
+// then 80 random bits. Ids made later sort later, so the ledger appends new reservations and
+// approvals at the end of its B+tree instead of dirtying a random page for each.
 func newID(prefix string) string {
 	var b [16]byte
-	_, _ = rand.Read(b[:])
+	binary.BigEndian.PutUint64(b[:8], uint64(time.Now().UnixMilli())<<16)
+	_, _ = rand.Read(b[6:])
 	return prefix + "_" + idEncoding.EncodeToString(b[:])
 }
 
