@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,19 +24,41 @@ import (
 	"github.com/agentcost/agentcost/internal/testutil/collectortest"
 )
 
-// buildBinary builds the distribution once per test run.
-func buildBinary(t *testing.T) string {
-	t.Helper()
+var (
+	buildOnce sync.Once
+	binDir    string
+	binPath   string
+	buildErr  error
+)
+
+// TestMain removes the collector binary the tests built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		_ = os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// buildBinary builds the distribution, once per test process, for the tests that run it as a child.
+func buildBinary(tb testing.TB) string {
+	tb.Helper()
 	if testing.Short() {
-		t.Skip("builds the collector binary; skipped with -short")
+		tb.Skip("builds the collector binary; skipped with -short")
 	}
-	bin := filepath.Join(t.TempDir(), "otelcol-agentcost")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	cmd.Stderr = os.Stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("building the collector: %v", err)
+	buildOnce.Do(func() {
+		if binDir, buildErr = os.MkdirTemp("", "otelcol-agentcost-test-"); buildErr != nil {
+			return
+		}
+		binPath = filepath.Join(binDir, "otelcol-agentcost")
+		cmd := exec.Command("go", "build", "-o", binPath, ".")
+		cmd.Stderr = os.Stderr
+		buildErr = cmd.Run()
+	})
+	if buildErr != nil {
+		tb.Fatalf("building the collector: %v", buildErr)
 	}
-	return bin
+	return binPath
 }
 
 func startChild(t *testing.T, bin, config string) *exec.Cmd {
@@ -49,8 +72,8 @@ func startChild(t *testing.T, bin, config string) *exec.Cmd {
 	return cmd
 }
 
-func waitListening(t *testing.T, endpoint string) {
-	t.Helper()
+func waitListening(tb testing.TB, endpoint string) {
+	tb.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		if c, err := net.Dial("tcp", endpoint); err == nil {
@@ -59,7 +82,7 @@ func waitListening(t *testing.T, endpoint string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("collector did not listen on %s", endpoint)
+	tb.Fatalf("collector did not listen on %s", endpoint)
 }
 
 // llmSpan is one gpt-4o call of research-agent with 10,000 input and 1,000 output tokens: $0.035.

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -165,7 +164,7 @@ const steadyInputTokens, steadyOutputTokens = 2_000, 500
 
 func runCombinedLoad(tb testing.TB, o loadOptions) loadResult {
 	tb.Helper()
-	bin := buildLoadBinary(tb)
+	bin := buildBinary(tb)
 	dir := tb.TempDir()
 	prices, err := filepath.Abs("../agentsim/sim-prices.yaml")
 	if err != nil {
@@ -216,8 +215,8 @@ service:
 			_, _ = child.Process.Wait()
 		}
 	})
-	waitLoadListening(tb, grpcEndpoint)
-	waitLoadListening(tb, apiEndpoint)
+	waitListening(tb, grpcEndpoint)
+	waitListening(tb, apiEndpoint)
 
 	pricer := simPricer(tb, prices)
 	callCost, err := pricer.Cost(steadyInputTokens, steadyOutputTokens)
@@ -464,31 +463,6 @@ func fleetDaySpend(tb testing.TB, dir string, from, to time.Time) (spent, reserv
 		reserved += st.Reserved
 	}
 	return spent, reserved
-}
-
-// buildLoadBinary builds the distribution (as buildBinary does, for benchmarks too).
-func buildLoadBinary(tb testing.TB) string {
-	tb.Helper()
-	bin := filepath.Join(tb.TempDir(), "otelcol-agentcost")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	cmd.Stderr = os.Stderr
-	if err := cmd.Run(); err != nil {
-		tb.Fatalf("building the collector: %v", err)
-	}
-	return bin
-}
-
-func waitLoadListening(tb testing.TB, endpoint string) {
-	tb.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if c, err := net.Dial("tcp", endpoint); err == nil {
-			c.Close()
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	tb.Fatalf("collector did not listen on %s", endpoint)
 }
 
 // clockTicks is USER_HZ, the unit of /proc/<pid>/stat's CPU times: 100 on Linux.
