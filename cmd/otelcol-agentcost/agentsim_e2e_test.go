@@ -14,7 +14,6 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/agentcost/agentcost/internal/money"
-	"github.com/agentcost/agentcost/internal/pricing"
 	"github.com/agentcost/agentcost/internal/sim"
 	"github.com/agentcost/agentcost/internal/testutil/collectortest"
 )
@@ -89,18 +88,7 @@ service:
 `, dir, grpcEndpoint, apiEndpoint, policyPath, promEndpoint, prices,
 		tokens["research-agent"], tokens["enrichment-agent"], tokens["drafting-agent"], reviewerToken))
 
-	layer, err := pricing.LoadFile(prices)
-	if err != nil {
-		t.Fatal(err)
-	}
-	table, err := pricing.Build(layer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pricer, err := sim.NewPricer(table, "sim-llm", "sim")
-	if err != nil {
-		t.Fatal(err)
-	}
+	pricer := simPricer(t, prices)
 	exp, err := sim.NewOTLPExporter(context.Background(), grpcEndpoint)
 	if err != nil {
 		t.Fatal(err)

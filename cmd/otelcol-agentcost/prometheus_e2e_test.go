@@ -18,7 +18,6 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/agentcost/agentcost/internal/money"
-	"github.com/agentcost/agentcost/internal/pricing"
 	"github.com/agentcost/agentcost/internal/sim"
 	"github.com/agentcost/agentcost/internal/testutil/collectortest"
 )
@@ -99,18 +98,7 @@ service:
 	// agentsim's steady fleet: 30 actions a second over two agents for 3 s, each action 0 to 3
 	// calls of 2,000 input and 500 output tokens at $15 per 1M tokens ($0.0375 a call), about $1
 	// a second per agent: steady-agent-001 reaches its $2 limit and is denied from then on.
-	layer, err := pricing.LoadFile(prices)
-	if err != nil {
-		t.Fatal(err)
-	}
-	table, err := pricing.Build(layer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pricer, err := sim.NewPricer(table, "sim-llm", "sim")
-	if err != nil {
-		t.Fatal(err)
-	}
+	pricer := simPricer(t, prices)
 	exp, err := sim.NewOTLPExporter(context.Background(), grpcEndpoint)
 	if err != nil {
 		t.Fatal(err)
