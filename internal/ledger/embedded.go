@@ -177,19 +177,36 @@ func (e *Embedded) view(ctx context.Context, fn func(*txn) error) error {
 	return e.db.View(func(tx *bolt.Tx) error { return fn(newTxn(tx)) })
 }
 
-// txn wraps a bbolt transaction with the ledger's buckets.
+// txn wraps a bbolt transaction; it opens the ledger's buckets on first use, since most
+// operations touch two or three of the ten.
 type txn struct {
-	counters, kv, expiry, res, resOpen, resTrace, leases, rates, approvals, anomalies *bolt.Bucket
+	tx      *bolt.Tx
+	buckets [len(bucketNames)]*bolt.Bucket
 }
 
-func newTxn(tx *bolt.Tx) *txn {
-	return &txn{
-		counters: tx.Bucket(bucketCounters), kv: tx.Bucket(bucketKV), expiry: tx.Bucket(bucketExpiry),
-		res: tx.Bucket(bucketRes), resOpen: tx.Bucket(bucketResOpen), resTrace: tx.Bucket(bucketResTrace),
-		leases: tx.Bucket(bucketLeases), rates: tx.Bucket(bucketRates), approvals: tx.Bucket(bucketApprovals),
-		anomalies: tx.Bucket(bucketAnomalies),
+// bucketNames lists the buckets in txn.buckets order.
+var bucketNames = [...][]byte{bucketCounters, bucketKV, bucketExpiry, bucketRes, bucketResOpen, bucketResTrace,
+	bucketLeases, bucketRates, bucketApprovals, bucketAnomalies}
+
+func newTxn(tx *bolt.Tx) *txn { return &txn{tx: tx} }
+
+func (t *txn) bucket(i int) *bolt.Bucket {
+	if t.buckets[i] == nil {
+		t.buckets[i] = t.tx.Bucket(bucketNames[i])
 	}
+	return t.buckets[i]
 }
+
+func (t *txn) counters() *bolt.Bucket  { return t.bucket(0) }
+func (t *txn) kv() *bolt.Bucket        { return t.bucket(1) }
+func (t *txn) expiry() *bolt.Bucket    { return t.bucket(2) }
+func (t *txn) res() *bolt.Bucket       { return t.bucket(3) }
+func (t *txn) resOpen() *bolt.Bucket   { return t.bucket(4) }
+func (t *txn) resTrace() *bolt.Bucket  { return t.bucket(5) }
+func (t *txn) leases() *bolt.Bucket    { return t.bucket(6) }
+func (t *txn) rates() *bolt.Bucket     { return t.bucket(7) }
+func (t *txn) approvals() *bolt.Bucket { return t.bucket(8) }
+func (t *txn) anomalies() *bolt.Bucket { return t.bucket(9) }
 
 // counterValue is a counter's stored value.
 type counterValue struct {
@@ -222,7 +239,7 @@ func (e *Embedded) decodeCounterKey(b []byte) (counter, bool) {
 }
 
 func (t *txn) counter(k counter) counterValue {
-	return decodeCounterValue(t.counters.Get(counterKey(k)))
+	return decodeCounterValue(t.counters().Get(counterKey(k)))
 }
 
 func decodeCounterValue(v []byte) counterValue {
@@ -241,7 +258,7 @@ func (t *txn) putCounter(k counter, v counterValue) error {
 	binary.BigEndian.PutUint64(b[0:8], uint64(v.spent))
 	binary.BigEndian.PutUint64(b[8:16], uint64(v.reserved))
 	binary.BigEndian.PutUint64(b[16:24], uint64(v.touched))
-	return t.counters.Put(counterKey(k), b)
+	return t.counters().Put(counterKey(k), b)
 }
 
 // delta is a pending change to one counter.
@@ -283,7 +300,7 @@ func be64(v int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(v))
 
 // kvGet returns a live record's value (expiry after now).
 func (t *txn) kvGet(ns byte, key string, now time.Time) ([]byte, bool) {
-	v := t.kv.Get(append([]byte{ns}, key...))
+	v := t.kv().Get(append([]byte{ns}, key...))
 	if len(v) < 8 || int64(binary.BigEndian.Uint64(v[:8])) <= now.UnixNano() {
 		return nil, false
 	}
@@ -292,14 +309,14 @@ func (t *txn) kvGet(ns byte, key string, now time.Time) ([]byte, bool) {
 
 func (t *txn) kvPut(ns byte, key string, value []byte, expires time.Time) error {
 	k := append([]byte{ns}, key...)
-	if err := t.kv.Put(k, append(be64(expires.UnixNano()), value...)); err != nil {
+	if err := t.kv().Put(k, append(be64(expires.UnixNano()), value...)); err != nil {
 		return err
 	}
-	return t.expiry.Put(append(be64(expires.UnixNano()), k...), nil)
+	return t.expiry().Put(append(be64(expires.UnixNano()), k...), nil)
 }
 
 func (t *txn) expireLater(ns byte, key string, when time.Time) error {
-	return t.expiry.Put(append(append(be64(when.UnixNano()), ns), key...), nil)
+	return t.expiry().Put(append(append(be64(when.UnixNano()), ns), key...), nil)
 }
 
 func spanKey(trace, span string) string {
@@ -307,7 +324,7 @@ func spanKey(trace, span string) string {
 }
 
 func (t *txn) reservation(id string) (*reservation, error) {
-	v := t.res.Get([]byte(id))
+	v := t.res().Get([]byte(id))
 	if v == nil {
 		return nil, nil
 	}
@@ -323,7 +340,7 @@ func (t *txn) putReservation(r *reservation) error {
 	if err != nil {
 		return err
 	}
-	return t.res.Put([]byte(r.ID), v)
+	return t.res().Put([]byte(r.ID), v)
 }
 
 func openKey(r *reservation) []byte { return append(be64(r.ExpiresAt.UnixNano()), r.ID...) }
@@ -385,7 +402,7 @@ func (e *Embedded) Book(ctx context.Context, spends []Spend) (BookResult, error)
 				}
 			}
 			if match == nil {
-				if id := t.resTrace.Get([]byte(sp.TraceID)); id != nil {
+				if id := t.resTrace().Get([]byte(sp.TraceID)); id != nil {
 					r, err := load(string(id))
 					if err != nil {
 						return err
@@ -430,7 +447,7 @@ func (e *Embedded) Reserve(ctx context.Context, req ReserveRequest) (Reservation
 	}
 	var out Reservation
 	err = e.update(ctx, func(t *txn) error {
-		if t.res.Get([]byte(req.ID)) != nil {
+		if t.res().Get([]byte(req.ID)) != nil {
 			return fmt.Errorf("reservation %q: %w", req.ID, ErrExists)
 		}
 		vals := make([]counterValue, len(checks))
@@ -459,11 +476,11 @@ func (e *Embedded) Reserve(ctx context.Context, req ReserveRequest) (Reservation
 		if err := t.putReservation(r); err != nil {
 			return err
 		}
-		if err := t.resOpen.Put(openKey(r), nil); err != nil {
+		if err := t.resOpen().Put(openKey(r), nil); err != nil {
 			return err
 		}
 		if r.TraceID != "" {
-			return t.resTrace.Put([]byte(r.TraceID), []byte(r.ID))
+			return t.resTrace().Put([]byte(r.TraceID), []byte(r.ID))
 		}
 		return nil
 	})
@@ -488,7 +505,7 @@ func (e *Embedded) settle(t *txn, r *reservation, reason SettleReason, reported 
 	for _, k := range r.Counters {
 		deltaFor(deltas, k).release += r.Remaining
 	}
-	if err := t.resOpen.Delete(openKey(r)); err != nil {
+	if err := t.resOpen().Delete(openKey(r)); err != nil {
 		return Settlement{}, err
 	}
 	if r.settle(reason, reported, hasReported, now) {
@@ -496,8 +513,8 @@ func (e *Embedded) settle(t *txn, r *reservation, reason SettleReason, reported 
 			deltaFor(deltas, k).spent += reported
 		}
 	}
-	if r.TraceID != "" && string(t.resTrace.Get([]byte(r.TraceID))) == r.ID {
-		if err := t.resTrace.Delete([]byte(r.TraceID)); err != nil {
+	if r.TraceID != "" && string(t.resTrace().Get([]byte(r.TraceID))) == r.ID {
+		if err := t.resTrace().Delete([]byte(r.TraceID)); err != nil {
 			return Settlement{}, err
 		}
 	}
@@ -543,7 +560,7 @@ func (e *Embedded) ExpireDue(ctx context.Context, now time.Time) ([]Settlement, 
 	err := e.update(ctx, func(t *txn) error {
 		out = nil
 		var ids []string
-		c := t.resOpen.Cursor()
+		c := t.resOpen().Cursor()
 		for k, _ := c.First(); len(k) >= 8 && int64(binary.BigEndian.Uint64(k[:8])) <= now.UnixNano(); k, _ = c.Next() {
 			ids = append(ids, string(k[8:]))
 		}
@@ -593,7 +610,7 @@ func (e *Embedded) Snapshot(ctx context.Context, now time.Time) (Snapshot, error
 	now = at(now)
 	out := Snapshot{At: now}
 	err := e.view(ctx, func(t *txn) error {
-		c := t.counters.Cursor()
+		c := t.counters().Cursor()
 		for _, w := range CalendarWindows {
 			prefix := counterKey(e.cal.counter("", "", w, now))[:9]
 			for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
@@ -634,7 +651,7 @@ func (e *Embedded) AcquireLease(ctx context.Context, key string, limit int, ttl 
 		prefix := leasePrefix(key)
 		var expired [][]byte
 		live, earliest := 0, int64(math.MaxInt64)
-		c := t.leases.Cursor()
+		c := t.leases().Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 			exp := int64(binary.BigEndian.Uint64(v))
 			if exp <= now.UnixNano() {
@@ -645,7 +662,7 @@ func (e *Embedded) AcquireLease(ctx context.Context, key string, limit int, ttl 
 			earliest = min(earliest, exp)
 		}
 		for _, k := range expired {
-			if err := t.leases.Delete(k); err != nil {
+			if err := t.leases().Delete(k); err != nil {
 				return err
 			}
 		}
@@ -654,14 +671,14 @@ func (e *Embedded) AcquireLease(ctx context.Context, key string, limit int, ttl 
 			return nil
 		}
 		id, ok = newLeaseID(), true
-		return t.leases.Put(append(prefix, id...), be64(now.Add(ttl).UnixNano()))
+		return t.leases().Put(append(prefix, id...), be64(now.Add(ttl).UnixNano()))
 	})
 	return id, ok, retryAfter, err
 }
 
 // ReleaseLease implements Ledger.
 func (e *Embedded) ReleaseLease(ctx context.Context, key, leaseID string) error {
-	return e.update(ctx, func(t *txn) error { return t.leases.Delete(append(leasePrefix(key), leaseID...)) })
+	return e.update(ctx, func(t *txn) error { return t.leases().Delete(append(leasePrefix(key), leaseID...)) })
 }
 
 // AllowRate implements Ledger.
@@ -680,7 +697,7 @@ func (e *Embedded) AllowRate(ctx context.Context, key string, limit int, per tim
 	)
 	err = e.update(ctx, func(t *txn) error {
 		var tat int64
-		if v := t.rates.Get([]byte(key)); len(v) == 8 {
+		if v := t.rates().Get([]byte(key)); len(v) == 8 {
 			tat = int64(binary.BigEndian.Uint64(v))
 		}
 		var newTAT int64
@@ -688,7 +705,7 @@ func (e *Embedded) AllowRate(ctx context.Context, key string, limit int, per tim
 		if !ok {
 			return nil
 		}
-		return t.rates.Put([]byte(key), be64(newTAT))
+		return t.rates().Put([]byte(key), be64(newTAT))
 	})
 	return ok, retryAfter, err
 }
@@ -719,7 +736,7 @@ func (e *Embedded) PutIfAbsent(ctx context.Context, key string, value []byte, tt
 }
 
 func (t *txn) approval(id string) (Approval, error) {
-	v := t.approvals.Get([]byte(id))
+	v := t.approvals().Get([]byte(id))
 	if v == nil {
 		return Approval{}, fmt.Errorf("approval %q: %w", id, ErrNotFound)
 	}
@@ -735,7 +752,7 @@ func (t *txn) putApproval(a Approval) error {
 	if err != nil {
 		return err
 	}
-	return t.approvals.Put([]byte(a.ID), v)
+	return t.approvals().Put([]byte(a.ID), v)
 }
 
 // CreateApproval implements Ledger.
@@ -746,7 +763,7 @@ func (e *Embedded) CreateApproval(ctx context.Context, a Approval) (Approval, er
 	}
 	a.State, a.Decision, a.ConsumedAt = ApprovalPending, nil, time.Time{}
 	err := e.update(ctx, func(t *txn) error {
-		if t.approvals.Get([]byte(a.ID)) != nil {
+		if t.approvals().Get([]byte(a.ID)) != nil {
 			return fmt.Errorf("approval %q: %w", a.ID, ErrExists)
 		}
 		if err := t.putApproval(a); err != nil {
@@ -779,7 +796,7 @@ func (e *Embedded) ListApprovals(ctx context.Context, state ApprovalState, limit
 	now = at(now)
 	var out []Approval
 	err := e.view(ctx, func(t *txn) error {
-		return t.approvals.ForEach(func(k, v []byte) error {
+		return t.approvals().ForEach(func(k, v []byte) error {
 			var a Approval
 			if err := json.Unmarshal(v, &a); err != nil {
 				return fmt.Errorf("decoding approval %q: %w", k, err)
@@ -840,10 +857,10 @@ func anomalyKey(agent string, level AnomalyLevel) []byte { return []byte(string(
 
 func (t *txn) recordAnomaly(agent string, level AnomalyLevel, when time.Time) error {
 	k := anomalyKey(agent, level)
-	if v := t.anomalies.Get(k); len(v) == 8 && int64(binary.BigEndian.Uint64(v)) >= when.UnixNano() {
+	if v := t.anomalies().Get(k); len(v) == 8 && int64(binary.BigEndian.Uint64(v)) >= when.UnixNano() {
 		return nil
 	}
-	return t.anomalies.Put(k, be64(when.UnixNano()))
+	return t.anomalies().Put(k, be64(when.UnixNano()))
 }
 
 // RecordAnomaly implements Ledger.
@@ -868,7 +885,7 @@ func (e *Embedded) LastAnomaly(ctx context.Context, agent string, level AnomalyL
 		ok   bool
 	)
 	err := e.view(ctx, func(t *txn) error {
-		if v := t.anomalies.Get(anomalyKey(agent, level)); len(v) == 8 {
+		if v := t.anomalies().Get(anomalyKey(agent, level)); len(v) == 8 {
 			when, ok = time.Unix(0, int64(binary.BigEndian.Uint64(v))).In(e.cal.loc), true
 		}
 		return nil
@@ -888,7 +905,7 @@ func (e *Embedded) Prune(ctx context.Context, now time.Time) error {
 	var next []byte
 	err := e.update(ctx, func(t *txn) error {
 		var del [][]byte
-		c := t.counters.Cursor()
+		c := t.counters().Cursor()
 		for _, w := range CalendarWindows {
 			code := []byte{windowCode(w)}
 			for k, _ := c.Seek(code); k != nil && k[0] == code[0] && len(del) < pruneBatch; k, _ = c.Next() {
@@ -917,17 +934,17 @@ func (e *Embedded) Prune(ctx context.Context, now time.Time) error {
 			next = slices.Clone(k[1:])
 		}
 		for _, k := range del {
-			if err := t.counters.Delete(k); err != nil {
+			if err := t.counters().Delete(k); err != nil {
 				return err
 			}
 		}
 		if err := t.pruneExpiry(now); err != nil {
 			return err
 		}
-		if err := pruneBefore(t.leases, now.UnixNano()); err != nil {
+		if err := pruneBefore(t.leases(), now.UnixNano()); err != nil {
 			return err
 		}
-		return pruneBefore(t.rates, micros(now))
+		return pruneBefore(t.rates(), micros(now))
 	})
 	if err == nil {
 		e.mu.Lock()
@@ -946,7 +963,7 @@ func (t *txn) pruneExpiry(now time.Time) error {
 		key   []byte
 	}
 	var todo []due
-	c := t.expiry.Cursor()
+	c := t.expiry().Cursor()
 	for k, _ := c.First(); len(k) >= 9 && len(todo) < pruneBatch; k, _ = c.Next() {
 		exp := int64(binary.BigEndian.Uint64(k[:8]))
 		if exp > now.UnixNano() {
@@ -959,23 +976,23 @@ func (t *txn) pruneExpiry(now time.Time) error {
 		case kvSpan, kvPut:
 			kk := append([]byte{d.ns}, d.key...)
 			// A key re-created after it expired has a newer expiry and its own entry.
-			if v := t.kv.Get(kk); len(v) >= 8 && int64(binary.BigEndian.Uint64(v[:8])) == d.exp {
-				if err := t.kv.Delete(kk); err != nil {
+			if v := t.kv().Get(kk); len(v) >= 8 && int64(binary.BigEndian.Uint64(v[:8])) == d.exp {
+				if err := t.kv().Delete(kk); err != nil {
 					return err
 				}
 			}
 		case kvReservation:
 			if r, err := t.reservation(string(d.key)); err == nil && r != nil && r.Settled {
-				if err := t.res.Delete(d.key); err != nil {
+				if err := t.res().Delete(d.key); err != nil {
 					return err
 				}
 			}
 		case kvApproval:
-			if err := t.approvals.Delete(d.key); err != nil {
+			if err := t.approvals().Delete(d.key); err != nil {
 				return err
 			}
 		}
-		if err := t.expiry.Delete(d.entry); err != nil {
+		if err := t.expiry().Delete(d.entry); err != nil {
 			return err
 		}
 	}
