@@ -22,6 +22,7 @@ import (
 	"github.com/agentcost/agentcost/exporter/costledgerexporter"
 	"github.com/agentcost/agentcost/extension/budgetledgerextension"
 	"github.com/agentcost/agentcost/internal/testutil/collectortest"
+	"github.com/agentcost/agentcost/internal/testutil/redistest"
 	"github.com/agentcost/agentcost/pkg/decisionapi"
 	"github.com/agentcost/agentcost/receiver/budgetreceiver"
 )
@@ -41,17 +42,25 @@ func factories() (otelcol.Factories, error) {
 
 // startCollector runs a collector whose budget receiver applies policy, and returns the API's URL.
 func startCollector(tb testing.TB, policy string) string {
+	return startCollectorOn(tb, policy, "")
+}
+
+// startCollectorOn starts the collector with the budget receiver on the embedded ledger, or on the
+// Redis server at redisAddr when it is not empty.
+func startCollectorOn(tb testing.TB, policy, redisAddr string) string {
 	tb.Helper()
 	dir := tb.TempDir()
+	backend := ""
+	if redisAddr != "" {
+		backend = fmt.Sprintf("backend: redis, redis: {endpoint: %q}, ", redisAddr)
+	}
 	if err := os.WriteFile(filepath.Join(dir, "policy.yaml"), []byte(policy), 0o600); err != nil {
 		tb.Fatal(err)
 	}
 	api := collectortest.Endpoint(tb)
 	collectortest.Run(tb, factories, fmt.Sprintf(`
 extensions:
-  budgetledger:
-    directory: %[1]s/ledger
-    evidence: {directory: %[1]s/evidence, sync: interval}
+  budgetledger: {%[4]sdirectory: %[1]s/ledger, evidence: {directory: %[1]s/evidence, sync: interval}}
 receivers:
   budget: {endpoint: %[2]s, policy_file: %[1]s/policy.yaml}
 exporters:
@@ -63,7 +72,7 @@ service:
   extensions: [budgetledger]
   pipelines:
     metrics: {receivers: [budget], exporters: [costledger]}
-`, dir, api, collectortest.Endpoint(tb)))
+`, dir, api, collectortest.Endpoint(tb), backend))
 	return "http://" + api
 }
 
@@ -128,6 +137,8 @@ rules:
 	}
 	b.Run("receiver", func(b *testing.B) { bench(b, startCollector(b, policy), true) })
 	b.Run("receiver-no-release", func(b *testing.B) { bench(b, startCollector(b, policy), false) })
+	b.Run("receiver-redis", func(b *testing.B) { bench(b, startCollectorOn(b, policy, redistest.Start(b).Addr), true) })
+	b.Run("receiver-redis-no-release", func(b *testing.B) { bench(b, startCollectorOn(b, policy, redistest.Start(b).Addr), false) })
 	b.Run("bare", func(b *testing.B) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
