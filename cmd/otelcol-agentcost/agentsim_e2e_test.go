@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/agentcost/agentcost/internal/money"
 	"github.com/agentcost/agentcost/internal/sim"
-	"github.com/agentcost/agentcost/internal/testutil/collectortest"
 )
 
 // TestAgentsimRunaway runs agentsim's runaway scenario against the whole collector: agentsim's
@@ -51,42 +49,13 @@ func TestAgentsimRunaway(t *testing.T) {
 		"drafting-agent":   "agentsim-drafting-token",
 	}
 	const reviewerToken = "agentsim-reviewer-token"
-	grpcEndpoint, apiEndpoint, promEndpoint := collectortest.Endpoint(t), collectortest.Endpoint(t), collectortest.Endpoint(t)
-	collectortest.Run(t, components, fmt.Sprintf(`
-extensions:
-  budgetledger:
-    directory: %[1]s/ledger
-    evidence: {directory: %[1]s/evidence}
-receivers:
-  otlp:
-    protocols:
-      grpc: {endpoint: %[2]s}
-  budget:
-    endpoint: %[3]s
-    policy_file: %[4]s
-    settle_interval: 100ms
-    access:
-      tokens:
-        - {token: %[7]s, role: agent, subject: research-agent}
-        - {token: %[8]s, role: agent, subject: enrichment-agent}
-        - {token: %[9]s, role: agent, subject: drafting-agent}
-        - {token: %[10]s, role: reviewer, subject: reviewer@example.com}
-processors:
-  agentcost:
-    prices: {files: [%[6]q]}
-exporters:
-  costledger:
-    endpoint: %[5]s
-service:
-  telemetry:
-    metrics: {level: none}
-    logs: {level: warn}
-  extensions: [budgetledger]
-  pipelines:
-    traces: {receivers: [otlp], processors: [agentcost], exporters: [costledger]}
-    metrics: {receivers: [budget], exporters: [costledger]}
-`, dir, grpcEndpoint, apiEndpoint, policyPath, promEndpoint, prices,
-		tokens["research-agent"], tokens["enrichment-agent"], tokens["drafting-agent"], reviewerToken))
+	fc := startFullCollector(t, fullOptions{policy: policyPath, prices: prices, settle: 100 * time.Millisecond, tokens: []accessToken{
+		{tokens["research-agent"], "agent", "research-agent"},
+		{tokens["enrichment-agent"], "agent", "enrichment-agent"},
+		{tokens["drafting-agent"], "agent", "drafting-agent"},
+		{reviewerToken, "reviewer", "reviewer@example.com"},
+	}})
+	grpcEndpoint, apiEndpoint, promEndpoint := fc.otlp, fc.api, fc.metrics
 
 	pricer := simPricer(t, prices)
 	exp, err := sim.NewOTLPExporter(context.Background(), grpcEndpoint)

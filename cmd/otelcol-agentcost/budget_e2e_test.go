@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -21,7 +20,6 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
 
 	"github.com/agentcost/agentcost/internal/policy"
-	"github.com/agentcost/agentcost/internal/testutil/collectortest"
 	"github.com/agentcost/agentcost/pkg/decisionapi"
 	"github.com/agentcost/agentcost/pkg/guard"
 )
@@ -60,42 +58,13 @@ func TestEndToEndBudgetLoop(t *testing.T) {
 	if err := os.WriteFile(policyPath, []byte(e2ePolicy), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	grpcEndpoint, apiEndpoint, promEndpoint := collectortest.Endpoint(t), collectortest.Endpoint(t), collectortest.Endpoint(t)
-	collectortest.Run(t, components, fmt.Sprintf(`
-extensions:
-  budgetledger:
-    directory: %[1]s/ledger
-    evidence: {directory: %[1]s/evidence}
-receivers:
-  otlp:
-    protocols:
-      grpc: {endpoint: %[2]s}
-  budget:
-    endpoint: %[3]s
-    policy_file: %[4]s
-    publish_interval: 50ms
-    settle_interval: 50ms
-    access:
-      tokens:
-        - {token: %[6]s, role: agent, subject: research-agent}
-        - {token: %[7]s, role: agent, subject: drafting-agent}
-        - {token: %[8]s, role: agent, subject: billing-agent}
-processors:
-  agentcost: {}
-exporters:
-  costledger:
-    endpoint: %[5]s
-  debug: {verbosity: basic}
-service:
-  telemetry:
-    metrics: {level: none}
-    logs: {level: warn}
-  extensions: [budgetledger]
-  pipelines:
-    traces: {receivers: [otlp], processors: [agentcost], exporters: [costledger]}
-    metrics: {receivers: [budget], exporters: [costledger]}
-    logs: {receivers: [budget], exporters: [debug]}
-`, dir, grpcEndpoint, apiEndpoint, policyPath, promEndpoint, e2eResearchToken, e2eDraftingToken, e2eBillingToken))
+	fc := startFullCollector(t, fullOptions{policy: policyPath, publish: 50 * time.Millisecond, settle: 50 * time.Millisecond,
+		evidenceLogs: true, tokens: []accessToken{
+			{e2eResearchToken, "agent", "research-agent"},
+			{e2eDraftingToken, "agent", "drafting-agent"},
+			{e2eBillingToken, "agent", "billing-agent"},
+		}})
+	grpcEndpoint, apiEndpoint, promEndpoint := fc.otlp, fc.api, fc.metrics
 
 	ctx := context.Background()
 	research := newAgent(t, ctx, grpcEndpoint, "research-agent")

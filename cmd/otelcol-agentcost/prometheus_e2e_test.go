@@ -61,36 +61,9 @@ func TestPrometheusFiresAgentBudgetAlert(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	grpcEndpoint, apiEndpoint, metricsEndpoint := collectortest.Endpoint(t), collectortest.Endpoint(t), collectortest.Endpoint(t)
-	collectortest.Run(t, components, fmt.Sprintf(`
-extensions:
-  budgetledger:
-    directory: %[1]s/ledger
-    evidence: {directory: %[1]s/evidence}
-receivers:
-  otlp:
-    protocols:
-      grpc: {endpoint: %[2]s}
-  budget:
-    endpoint: %[3]s
-    policy_file: %[4]s
-    publish_interval: 1s
-    settle_interval: 100ms
-processors:
-  agentcost:
-    prices: {files: [%[6]q]}
-exporters:
-  costledger:
-    endpoint: %[5]s
-service:
-  telemetry:
-    metrics: {level: none}
-    logs: {level: error}
-  extensions: [budgetledger]
-  pipelines:
-    traces: {receivers: [otlp], processors: [agentcost], exporters: [costledger]}
-    metrics: {receivers: [budget], exporters: [costledger]}
-`, dir, grpcEndpoint, apiEndpoint, policyPath, metricsEndpoint, prices))
+	fc := startFullCollector(t, fullOptions{policy: policyPath, prices: prices, publish: time.Second,
+		settle: 100 * time.Millisecond, logLevel: "error"})
+	grpcEndpoint, apiEndpoint, metricsEndpoint := fc.otlp, fc.api, fc.metrics
 
 	rules := writeRulesWithShortFor(t, "../../deploy/prometheus/agentcost-rules.yaml", budgetAlert, budgetAlertFor)
 	prom := startPrometheus(t, promBin, rules, metricsEndpoint)

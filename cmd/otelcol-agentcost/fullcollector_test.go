@@ -1,0 +1,95 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agentcost/agentcost/internal/testutil/collectortest"
+)
+
+// accessToken is one entry of the budget receiver's access.tokens.
+type accessToken struct{ token, role, subject string }
+
+// fullOptions configure startFullCollector.
+type fullOptions struct {
+	// policy is the policy file's path (required).
+	policy string
+	// prices is a price file for the agentcost processor; empty for the embedded table only.
+	prices string
+	// tokens, when set, configure the receiver's access; otherwise the loopback API is open.
+	tokens []accessToken
+	// publish and settle are the receiver's publish_interval and settle_interval (0: defaults).
+	publish, settle time.Duration
+	// evidenceLogs routes the receiver's evidence records to a debug exporter.
+	evidenceLogs bool
+	// logLevel is the collector's log level (default warn).
+	logLevel string
+}
+
+// fullCollector is a running collector with every agentcost component, on free loopback ports.
+type fullCollector struct {
+	otlp    string // OTLP/gRPC endpoint
+	api     string // decision API host:port
+	metrics string // costledger /metrics host:port
+}
+
+// startFullCollector runs the distribution in-process with the whole loop: otlp → agentcost →
+// costledger; budget → metrics → costledger; the budgetledger extension in a temp dir.
+func startFullCollector(t *testing.T, o fullOptions) fullCollector {
+	t.Helper()
+	fc := fullCollector{otlp: collectortest.Endpoint(t), api: collectortest.Endpoint(t), metrics: collectortest.Endpoint(t)}
+	var budget strings.Builder
+	fmt.Fprintf(&budget, "    endpoint: %s\n    policy_file: %q\n", fc.api, o.policy)
+	if o.publish > 0 {
+		fmt.Fprintf(&budget, "    publish_interval: %s\n", o.publish)
+	}
+	if o.settle > 0 {
+		fmt.Fprintf(&budget, "    settle_interval: %s\n", o.settle)
+	}
+	if len(o.tokens) > 0 {
+		budget.WriteString("    access:\n      tokens:\n")
+		for _, tk := range o.tokens {
+			fmt.Fprintf(&budget, "        - {token: %s, role: %s, subject: %s}\n", tk.token, tk.role, tk.subject)
+		}
+	}
+	processor := "  agentcost: {}\n"
+	if o.prices != "" {
+		processor = fmt.Sprintf("  agentcost:\n    prices: {files: [%q]}\n", o.prices)
+	}
+	debug, logs := "", ""
+	if o.evidenceLogs {
+		debug = "  debug: {verbosity: basic}\n"
+		logs = "    logs: {receivers: [budget], exporters: [debug]}\n"
+	}
+	level := o.logLevel
+	if level == "" {
+		level = "warn"
+	}
+	dir := t.TempDir()
+	collectortest.Run(t, components, fmt.Sprintf(`
+extensions:
+  budgetledger:
+    directory: %[1]s/ledger
+    evidence: {directory: %[1]s/evidence}
+receivers:
+  otlp:
+    protocols:
+      grpc: {endpoint: %[2]s}
+  budget:
+%[3]sprocessors:
+%[4]sexporters:
+  costledger:
+    endpoint: %[5]s
+%[6]sservice:
+  telemetry:
+    metrics: {level: none}
+    logs: {level: %[7]s}
+  extensions: [budgetledger]
+  pipelines:
+    traces: {receivers: [otlp], processors: [agentcost], exporters: [costledger]}
+    metrics: {receivers: [budget], exporters: [costledger]}
+%[8]s`, dir, fc.otlp, budget.String(), processor, fc.metrics, debug, level, logs))
+	return fc
+}
