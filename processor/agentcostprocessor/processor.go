@@ -3,11 +3,9 @@ package agentcostprocessor
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/extension/xextension/storage"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/processor"
 	"go.opentelemetry.io/otel/attribute"
@@ -35,9 +33,7 @@ type costProcessor struct {
 	pricer    *costing.Pricer
 	telemetry *metadata.TelemetryBuilder
 
-	storage  storage.Client
-	stopSave chan struct{}
-	saveDone sync.WaitGroup
+	keeper *baseline.Keeper
 }
 
 // newCostProcessor builds the price table, extractor, overrides and baselines. Every configuration
@@ -140,33 +136,12 @@ func loadTable(cfg PricesConfig) (*pricing.Table, error) {
 
 func (p *costProcessor) start(ctx context.Context, host component.Host) error {
 	if p.cfg.Baseline.Storage != nil && p.pricer.Baselines != nil {
-		ext, ok := host.GetExtensions()[*p.cfg.Baseline.Storage]
-		if !ok {
-			return fmt.Errorf("baseline.storage: extension %q not found", p.cfg.Baseline.Storage)
-		}
-		se, ok := ext.(storage.Extension)
-		if !ok {
-			return fmt.Errorf("baseline.storage: extension %q is not a storage extension", p.cfg.Baseline.Storage)
-		}
-		client, err := se.GetClient(ctx, component.KindProcessor, p.id, "")
+		k, err := baseline.StartKeeper(ctx, host, *p.cfg.Baseline.Storage, component.KindProcessor, p.id,
+			p.pricer.Baselines, baselineKey, snapshotInterval, p.logger)
 		if err != nil {
-			return fmt.Errorf("baseline.storage: %w", err)
+			return err
 		}
-		p.storage = client
-		data, err := client.Get(ctx, baselineKey)
-		switch {
-		case err != nil:
-			p.logger.Warn("Could not read saved baselines; starting cold", zap.Error(err))
-		case data != nil:
-			if err := p.pricer.Baselines.Restore(data); err != nil {
-				p.logger.Warn("Saved baselines are unreadable; starting cold", zap.Error(err))
-			} else {
-				p.logger.Info("Restored per-call baselines", zap.Int("keys", p.pricer.Baselines.Len()))
-			}
-		}
-		p.stopSave = make(chan struct{})
-		p.saveDone.Add(1)
-		go p.saveLoop()
+		p.keeper = k
 	}
 	var layers []zap.Field
 	for _, l := range p.pricer.Table.Layers() {
@@ -178,38 +153,11 @@ func (p *costProcessor) start(ctx context.Context, host component.Host) error {
 	return nil
 }
 
-func (p *costProcessor) saveLoop() {
-	defer p.saveDone.Done()
-	t := time.NewTicker(snapshotInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-p.stopSave:
-			return
-		case <-t.C:
-			p.saveBaselines(context.Background())
-		}
-	}
-}
-
-func (p *costProcessor) saveBaselines(ctx context.Context) {
-	data, err := p.pricer.Baselines.Snapshot()
-	if err == nil {
-		err = p.storage.Set(ctx, baselineKey, data)
-	}
-	if err != nil {
-		p.logger.Warn("Could not save per-call baselines", zap.Error(err))
-	}
-}
-
 func (p *costProcessor) shutdown(ctx context.Context) error {
 	var err error
-	if p.storage != nil {
-		close(p.stopSave)
-		p.saveDone.Wait()
-		p.saveBaselines(ctx)
-		err = p.storage.Close(ctx)
-		p.storage = nil
+	if p.keeper != nil {
+		err = p.keeper.Stop(ctx)
+		p.keeper = nil
 	}
 	if p.telemetry != nil {
 		p.telemetry.Shutdown()

@@ -118,6 +118,9 @@ type BaselineConfig struct {
 	Alpha float64 `mapstructure:"alpha"`
 	// MaxKeys bounds the number of (agent, action) baselines kept (default 10000).
 	MaxKeys int `mapstructure:"max_keys"`
+	// Storage is the ID of a storage extension (file_storage) that keeps the baselines across
+	// restarts; empty keeps them in memory only.
+	Storage *component.ID `mapstructure:"storage"`
 }
 
 // LedgerUnavailableConfig is the documented behaviour while the ledger fails.

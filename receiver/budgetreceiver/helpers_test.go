@@ -6,9 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
-	"go.uber.org/zap/zaptest/observer"
 	"io"
 	"net/http"
 	"os"
@@ -16,6 +13,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/storage/filestorage"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
@@ -102,6 +104,16 @@ type env struct {
 	r          *budgetReceiver
 	// logged holds everything the receiver and the extension logged.
 	logged *observer.ObservedLogs
+	// stops shut the receiver (and a storage extension) down, last started first.
+	stops []func()
+}
+
+// stop shuts the env's receiver down now (it is also done at the end of the test).
+func (e *env) stop() {
+	for i := len(e.stops) - 1; i >= 0; i-- {
+		e.stops[i]()
+	}
+	e.stops = nil
 }
 
 type testHost struct {
@@ -136,6 +148,31 @@ func startEnv(t *testing.T, policyYAML string, tune ...func(*Config)) *env {
 		t.Fatal(err)
 	}
 	host := testHost{Host: componenttest.NewNopHost(), exts: map[component.ID]component.Component{extID: ext}}
+	// A tune that sets baseline.storage gets a file_storage extension whose directory is the same
+	// for every env of one test, so that a second env is a restart of the first.
+	probe := NewFactory().CreateDefaultConfig().(*Config)
+	for _, fn := range tune {
+		fn(probe)
+	}
+	if id := probe.Baseline.Storage; id != nil {
+		storageDir := filepath.Join(os.TempDir(), "agentcost-receiver-"+strings.ReplaceAll(t.Name(), "/", "_"))
+		if err := os.MkdirAll(storageDir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = os.RemoveAll(storageDir) })
+		fsf := filestorage.NewFactory()
+		fsCfg := fsf.CreateDefaultConfig().(*filestorage.Config)
+		fsCfg.Directory = storageDir
+		fs, err := fsf.Create(ctx, extension.Settings{ID: *id, TelemetrySettings: tel}, fsCfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := fs.Start(ctx, host); err != nil {
+			t.Fatal(err)
+		}
+		e.stops = append(e.stops, func() { _ = fs.Shutdown(ctx) })
+		host.exts[*id] = fs
+	}
 	if err := ext.Start(ctx, host); err != nil {
 		t.Fatal(err)
 	}
@@ -169,13 +206,14 @@ func startEnv(t *testing.T, policyYAML string, tune ...func(*Config)) *env {
 			t.Fatal(err)
 		}
 	}
-	t.Cleanup(func() {
+	e.stops = append(e.stops, func() {
 		for _, c := range []component.Component{mr, lr} {
 			if err := c.Shutdown(ctx); err != nil {
 				t.Errorf("shutdown: %v", err)
 			}
 		}
 	})
+	t.Cleanup(e.stop)
 	e.r = mr.(*budgetReceiver)
 	e.base = "http://" + e.r.addr.String()
 	return e

@@ -44,7 +44,11 @@ type budgetReceiver struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	served  chan struct{}
+	keeper  *baseline.Keeper
 }
+
+// actionBaselinesKey is the storage key of the per-action baseline snapshot.
+const actionBaselinesKey = "agentcost.action_baselines.v1"
 
 var (
 	receiversMu sync.Mutex
@@ -170,6 +174,14 @@ func (r *budgetReceiver) start(ctx context.Context, host component.Host) error {
 		_ = ln.Close()
 		return err
 	}
+	// Restore the per-action baselines before the first request is served.
+	if id := r.cfg.Baseline.Storage; id != nil {
+		if r.keeper, err = baseline.StartKeeper(ctx, host, *id, component.KindReceiver, r.set.ID, baselines,
+			actionBaselinesKey, time.Minute, log); err != nil {
+			_ = ln.Close()
+			return err
+		}
+	}
 	r.addr = ln.Addr()
 	r.served = make(chan struct{})
 	go func() {
@@ -265,6 +277,10 @@ func (r *budgetReceiver) Shutdown(ctx context.Context) error {
 	r.cancel()
 	r.wg.Wait()
 	r.emitter.stop()
+	if r.keeper != nil {
+		err = errors.Join(err, r.keeper.Stop(ctx))
+		r.keeper = nil
+	}
 	r.set.Logger.Info("Budget receiver stopped")
 	return err
 }

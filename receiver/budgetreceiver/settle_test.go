@@ -8,6 +8,7 @@ import (
 	"github.com/agentcost/agentcost/internal/evidence"
 	"github.com/agentcost/agentcost/internal/ledger"
 	"github.com/agentcost/agentcost/pkg/decisionapi"
+	"go.opentelemetry.io/collector/component"
 )
 
 // TestSettlementAnomaly: five releases at $0.10 warm the (agent, action) baseline up; a sixth at
@@ -106,5 +107,29 @@ func TestExpiredReservations(t *testing.T) {
 	status, body := e.do(http.MethodPost, "/v1/leases/"+d.LeaseID+"/release", researchToken, nil)
 	if status != http.StatusConflict {
 		t.Errorf("release after expiry: %d %s; want 409", status, body)
+	}
+}
+
+// TestActionBaselinesSurviveRestart: with baseline.storage, a receiver that restarts keeps its
+// per-(agent, action) baselines and flags a 4x action at once.
+func TestActionBaselinesSurviveRestart(t *testing.T) {
+	storage := component.MustNewID("file_storage")
+	withStorage := func(cfg *Config) { cfg.Baseline.Storage = &storage }
+	settle := func(e *env, actual float64) decisionapi.Settlement {
+		t.Helper()
+		d := e.decide(researchToken, research("job.crawl", 0.2))
+		if !d.Decision.Allowed() {
+			t.Fatalf("decision %+v", d)
+		}
+		return e.release(researchToken, d.LeaseID, decisionapi.ReleaseRequest{ActualCostUSD: ptr(actual)}).Settlement
+	}
+	first := startEnv(t, testPolicy, withAccess, withStorage)
+	for range 5 {
+		settle(first, 0.10)
+	}
+	first.stop()
+	second := startEnv(t, testPolicy, withAccess, withStorage)
+	if s := settle(second, 0.40); !s.Anomaly || s.BaselineUSD != 0.10 {
+		t.Fatalf("first settlement after a restart: %+v, want an anomaly against the restored $0.10 baseline", s)
 	}
 }
