@@ -208,14 +208,9 @@ service:
 
 func fleetSpend(t *testing.T, dir string, at time.Time) money.Nanos {
 	t.Helper()
-	cfg := ledger.NewDefaultConfig()
-	cfg.Directory = dir
-	l, err := ledger.Open(context.Background(), cfg, ledger.Settings{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	st, err := l.State(context.Background(), ledger.ScopeFleet, "fleet", ledger.Day, at)
+	l := openLedger(t, dir, "", "")
+	defer l.Close() // release the file now: the test opens it again after the next run
+	st, err := l.State(context.Background(), ledger.ScopeFleet, ledger.FleetID, ledger.Day, at)
 	if err != nil {
 		t.Fatal(err)
 	}

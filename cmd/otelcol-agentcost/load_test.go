@@ -441,13 +441,8 @@ func simPricer(tb testing.TB, prices string) *sim.Pricer {
 // `to` (two when the run crossed midnight).
 func fleetDaySpend(tb testing.TB, dir string, from, to time.Time) (spent, reserved money.Nanos) {
 	tb.Helper()
-	cfg := ledger.NewDefaultConfig()
-	cfg.Directory = dir
 	ctx := context.Background()
-	l, err := ledger.Open(ctx, cfg, ledger.Settings{})
-	if err != nil {
-		tb.Fatal(err)
-	}
+	l := openLedger(tb, dir, "", "")
 	defer l.Close()
 	var seen time.Time
 	for _, at := range []time.Time{from, to} {

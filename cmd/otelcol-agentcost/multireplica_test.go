@@ -20,7 +20,6 @@ import (
 
 	"github.com/agentcost/agentcost/internal/evidence"
 	"github.com/agentcost/agentcost/internal/ledger"
-	"github.com/agentcost/agentcost/internal/money"
 	"github.com/agentcost/agentcost/internal/testutil/collectortest"
 	"github.com/agentcost/agentcost/internal/testutil/redistest"
 	"github.com/agentcost/agentcost/pkg/decisionapi"
@@ -223,23 +222,8 @@ func TestReplicasActAsOneSystem(t *testing.T) {
 			}
 			_ = exp.Shutdown(ctx)
 		}
-		cfg := ledger.NewDefaultConfig()
-		cfg.Backend, cfg.Redis.Endpoint = ledger.BackendRedis, redis.Addr
-		l, err := ledger.Open(ctx, cfg, ledger.Settings{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
 		want := 40 * spanCost
-		var got money.Nanos
-		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-			st, err := l.State(ctx, ledger.ScopeAgent, "research-agent", ledger.Day, end)
-			if err == nil {
-				if got = st.Spent; got == want {
-					break
-				}
-			}
-		}
+		got := waitSpent(openLedger(t, "", redis.Addr, ""), ledger.ScopeAgent, "research-agent", end, want, 20*time.Second)
 		if got != want {
 			t.Fatalf("research-agent spent %s USD across replicas, want %s", got, want)
 		}

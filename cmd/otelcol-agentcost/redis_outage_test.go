@@ -34,28 +34,7 @@ func TestRedisOutageLosesNoSpend(t *testing.T) {
 	dir := t.TempDir()
 	grpcEndpoint := collectortest.Endpoint(t)
 	capture := &collectortest.Capture{}
-	collectortest.Run(t, withCapture(capture), fmt.Sprintf(`
-extensions:
-  file_storage: {directory: %[1]s}
-  budgetledger:
-    backend: redis
-    redis: {endpoint: %[2]s, key_prefix: "outage:", read_timeout: 500ms, write_timeout: 500ms, dial_timeout: 500ms}
-    evidence: {directory: %[1]s/evidence}
-receivers:
-  otlp: {protocols: {grpc: {endpoint: %[3]s}}}
-processors:
-  agentcost: {}
-exporters:
-  costledger:
-    endpoint: %[4]s
-    sending_queue: {storage: file_storage, queue_size: 100000}
-    retry_on_failure: {initial_interval: 100ms, max_interval: 1s, max_elapsed_time: 0}
-service:
-  telemetry: {metrics: {level: none}}
-  extensions: [file_storage, budgetledger]
-  pipelines:
-    traces: {receivers: [otlp], processors: [agentcost], exporters: [costledger]}
-`, dir, redis.Addr, grpcEndpoint, collectortest.Endpoint(t)))
+	collectortest.Run(t, withCapture(capture), queuedRedisConfig(dir, redis.Addr, "outage:", grpcEndpoint, collectortest.Endpoint(t), ", queue_size: 100000"))
 
 	ctx := context.Background()
 	exp, err := otlptracegrpc.New(ctx, otlptracegrpc.WithEndpoint(grpcEndpoint), otlptracegrpc.WithInsecure(),
@@ -90,28 +69,9 @@ service:
 	}
 	send(i, i+50)
 
-	cfg := ledger.NewDefaultConfig()
-	cfg.Backend = ledger.BackendRedis
-	cfg.Redis.Endpoint = redis.Addr
-	cfg.Redis.KeyPrefix = "outage:"
-	l, err := ledger.Open(ctx, cfg, ledger.Settings{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := openLedger(t, "", redis.Addr, "outage:")
 	want := money.Nanos(acked) * spanCost
-	var got money.Nanos
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		st, err := l.State(ctx, ledger.ScopeFleet, ledger.FleetID, ledger.Day, end)
-		if err == nil {
-			got = st.Spent
-			if got == want {
-				break
-			}
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	got := waitSpent(l, ledger.ScopeFleet, ledger.FleetID, end, want, 60*time.Second)
 	if got != want {
 		t.Fatalf("after the outage the ledger holds %s USD for %d acknowledged spans, want exactly %s USD", got, acked, want)
 	}
@@ -127,28 +87,7 @@ func TestQueuedSpendSurvivesKillDuringOutage(t *testing.T) {
 	dir := t.TempDir()
 	grpcEndpoint := collectortest.Endpoint(t)
 	config := filepath.Join(dir, "config.yaml")
-	if err := os.WriteFile(config, []byte(fmt.Sprintf(`
-extensions:
-  file_storage: {directory: %[1]s}
-  budgetledger:
-    backend: redis
-    redis: {endpoint: %[2]s, key_prefix: "killq:", read_timeout: 500ms, write_timeout: 500ms, dial_timeout: 500ms}
-    evidence: {directory: %[1]s/evidence}
-receivers:
-  otlp: {protocols: {grpc: {endpoint: %[3]s}}}
-processors:
-  agentcost: {}
-exporters:
-  costledger:
-    endpoint: %[4]s
-    sending_queue: {storage: file_storage}
-    retry_on_failure: {initial_interval: 100ms, max_interval: 1s, max_elapsed_time: 0}
-service:
-  telemetry: {metrics: {level: none}}
-  extensions: [file_storage, budgetledger]
-  pipelines:
-    traces: {receivers: [otlp], processors: [agentcost], exporters: [costledger]}
-`, dir, redis.Addr, grpcEndpoint, collectortest.Endpoint(t))), 0o600); err != nil {
+	if err := os.WriteFile(config, []byte(queuedRedisConfig(dir, redis.Addr, "killq:", grpcEndpoint, collectortest.Endpoint(t), "")), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	child := startChild(t, bin, config)
@@ -178,24 +117,9 @@ service:
 
 	child2 := startChild(t, bin, config)
 	waitListening(t, grpcEndpoint)
-	cfg := ledger.NewDefaultConfig()
-	cfg.Backend = ledger.BackendRedis
-	cfg.Redis.Endpoint = redis.Addr
-	cfg.Redis.KeyPrefix = "killq:"
-	l, err := ledger.Open(ctx, cfg, ledger.Settings{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := openLedger(t, "", redis.Addr, "killq:")
 	want := money.Nanos(n) * spanCost
-	var got money.Nanos
-	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		if st, err := l.State(ctx, ledger.ScopeFleet, ledger.FleetID, ledger.Day, end); err == nil {
-			if got = st.Spent; got == want {
-				break
-			}
-		}
-	}
+	got := waitSpent(l, ledger.ScopeFleet, ledger.FleetID, end, want, 60*time.Second)
 	_ = child2.Process.Signal(syscall.SIGTERM)
 	_, _ = child2.Process.Wait()
 	if got != want {
