@@ -102,16 +102,8 @@ func (b *Batch) add(span ptrace.Span, resRun string) {
 // usd reads agentcost.cost_usd back into nano-dollars. The processor wrote float64(nanos)/1e9; the
 // shortest decimal of that double parses back to the same nano-dollars for any span under $1M.
 func usd(v pcommon.Value) (money.Nanos, bool) {
-	var f float64
-	switch v.Type() {
-	case pcommon.ValueTypeDouble:
-		f = v.Double()
-	case pcommon.ValueTypeInt:
-		f = float64(v.Int())
-	default:
-		return 0, false
-	}
-	if math.IsNaN(f) || f < 0 {
+	f, ok := genai.AmountUSD(v)
+	if !ok {
 		return 0, false
 	}
 	n, err := money.FromUSD(f)

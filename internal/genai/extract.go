@@ -284,7 +284,7 @@ func (e *Extractor) Extract(attrs pcommon.Map, name string, res *Resource) Call 
 		c.Usage.Tier = pricing.ParseServiceTier(slots[fTier].Str())
 	}
 	if c.rank[fCost] != 0 {
-		c.ReportedCostUSD, c.HasReportedCost = reportedCost(slots[fCost])
+		c.ReportedCostUSD, c.HasReportedCost = AmountUSD(slots[fCost])
 	}
 	if c.rank[fSDKName] != 0 && strings.EqualFold(slots[fSDKName].Str(), "openlit") && hints != 0 {
 		hints |= hOpenLIT
@@ -353,7 +353,9 @@ func str(v pcommon.Value, rank uint8) string {
 	return v.Str()
 }
 
-func reportedCost(v pcommon.Value) (float64, bool) {
+// AmountUSD reads a dollar amount attribute (an int or a double): false for any other type, NaN,
+// a negative or infinite value, or one beyond what money can hold.
+func AmountUSD(v pcommon.Value) (float64, bool) {
 	var f float64
 	switch v.Type() {
 	case pcommon.ValueTypeDouble:
