@@ -22,6 +22,9 @@ type flagSet struct {
 	synopsis string
 	desc     string
 	hidden   map[string]bool
+	// out and formats are --output's value and its allowed formats, when the command prints data.
+	out     *string
+	formats []string
 }
 
 // newFlags starts the flags of the command at path; synopsis shows its arguments and desc says
@@ -41,12 +44,13 @@ func (f *flagSet) output(formats ...string) *string {
 	f.StringVar(v, "output", formats[0], usage)
 	f.StringVar(v, "o", formats[0], "shorthand for --output")
 	f.hidden["o"] = true
+	f.out, f.formats = v, formats
 	return v
 }
 
 // parse parses args, flags and positional arguments in any order ("--" ends the flags), and
-// checks the number of positional arguments (max < 0: any number). --help prints the usage and
-// ends the program with exit code 0.
+// checks the number of positional arguments (max < 0: any number) and the --output format.
+// --help prints the usage and ends the program with exit code 0.
 func (f *flagSet) parse(args []string, minArgs, maxArgs int) ([]string, error) {
 	var pos []string
 	for {
@@ -74,16 +78,10 @@ func (f *flagSet) parse(args []string, minArgs, maxArgs int) ([]string, error) {
 		return nil, usageErr("%s: missing argument (usage: %s %s)", f.path, f.path, f.synopsis)
 	case maxArgs >= 0 && len(pos) > maxArgs:
 		return nil, usageErr("%s: unexpected argument %q (usage: %s %s)", f.path, pos[maxArgs], f.path, f.synopsis)
+	case f.out != nil && !slices.Contains(f.formats, *f.out):
+		return nil, usageErr("%s: --output %q is not one of %s", f.path, *f.out, strings.Join(f.formats, "|"))
 	}
 	return pos, nil
-}
-
-// checkOutput validates the value of --output.
-func (f *flagSet) checkOutput(v string, formats ...string) error {
-	if !slices.Contains(formats, v) {
-		return usageErr("%s: --output %q is not one of %s", f.path, v, strings.Join(formats, "|"))
-	}
-	return nil
 }
 
 func (f *flagSet) usage(w io.Writer) {

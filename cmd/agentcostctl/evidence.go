@@ -51,9 +51,6 @@ copy kept elsewhere (the logs pipeline receives every record) using --expect-seq
 	if err != nil {
 		return err
 	}
-	if err := fs.checkOutput(*out, "table", "json"); err != nil {
-		return err
-	}
 	dir := pos[0]
 	rep, err := evidence.Verify(dir)
 	if err != nil {
@@ -147,9 +144,6 @@ keeps following the chain across rotations until interrupted.`)
 	out := fs.output("table", "json")
 	pos, err := fs.parse(args, 1, 1)
 	if err != nil {
-		return err
-	}
-	if err := fs.checkOutput(*out, "table", "json"); err != nil {
 		return err
 	}
 	if *n < 0 {

@@ -42,9 +42,6 @@ are kept until the ledger prunes them (two instances of each granularity).`)
 	if _, err := fs.parse(args, 0, 0); err != nil {
 		return err
 	}
-	if err := fs.checkOutput(*out, "table", "csv", "json"); err != nil {
-		return err
-	}
 	if (*dir == "") == (*redis == "") {
 		return usageErr("%s: give exactly one of --directory and --redis", path)
 	}

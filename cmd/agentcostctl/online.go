@@ -42,9 +42,6 @@ allowed action reserves its estimate and holds a lease until it is released or e
 	if _, err := fs.parse(args, 0, 0); err != nil {
 		return err
 	}
-	if err := fs.checkOutput(*out, "table", "json"); err != nil {
-		return err
-	}
 	if *estimate == "" {
 		return usageErr("%s: --estimate is required", path)
 	}
@@ -149,9 +146,6 @@ window's end and the level.`+onlineHelp)
 	if _, err := fs.parse(args, 0, 0); err != nil {
 		return err
 	}
-	if err := fs.checkOutput(*out, "table", "json"); err != nil {
-		return err
-	}
 	c, err := o.client(e)
 	if err != nil {
 		return err
@@ -188,9 +182,6 @@ Lists approval requests (GET /v1/approvals), oldest first. Reviewer role.`+onlin
 	state := fs.String("state", "pending", "`STATE`: pending, approved, denied, expired, consumed or all")
 	out := fs.output("table", "json")
 	if _, err := fs.parse(args, 0, 0); err != nil {
-		return err
-	}
-	if err := fs.checkOutput(*out, "table", "json"); err != nil {
 		return err
 	}
 	q := url.Values{}
@@ -308,9 +299,6 @@ recorded in the evidence and shown to the agent. Reviewer role.`+onlineHelp)
 
 // approvalCall calls an approval endpoint and prints the approval it answers with.
 func approvalCall(e *env, fs *flagSet, o *onlineOpts, out, method, pattern, id string, body any) error {
-	if err := fs.checkOutput(out, "table", "json"); err != nil {
-		return err
-	}
 	if err := decisionapi.ValidateID("approval id", id); err != nil {
 		return usageErr("%s: %v", fs.path, err)
 	}

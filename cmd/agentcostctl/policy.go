@@ -43,9 +43,6 @@ is printed as "file:line: field: message"; the exit code is 1 when there is any.
 	if err != nil {
 		return err
 	}
-	if err := fs.checkOutput(*out, "table", "json"); err != nil {
-		return err
-	}
 	res := lintResult{File: pos[0], Overlays: append([]string{}, overlays...), Errors: []lintError{}}
 	p, err := policy.Load(pos[0], overlays...)
 	var ve *policy.ValidationError
@@ -166,9 +163,6 @@ derived tags, each budget layer's verdict with its numbers, and the outcome. Bud
 	fs.Var(&reserved, "reserved", "`SCOPE=USD` reserved by running actions (repeatable)")
 	out := fs.output("table", "json")
 	if _, err := fs.parse(args, 0, 0); err != nil {
-		return err
-	}
-	if err := fs.checkOutput(*out, "table", "json"); err != nil {
 		return err
 	}
 	if *policyFile == "" || *agent == "" || *action == "" {

@@ -320,9 +320,6 @@ exit code is 1 when a case fails. The policy is the cases file's "policy:" (rela
 	if err != nil {
 		return err
 	}
-	if err := fs.checkOutput(*out, "table", "json"); err != nil {
-		return err
-	}
 	var filter *regexp.Regexp
 	if *runRE != "" {
 		if filter, err = regexp.Compile(*runRE); err != nil {

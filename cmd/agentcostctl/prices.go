@@ -59,9 +59,6 @@ agentcost.price.unknown.`)
 	if err != nil {
 		return err
 	}
-	if err := flags.checkOutput(*out, "table", "json"); err != nil {
-		return err
-	}
 	table, err := pricing.LoadWithDefault(files...)
 	if err != nil {
 		var fe *pricing.FileError

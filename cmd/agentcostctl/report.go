@@ -65,9 +65,6 @@ duration before now (24h, 7d, 2w). Amounts are exact; CSV has no total row.
 	if _, err := fs.parse(args, 0, 0); err != nil {
 		return err
 	}
-	if err := fs.checkOutput(*out, "table", "csv", "json"); err != nil {
-		return err
-	}
 	if *dir == "" {
 		return usageErr("%s: --evidence is required", path)
 	}
