@@ -139,12 +139,19 @@ func Default() (*Table, error) {
 
 // LoadWithDefault builds a table of the embedded default prices overlaid with the given price
 // files, later files winning.
-func LoadWithDefault(paths ...string) (*Table, error) {
-	def, err := DefaultLayer()
-	if err != nil {
-		return nil, err
+func LoadWithDefault(paths ...string) (*Table, error) { return Load(true, paths...) }
+
+// Load builds a table of the given price files, later files winning, over the embedded default
+// when withDefault is set.
+func Load(withDefault bool, paths ...string) (*Table, error) {
+	var layers []*Layer
+	if withDefault {
+		def, err := DefaultLayer()
+		if err != nil {
+			return nil, err
+		}
+		layers = append(layers, def)
 	}
-	layers := []*Layer{def}
 	for _, p := range paths {
 		l, err := LoadFile(p)
 		if err != nil {

@@ -39,9 +39,9 @@ type costProcessor struct {
 // newCostProcessor builds the price table, extractor, overrides and baselines. Every configuration
 // problem — an unreadable or invalid price file, a bad OTTL expression — fails here, at start-up.
 func newCostProcessor(set processor.Settings, cfg *Config) (*costProcessor, error) {
-	table, err := loadTable(cfg.Prices)
+	table, err := pricing.Load(cfg.Prices.Embedded, cfg.Prices.Files...)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("prices: %w", err)
 	}
 	var rules []string
 	for _, r := range cfg.InputExcludesCache {
@@ -107,31 +107,6 @@ func newCostProcessor(set processor.Settings, cfg *Config) (*costProcessor, erro
 		return nil, fmt.Errorf("registering telemetry callbacks: %w", err)
 	}
 	return p, nil
-}
-
-// loadTable builds the price table: the embedded default (unless disabled), then the user files in
-// order, later entries winning.
-func loadTable(cfg PricesConfig) (*pricing.Table, error) {
-	var layers []*pricing.Layer
-	if cfg.Embedded {
-		l, err := pricing.DefaultLayer()
-		if err != nil {
-			return nil, fmt.Errorf("loading the embedded price table: %w", err)
-		}
-		layers = append(layers, l)
-	}
-	for _, path := range cfg.Files {
-		l, err := pricing.LoadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("prices.files: %w", err)
-		}
-		layers = append(layers, l)
-	}
-	t, err := pricing.Build(layers...)
-	if err != nil {
-		return nil, fmt.Errorf("prices: %w", err)
-	}
-	return t, nil
 }
 
 func (p *costProcessor) start(ctx context.Context, host component.Host) error {
