@@ -95,7 +95,9 @@ func OpenEmbedded(cfg Config, set Settings) (*Embedded, error) {
 		return nil, fmt.Errorf("creating ledger directory %q: %w", cfg.Directory, err)
 	}
 	path := filepath.Join(cfg.Directory, FileName)
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second, FreelistType: bolt.FreelistMapType})
+	// The freelist is not written on every commit (as etcd runs bbolt): a commit writes fewer
+	// pages, and opening the file rebuilds the freelist by walking the tree instead.
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second, FreelistType: bolt.FreelistMapType, NoFreelistSync: true})
 	if err != nil {
 		return nil, fmt.Errorf("opening ledger file %q (is another collector using it?): %w", path, err)
 	}
@@ -328,19 +330,15 @@ func (t *txn) reservation(id string) (*reservation, error) {
 	if v == nil {
 		return nil, nil
 	}
-	r := &reservation{}
-	if err := json.Unmarshal(v, r); err != nil {
+	r, err := decodeReservationRecord(v)
+	if err != nil {
 		return nil, fmt.Errorf("decoding reservation %q: %w", id, err)
 	}
 	return r, nil
 }
 
 func (t *txn) putReservation(r *reservation) error {
-	v, err := json.Marshal(r)
-	if err != nil {
-		return err
-	}
-	return t.res().Put([]byte(r.ID), v)
+	return t.res().Put([]byte(r.ID), encodeReservation(r))
 }
 
 func openKey(r *reservation) []byte { return append(be64(r.ExpiresAt.UnixNano()), r.ID...) }
