@@ -54,11 +54,11 @@ func (f *failingLedger) Reserve(ctx context.Context, req ledger.ReserveRequest) 
 	return f.Ledger.Reserve(ctx, req)
 }
 
-func (f *failingLedger) State(ctx context.Context, s ledger.Scope, id string, w ledger.Window, now time.Time) (ledger.State, error) {
-	if f.failing("state") {
-		return ledger.State{}, errInjected
+func (f *failingLedger) Read(ctx context.Context, req ledger.ReadRequest) (ledger.ReadResult, error) {
+	if f.failing("read") {
+		return ledger.ReadResult{}, errInjected
 	}
-	return f.Ledger.State(ctx, s, id, w, now)
+	return f.Ledger.Read(ctx, req)
 }
 
 type memEvidence struct {
@@ -190,7 +190,7 @@ func TestFailureUndo(t *testing.T) {
 // TestFailOpen answers the rule's result on empty state, without a lease.
 func TestFailOpen(t *testing.T) {
 	te := newTestEngine(t, FailOpen)
-	te.ledger.fail["state"] = true
+	te.ledger.fail["read"] = true
 	d, err := te.Decide(context.Background(), Caller{}, decisionapi.DecisionRequest{AgentID: "a", Action: "job.concurrent", EstimatedCostUSD: 1}, "")
 	if err != nil || d.Decision != decisionapi.DecisionAllowWithConstraints || d.LeaseID != "" || d.RuleID != "two-at-a-time" || *d.Constraints.MaxTokens != 100 {
 		t.Errorf("fail_open: %+v %v", d, err)

@@ -38,35 +38,34 @@ func scopeID(req *policy.Request, s policy.Scope) string {
 	return ""
 }
 
-// gather reads the usage of every scope the policy budgets for the request, in the window it
-// names, and the agent's last anomalies.
+// gather reads, in one ledger read, the usage of every scope the policy budgets for the request
+// (in the window it names) and the agent's last anomalies.
 func (e *Engine) gather(ctx context.Context, p *policy.Policy, req *policy.Request, now time.Time) (requestState, error) {
-	var rs requestState
+	var (
+		rs      requestState
+		scopes  [policy.NumScopes]policy.Scope
+		queries = make([]ledger.StateQuery, 0, policy.NumScopes)
+	)
 	for s := range policy.Scope(policy.NumScopes) {
 		id := scopeID(req, s)
 		b, ok := p.Budget(s, id)
 		if !ok {
 			continue
 		}
-		st, err := e.ledger.State(ctx, ledgerScope(s), ledgerID(s, id), ledgerWindow(b.Window), now)
-		if err != nil {
-			return rs, fmt.Errorf("reading the %s budget state: %w", s, err)
-		}
-		rs.scopes[s] = scopeState{configured: true, budget: b, state: st}
+		rs.scopes[s] = scopeState{configured: true, budget: b}
+		scopes[len(queries)] = s
+		queries = append(queries, ledger.StateQuery{Scope: ledgerScope(s), ID: ledgerID(s, id), Window: ledgerWindow(b.Window)})
+	}
+	res, err := e.ledger.Read(ctx, ledger.ReadRequest{States: queries, Agent: req.AgentID, Time: now})
+	if err != nil {
+		return rs, fmt.Errorf("reading the budget state: %w", err)
+	}
+	for i, st := range res.States {
+		s := scopes[i]
+		rs.scopes[s].state = st
 		rs.policy.Usage[s] = policy.Usage{Spent: st.Spent, Reserved: st.Reserved}
 	}
-	for _, l := range [...]struct {
-		level ledger.AnomalyLevel
-		dst   *time.Time
-	}{{ledger.LevelCall, &rs.policy.LastCallAnomaly}, {ledger.LevelAction, &rs.policy.LastActionAnomaly}} {
-		t, ok, err := e.ledger.LastAnomaly(ctx, req.AgentID, l.level)
-		if err != nil {
-			return rs, fmt.Errorf("reading the last %s anomaly: %w", l.level, err)
-		}
-		if ok {
-			*l.dst = t
-		}
-	}
+	rs.policy.LastCallAnomaly, rs.policy.LastActionAnomaly = res.LastCallAnomaly, res.LastActionAnomaly
 	return rs, nil
 }
 

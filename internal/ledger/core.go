@@ -32,6 +32,18 @@ func (c calendar) counter(scope Scope, id string, w Window, t time.Time) counter
 	return counter{Scope: scope, ID: id, Window: w, Start: start.Unix(), End: end.Unix()}
 }
 
+// queryCounters validates a Read's queries and returns their counters at t.
+func (c calendar) queryCounters(qs []StateQuery, t time.Time) ([]counter, error) {
+	out := make([]counter, len(qs))
+	for i, q := range qs {
+		if err := q.Window.validFor(q.Scope); err != nil {
+			return nil, err
+		}
+		out[i] = c.counter(q.Scope, q.ID, q.Window, t)
+	}
+	return out, nil
+}
+
 // bookCounters lists the counters a spend of agent, team, model and run at t is booked into: every
 // calendar window of each scope with a non-empty id plus the fleet, and the run's lifetime.
 func (c calendar) bookCounters(agent, team, model, run string, t time.Time) []counter {

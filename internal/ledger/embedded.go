@@ -583,16 +583,36 @@ func (e *Embedded) ExpireDue(ctx context.Context, now time.Time) ([]Settlement, 
 
 // State implements Ledger.
 func (e *Embedded) State(ctx context.Context, scope Scope, id string, window Window, now time.Time) (State, error) {
-	if err := window.validFor(scope); err != nil {
+	r, err := e.Read(ctx, ReadRequest{States: []StateQuery{{Scope: scope, ID: id, Window: window}}, Time: now})
+	if err != nil {
 		return State{}, err
 	}
-	now = at(now)
-	k := e.cal.counter(scope, id, window, now)
-	var v counterValue
-	if err := e.view(ctx, func(t *txn) error { v = t.counter(k); return nil }); err != nil {
-		return State{}, err
+	return r.States[0], nil
+}
+
+// Read implements Ledger.
+func (e *Embedded) Read(ctx context.Context, req ReadRequest) (ReadResult, error) {
+	now := at(req.Time)
+	keys, err := e.cal.queryCounters(req.States, now)
+	if err != nil {
+		return ReadResult{}, err
 	}
-	return stateOf(k, v.spent, v.reserved, now, e.cal.loc), nil
+	out := ReadResult{States: make([]State, len(keys))}
+	err = e.view(ctx, func(t *txn) error {
+		for i, k := range keys {
+			v := t.counter(k)
+			out.States[i] = stateOf(k, v.spent, v.reserved, now, e.cal.loc)
+		}
+		if req.Agent != "" {
+			out.LastCallAnomaly = t.lastAnomaly(req.Agent, LevelCall, e.cal.loc)
+			out.LastActionAnomaly = t.lastAnomaly(req.Agent, LevelAction, e.cal.loc)
+		}
+		return nil
+	})
+	if err != nil {
+		return ReadResult{}, err
+	}
+	return out, nil
 }
 
 func stateOf(k counter, spent, reserved money.Nanos, now time.Time, loc *time.Location) State {
@@ -878,17 +898,16 @@ func (e *Embedded) LastAnomaly(ctx context.Context, agent string, level AnomalyL
 	if err := level.validate(); err != nil {
 		return time.Time{}, false, err
 	}
-	var (
-		when time.Time
-		ok   bool
-	)
-	err := e.view(ctx, func(t *txn) error {
-		if v := t.anomalies().Get(anomalyKey(agent, level)); len(v) == 8 {
-			when, ok = time.Unix(0, int64(binary.BigEndian.Uint64(v))).In(e.cal.loc), true
-		}
-		return nil
-	})
-	return when, ok, err
+	var when time.Time
+	err := e.view(ctx, func(t *txn) error { when = t.lastAnomaly(agent, level, e.cal.loc); return nil })
+	return when, !when.IsZero(), err
+}
+
+func (t *txn) lastAnomaly(agent string, level AnomalyLevel, loc *time.Location) time.Time {
+	if v := t.anomalies().Get(anomalyKey(agent, level)); len(v) == 8 {
+		return time.Unix(0, int64(binary.BigEndian.Uint64(v))).In(loc)
+	}
+	return time.Time{}
 }
 
 // Prune removes what is no longer needed at now: counters of windows that ended more than two

@@ -48,6 +48,10 @@ type Ledger interface {
 	// State returns spent and reserved for one scope in the window instance containing now.
 	State(ctx context.Context, scope Scope, id string, window Window, now time.Time) (State, error)
 
+	// Read returns what a decision reads, in one read transaction (embedded) or one round trip
+	// (Redis): the State of each query and the agent's latest anomalies.
+	Read(ctx context.Context, req ReadRequest) (ReadResult, error)
+
 	// Snapshot lists the state of every agent, team, model and fleet scope with spend or
 	// reservations in the windows current at now (runs are left out: ask State for one run). It
 	// considers at most the configured snapshot_limit counters and sets Truncated beyond that.
@@ -216,6 +220,32 @@ type Usage struct {
 	Reserved money.Nanos
 	Start    time.Time
 	End      time.Time
+}
+
+// StateQuery names one scope's counter in a Read.
+type StateQuery struct {
+	Scope  Scope
+	ID     string
+	Window Window
+}
+
+// ReadRequest is one Read.
+type ReadRequest struct {
+	// States are the counters to read, in the window instances containing Time.
+	States []StateQuery
+	// Agent, when set, is the agent whose latest anomalies are read.
+	Agent string
+	// Time is when the read happens.
+	Time time.Time
+}
+
+// ReadResult is what a Read found.
+type ReadResult struct {
+	// States holds one State per query, in request order.
+	States []State
+	// LastCallAnomaly and LastActionAnomaly are the agent's latest anomaly of each level; zero
+	// when none is known (or no agent was named).
+	LastCallAnomaly, LastActionAnomaly time.Time
 }
 
 // Reservation is an open reservation.

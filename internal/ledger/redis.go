@@ -637,16 +637,51 @@ func (r *Redis) ExpireDue(ctx context.Context, now time.Time) ([]Settlement, err
 
 // State implements Ledger.
 func (r *Redis) State(ctx context.Context, scope Scope, id string, window Window, now time.Time) (State, error) {
-	if err := window.validFor(scope); err != nil {
+	res, err := r.Read(ctx, ReadRequest{States: []StateQuery{{Scope: scope, ID: id, Window: window}}, Time: now})
+	if err != nil {
 		return State{}, err
 	}
-	now = at(now)
-	k := r.cal.counter(scope, id, window, now)
-	v, err := r.client.HMGet(ctx, r.counterKey(k), "s", "r").Result()
+	return res.States[0], nil
+}
+
+// Read implements Ledger: one pipeline of an HMGET per counter and a GET per anomaly level.
+func (r *Redis) Read(ctx context.Context, req ReadRequest) (ReadResult, error) {
+	now := at(req.Time)
+	keys, err := r.cal.queryCounters(req.States, now)
 	if err != nil {
-		return State{}, fmt.Errorf("reading %s %q: %w", scope, id, r.wrap(err))
+		return ReadResult{}, err
 	}
-	return stateOf(k, asNanos(v[0]), max(asNanos(v[1]), 0), now, r.cal.loc), nil
+	pipe := r.client.Pipeline()
+	counters := make([]*redis.SliceCmd, len(keys))
+	for i, k := range keys {
+		counters[i] = pipe.HMGet(ctx, r.counterKey(k), "s", "r")
+	}
+	var anomalies [2]*redis.StringCmd
+	if req.Agent != "" {
+		for i, level := range [...]AnomalyLevel{LevelCall, LevelAction} {
+			anomalies[i] = pipe.Get(ctx, r.anomalyKey(req.Agent, level))
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return ReadResult{}, fmt.Errorf("reading budget state: %w", r.wrap(err))
+	}
+	out := ReadResult{States: make([]State, len(keys))}
+	for i, k := range keys {
+		v, err := counters[i].Result()
+		if err != nil {
+			return ReadResult{}, fmt.Errorf("reading %s %q: %w", k.Scope, k.ID, r.wrap(err))
+		}
+		out.States[i] = stateOf(k, asNanos(v[0]), max(asNanos(v[1]), 0), now, r.cal.loc)
+	}
+	for i, dst := range [...]*time.Time{&out.LastCallAnomaly, &out.LastActionAnomaly} {
+		if anomalies[i] == nil {
+			continue
+		}
+		if *dst, _, err = r.anomalyTime(anomalies[i]); err != nil {
+			return ReadResult{}, fmt.Errorf("reading anomaly of %q: %w", req.Agent, err)
+		}
+	}
+	return out, nil
 }
 
 // Snapshot implements Ledger.
@@ -930,12 +965,21 @@ func (r *Redis) LastAnomaly(ctx context.Context, agent string, level AnomalyLeve
 	if err := level.validate(); err != nil {
 		return time.Time{}, false, err
 	}
-	v, err := r.client.Get(ctx, r.anomalyKey(agent, level)).Int64()
-	if errors.Is(err, redis.Nil) {
-		return time.Time{}, false, nil
-	}
+	t, ok, err := r.anomalyTime(r.client.Get(ctx, r.anomalyKey(agent, level)))
 	if err != nil {
-		return time.Time{}, false, fmt.Errorf("reading anomaly of %q: %w", agent, r.wrap(err))
+		return time.Time{}, false, fmt.Errorf("reading anomaly of %q: %w", agent, err)
+	}
+	return t, ok, nil
+}
+
+// anomalyTime reads an anomaly key's value: zero and false when the key does not exist.
+func (r *Redis) anomalyTime(cmd *redis.StringCmd) (time.Time, bool, error) {
+	v, err := cmd.Int64()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return time.Time{}, false, nil
+	case err != nil:
+		return time.Time{}, false, r.wrap(err)
 	}
 	return time.UnixMicro(v).In(r.cal.loc), true, nil
 }

@@ -59,6 +59,7 @@ func Run(t *testing.T, b Backend) {
 		{"IdempotencyRecords", testIdempotencyRecords},
 		{"Approvals", testApprovals},
 		{"Anomalies", testAnomalies},
+		{"Read", testRead},
 		{"Snapshot", testSnapshot},
 		{"Persistence", testPersistence},
 		{"SharedTruth", testSharedTruth},
@@ -1075,6 +1076,56 @@ func testAnomalies(t *testing.T, b Backend) {
 	}
 	if _, ok, _ := l.LastAnomaly(ctx, "B", ledger.LevelCall); ok {
 		t.Error("agent B has an anomaly")
+	}
+}
+
+// testRead checks that one Read sees what State and LastAnomaly see, in request order, and
+// rejects a query that State rejects.
+func testRead(t *testing.T, b Backend) {
+	l, _ := open(t, b)
+	t0 := time.Date(2026, 5, 4, 10, 0, 0, 0, time.UTC)
+	book(t, l,
+		ledger.Spend{TraceID: "t", SpanID: "1", Time: t0, Agent: "A", Team: "T", RunID: "R", Cost: usd("1.5"), Anomaly: true},
+		ledger.Spend{TraceID: "t", SpanID: "2", Time: t0, Agent: "B", Cost: usd("0.25")},
+	)
+	if _, err := l.Reserve(ctx, ledger.ReserveRequest{ID: "d1", Estimate: usd("2"), TTL: time.Hour, Time: t0,
+		Checks: []ledger.Check{{Scope: ledger.ScopeAgent, ID: "A", Window: ledger.Day, Limit: usd("10")}}}); err != nil {
+		t.Fatal(err)
+	}
+	queries := []ledger.StateQuery{
+		{Scope: ledger.ScopeAgent, ID: "A", Window: ledger.Day},
+		{Scope: ledger.ScopeFleet, ID: ledger.FleetID, Window: ledger.Hour},
+		{Scope: ledger.ScopeRun, ID: "R", Window: ledger.Lifetime},
+		{Scope: ledger.ScopeAgent, ID: "nobody", Window: ledger.Month},
+	}
+	got, err := l.Read(ctx, ledger.ReadRequest{States: queries, Agent: "A", Time: t0.Add(time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.States) != len(queries) {
+		t.Fatalf("%d states for %d queries", len(got.States), len(queries))
+	}
+	for i, q := range queries {
+		want := state(t, l, q.Scope, q.ID, q.Window, t0.Add(time.Minute))
+		if g := got.States[i]; g.Scope != want.Scope || g.ID != want.ID || g.Spent != want.Spent ||
+			g.Reserved != want.Reserved || !g.Start.Equal(want.Start) || !g.End.Equal(want.End) {
+			t.Errorf("query %d: Read %+v, State %+v", i, g, want)
+		}
+	}
+	if a := got.States[0]; a.Spent != usd("1.5") || a.Reserved != usd("2") {
+		t.Errorf("agent A: spent %s reserved %s, want 1.5 and 2", a.Spent, a.Reserved)
+	}
+	if f := got.States[1]; f.Spent != usd("1.75") {
+		t.Errorf("fleet spent %s, want 1.75", f.Spent)
+	}
+	if !got.LastCallAnomaly.Equal(t0) || !got.LastActionAnomaly.IsZero() {
+		t.Errorf("anomalies call %v action %v, want %v and none", got.LastCallAnomaly, got.LastActionAnomaly, t0)
+	}
+	if none, err := l.Read(ctx, ledger.ReadRequest{Agent: "B", Time: t0}); err != nil || len(none.States) != 0 || !none.LastCallAnomaly.IsZero() {
+		t.Errorf("agent B: %+v %v, want no states and no anomaly", none, err)
+	}
+	if _, err := l.Read(ctx, ledger.ReadRequest{States: []ledger.StateQuery{{Scope: ledger.ScopeRun, ID: "R", Window: ledger.Day}}}); err == nil {
+		t.Error("a run read in a day window was accepted")
 	}
 }
 
