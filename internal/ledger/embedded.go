@@ -32,7 +32,7 @@ var (
 	bucketKV = []byte("kv")
 	// expiry: expiry (8) | namespace | key → nothing; the order in which records are pruned.
 	bucketExpiry = []byte("expiry")
-	// reservations: id → JSON reservation; reservations_open: expiry (8) | id; by_trace: trace → id.
+	// reservations: id → reservation (rescodec.go); reservations_open: expiry (8) | id; by_trace: trace → id.
 	bucketRes      = []byte("reservations")
 	bucketResOpen  = []byte("reservations_open")
 	bucketResTrace = []byte("reservations_by_trace")
@@ -44,10 +44,14 @@ var (
 	bucketApprovals = []byte("approvals")
 	// anomalies: level ":" agent → time (8, Unix nanoseconds).
 	bucketAnomalies = []byte("anomalies")
+	// meta: metaJournalApplied → the sequence number (8) of the last journal record applied.
+	bucketMeta = []byte("meta")
 
 	allBuckets = [][]byte{bucketCounters, bucketKV, bucketExpiry, bucketRes, bucketResOpen, bucketResTrace,
-		bucketLeases, bucketRates, bucketApprovals, bucketAnomalies}
+		bucketLeases, bucketRates, bucketApprovals, bucketAnomalies, bucketMeta}
 )
+
+var metaJournalApplied = []byte("journal_applied")
 
 // Namespaces of the kv and expiry buckets.
 const (
@@ -60,9 +64,16 @@ const (
 // pruneBatch bounds the records one maintenance transaction deletes per kind.
 const pruneBatch = 10000
 
-// Embedded is the embedded backend: one bbolt file, one process. Every mutation is one bbolt
-// read-write transaction, committed (and fsynced) before the method returns; bbolt's single writer
-// makes each one atomic.
+// Embedded is the embedded backend: one bbolt file, one process. Every mutation but Reserve is one
+// bbolt read-write transaction, committed (and fsynced) before the method returns; bbolt's single
+// writer makes each one atomic, and concurrent writers share a transaction (groupcommit.go).
+//
+// Reserve, the decision hot path, is made durable in the reservation journal instead: under one
+// lock it checks the limits against the file plus the reservations not yet applied to it, appends
+// the reservation to the journal and waits for a (shared) fdatasync. Every write transaction first
+// applies the journaled reservations, so Book, Release, ExpireDue and the rest see them as if they
+// had been committed one by one; a flusher applies them every flushInterval, and opening the file
+// after a crash applies whatever the journal holds beyond the file.
 type Embedded struct {
 	db  *bolt.DB
 	cfg Config
@@ -77,7 +88,23 @@ type Embedded struct {
 	runCursor []byte // where the incremental scan of run counters resumes
 
 	commits groupCommit
+
+	// reserveMu serialises reservations: the limit check, the journal append and the insertion
+	// into pending; nextSeq and the journal's append side belong to it.
+	reserveMu sync.Mutex
+	nextSeq   uint64
+	journal   *journal
+	pending   pendingSet
+	flushNow  chan struct{}
 }
+
+// flushInterval is how often the journaled reservations are applied to the bbolt file; a
+// flush also starts once flushAt are pending, and Reserve waits for one beyond maxPending.
+const (
+	flushInterval = 10 * time.Millisecond
+	flushAt       = 1024
+	maxPending    = 16384
+)
 
 var _ Ledger = (*Embedded)(nil)
 
@@ -113,7 +140,13 @@ func OpenEmbedded(cfg Config, set Settings) (*Embedded, error) {
 		return nil, fmt.Errorf("initialising ledger file %q: %w", path, err)
 	}
 	e := &Embedded{db: db, cfg: cfg, cal: calendar{loc}, log: set.Logger, now: set.Now,
-		stop: make(chan struct{}), done: make(chan struct{})}
+		stop: make(chan struct{}), done: make(chan struct{}), flushNow: make(chan struct{}, 1)}
+	e.commits.before, e.commits.after = e.applyPending, e.applied
+	if err := e.recover(); err != nil {
+		_ = e.journal.close()
+		_ = db.Close()
+		return nil, err
+	}
 	go e.maintain()
 	set.Logger.Info("Ledger opened", zap.String("backend", BackendEmbedded), zap.String("path", path),
 		zap.String("time_zone", loc.String()))
@@ -134,17 +167,24 @@ func (e *Embedded) Close() error {
 	close(e.stop)
 	e.mu.Unlock()
 	<-e.done
-	return e.db.Close()
+	err := e.drain()
+	return errors.Join(err, e.journal.close(), e.db.Close())
 }
 
 func (e *Embedded) maintain() {
 	defer close(e.done)
 	t := time.NewTicker(e.cfg.MaintenanceInterval)
 	defer t.Stop()
+	flush := time.NewTicker(flushInterval)
+	defer flush.Stop()
 	for {
 		select {
 		case <-e.stop:
 			return
+		case <-flush.C:
+			e.flushPending()
+		case <-e.flushNow:
+			e.flushPending()
 		case <-t.C:
 			if err := e.Prune(context.Background(), e.now()); err != nil {
 				e.log.Warn("Pruning the ledger failed", zap.Error(err))
@@ -188,7 +228,7 @@ type txn struct {
 
 // bucketNames lists the buckets in txn.buckets order.
 var bucketNames = [...][]byte{bucketCounters, bucketKV, bucketExpiry, bucketRes, bucketResOpen, bucketResTrace,
-	bucketLeases, bucketRates, bucketApprovals, bucketAnomalies}
+	bucketLeases, bucketRates, bucketApprovals, bucketAnomalies, bucketMeta}
 
 func newTxn(tx *bolt.Tx) *txn { return &txn{tx: tx} }
 
@@ -209,6 +249,15 @@ func (t *txn) leases() *bolt.Bucket    { return t.bucket(6) }
 func (t *txn) rates() *bolt.Bucket     { return t.bucket(7) }
 func (t *txn) approvals() *bolt.Bucket { return t.bucket(8) }
 func (t *txn) anomalies() *bolt.Bucket { return t.bucket(9) }
+func (t *txn) meta() *bolt.Bucket      { return t.bucket(10) }
+
+// appliedSeq is the sequence number of the last journal record applied to the file.
+func (t *txn) appliedSeq() uint64 {
+	if v := t.meta().Get(metaJournalApplied); len(v) == 8 {
+		return binary.BigEndian.Uint64(v)
+	}
+	return 0
+}
 
 // counterValue is a counter's stored value.
 type counterValue struct {
@@ -437,57 +486,6 @@ func (e *Embedded) Book(ctx context.Context, spends []Spend) (BookResult, error)
 	return res, nil
 }
 
-// Reserve implements Ledger.
-func (e *Embedded) Reserve(ctx context.Context, req ReserveRequest) (Reservation, error) {
-	checks, err := e.cal.prepareReserve(&req)
-	if err != nil {
-		return Reservation{}, err
-	}
-	var out Reservation
-	err = e.update(ctx, func(t *txn) error {
-		if t.res().Get([]byte(req.ID)) != nil {
-			return fmt.Errorf("reservation %q: %w", req.ID, ErrExists)
-		}
-		vals := make([]counterValue, len(checks))
-		for i, ch := range checks {
-			vals[i] = t.counter(ch.counter)
-			if ch.Unlimited {
-				continue
-			}
-			if addSat(addSat(vals[i].spent, vals[i].reserved), req.Estimate) > ch.Limit {
-				return &ExhaustedError{Scope: ch.Scope, ID: ch.ID, Window: ch.Window, Spent: vals[i].spent,
-					Reserved: vals[i].reserved, Estimate: req.Estimate, Limit: ch.Limit}
-			}
-		}
-		r := newReservation(req, checks)
-		out = Reservation{ID: r.ID, TraceID: r.TraceID, Estimate: r.Estimate, CreatedAt: r.CreatedAt, ExpiresAt: r.ExpiresAt}
-		clock := e.now().UnixNano()
-		for i, ch := range checks {
-			v := vals[i]
-			v.reserved = addSat(v.reserved, req.Estimate)
-			v.touched = clock
-			if err := t.putCounter(ch.counter, v); err != nil {
-				return err
-			}
-			out.Usage = append(out.Usage, usage(ch, v.spent, v.reserved, e.cal.loc))
-		}
-		if err := t.putReservation(r); err != nil {
-			return err
-		}
-		if err := t.resOpen().Put(openKey(r), nil); err != nil {
-			return err
-		}
-		if r.TraceID != "" {
-			return t.resTrace().Put([]byte(r.TraceID), []byte(r.ID))
-		}
-		return nil
-	})
-	if err != nil {
-		return Reservation{}, err
-	}
-	return out, nil
-}
-
 func usage(ch preparedCheck, spent, reserved money.Nanos, loc *time.Location) Usage {
 	u := Usage{Check: ch.Check, Spent: spent, Reserved: reserved}
 	if ch.counter.Window != Lifetime {
@@ -598,10 +596,13 @@ func (e *Embedded) Read(ctx context.Context, req ReadRequest) (ReadResult, error
 		return ReadResult{}, err
 	}
 	out := ReadResult{States: make([]State, len(keys))}
+	e.pending.mu.RLock()
+	defer e.pending.mu.RUnlock()
 	err = e.view(ctx, func(t *txn) error {
+		applied := t.appliedSeq()
 		for i, k := range keys {
 			v := t.counter(k)
-			out.States[i] = stateOf(k, v.spent, v.reserved, now, e.cal.loc)
+			out.States[i] = stateOf(k, v.spent, addSat(v.reserved, e.pending.reserved(k, applied)), now, e.cal.loc)
 		}
 		if req.Agent != "" {
 			out.LastCallAnomaly = t.lastAnomaly(req.Agent, LevelCall, e.cal.loc)
@@ -627,13 +628,21 @@ func stateOf(k counter, spent, reserved money.Nanos, now time.Time, loc *time.Lo
 func (e *Embedded) Snapshot(ctx context.Context, now time.Time) (Snapshot, error) {
 	now = at(now)
 	out := Snapshot{At: now}
+	// Apply the journaled reservations first, so that the counters they created are listed.
+	if err := e.update(ctx, func(*txn) error { return nil }); err != nil {
+		return out, err
+	}
+	e.pending.mu.RLock()
+	defer e.pending.mu.RUnlock()
 	err := e.view(ctx, func(t *txn) error {
+		applied := t.appliedSeq()
 		c := t.counters().Cursor()
 		for _, w := range CalendarWindows {
 			prefix := counterKey(e.cal.counter("", "", w, now))[:9]
 			for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 				key, ok := e.decodeCounterKey(k)
 				cv := decodeCounterValue(v)
+				cv.reserved = addSat(cv.reserved, e.pending.reserved(key, applied))
 				if !ok || cv.spent == 0 && cv.reserved == 0 {
 					continue
 				}

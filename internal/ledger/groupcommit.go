@@ -19,6 +19,11 @@ type groupCommit struct {
 	mu      sync.Mutex
 	pending []*commitCall
 	running bool
+
+	// before, when set, runs first in every transaction (the embedded backend applies the
+	// journaled reservations there); its result goes to after once the transaction committed.
+	before func(*txn) (uint64, error)
+	after  func(uint64)
 }
 
 type commitCall struct {
@@ -44,7 +49,27 @@ func (g *groupCommit) do(db *bolt.DB, fn func(*txn) error) error {
 	if err := <-c.done; err != errSolo {
 		return err
 	}
-	return db.Update(func(tx *bolt.Tx) error { return safely(fn, newTxn(tx)) })
+	return g.update(db, func(t *txn) error { return safely(fn, t) })
+}
+
+// update runs one transaction: the before hook, then body; after runs once it committed.
+func (g *groupCommit) update(db *bolt.DB, body func(*txn) error) error {
+	var hooked uint64
+	err := db.Update(func(tx *bolt.Tx) error {
+		t := newTxn(tx)
+		if g.before != nil {
+			v, err := g.before(t)
+			if err != nil {
+				return err
+			}
+			hooked = v
+		}
+		return body(t)
+	})
+	if err == nil && g.after != nil {
+		g.after(hooked)
+	}
+	return err
 }
 
 // run commits groups until no writer is waiting.
@@ -63,15 +88,14 @@ func (g *groupCommit) run(db *bolt.DB) {
 			return
 		}
 		g.mu.Unlock()
-		commitGroup(db, group)
+		g.commitGroup(db, group)
 	}
 }
 
-func commitGroup(db *bolt.DB, group []*commitCall) {
+func (g *groupCommit) commitGroup(db *bolt.DB, group []*commitCall) {
 	for len(group) > 0 {
 		failed := -1
-		err := db.Update(func(tx *bolt.Tx) error {
-			t := newTxn(tx)
+		err := g.update(db, func(t *txn) error {
 			for i, c := range group {
 				if err := safely(c.fn, t); err != nil {
 					failed = i

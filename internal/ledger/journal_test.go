@@ -1,0 +1,236 @@
+package ledger
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/agentcost/agentcost/internal/money"
+)
+
+func openTestEmbedded(t *testing.T, dir string) *Embedded {
+	t.Helper()
+	cfg := NewDefaultConfig()
+	cfg.Directory = dir
+	cfg.MaintenanceInterval = 24 * time.Hour
+	e, err := OpenEmbedded(cfg, Settings{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// stopFlushing stops the background flusher, so that reservations stay in the journal only.
+func (e *Embedded) stopFlushing() {
+	e.mu.Lock()
+	e.closed = true
+	close(e.stop)
+	e.mu.Unlock()
+	<-e.done
+	e.mu.Lock()
+	e.closed = false
+	e.mu.Unlock()
+}
+
+// crash drops the process's hold on the files without applying the journal, as kill -9 does
+// (what was written is in the page cache; what was not applied stays in the journal only).
+func (e *Embedded) crash(t *testing.T) {
+	t.Helper()
+	if err := e.journal.close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.db.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func reserveN(t *testing.T, e *Embedded, n int, at time.Time) money.Nanos {
+	t.Helper()
+	var sum money.Nanos
+	for i := range n {
+		est := money.Nanos(1000 + i)
+		if _, err := e.Reserve(t.Context(), ReserveRequest{ID: fmt.Sprintf("d%d", i), TraceID: fmt.Sprintf("trace%d", i),
+			Estimate: est, TTL: time.Hour, Time: at, Agent: "A",
+			Checks: []Check{{Scope: ScopeAgent, ID: "A", Window: Day, Limit: money.MaxNanos}, {Scope: ScopeFleet, Window: Day, Unlimited: true}}}); err != nil {
+			t.Fatal(err)
+		}
+		sum += est
+	}
+	return sum
+}
+
+// Reservations answered but not yet applied to the bbolt file survive a crash: opening the ledger
+// applies the journal, exactly once, and a record cut short at the end is dropped and reported.
+func TestJournalRecoversReservationsAfterCrash(t *testing.T) {
+	for _, tornTail := range []bool{false, true} {
+		t.Run(fmt.Sprintf("torn=%v", tornTail), func(t *testing.T) {
+			dir := t.TempDir()
+			at := time.Now()
+			e := openTestEmbedded(t, dir)
+			e.stopFlushing()
+			sum := reserveN(t, e, 50, at)
+			if n := e.count(t, bucketRes); n != 0 {
+				t.Fatalf("%d reservations reached the file before the crash; the test needs them in the journal only", n)
+			}
+			if st, err := e.State(t.Context(), ScopeAgent, "A", Day, at); err != nil || st.Reserved != sum {
+				t.Fatalf("reserved before the crash %v (%v), want %v", st.Reserved, err, sum)
+			}
+			e.crash(t)
+			if tornTail {
+				f, err := os.OpenFile(filepath.Join(dir, JournalFileName), os.O_APPEND|os.O_WRONLY, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := f.Write([]byte{200, 0, 0, 0, 1, 2, 3}); err != nil {
+					t.Fatal(err)
+				}
+				f.Close()
+			}
+
+			e = openTestEmbedded(t, dir)
+			defer e.Close()
+			if n := e.count(t, bucketRes); n != 50 {
+				t.Errorf("%d reservations in the file after recovery, want 50", n)
+			}
+			if fi, err := os.Stat(filepath.Join(dir, JournalFileName)); err != nil || fi.Size() != 0 {
+				t.Errorf("journal after recovery: %v %v, want empty", fi.Size(), err)
+			}
+			for _, w := range []struct {
+				scope Scope
+				id    string
+			}{{ScopeAgent, "A"}, {ScopeFleet, FleetID}} {
+				if st, err := e.State(t.Context(), w.scope, w.id, Day, at); err != nil || st.Reserved != sum {
+					t.Errorf("%s reserved after recovery %v (%v), want %v", w.scope, st.Reserved, err, sum)
+				}
+			}
+			// The recovered reservations behave like any other: a span commits by trace, a
+			// release settles, a repeated id is refused.
+			if r, err := e.Book(t.Context(), []Spend{{TraceID: "trace0", SpanID: "s", Time: at, Agent: "A", Cost: 400}}); err != nil || r.Matched != 1 {
+				t.Errorf("booking against a recovered reservation: %+v %v", r, err)
+			}
+			s, err := e.Release(t.Context(), ReleaseRequest{ID: "d0", Time: at})
+			if err != nil || s.MatchedCost != 400 || s.SpansMatched != 1 {
+				t.Errorf("releasing a recovered reservation: %+v %v", s, err)
+			}
+			if _, err := e.Reserve(t.Context(), ReserveRequest{ID: "d1", Estimate: 1, TTL: time.Hour, Time: at}); err == nil {
+				t.Error("a recovered reservation id was reserved again")
+			}
+			// Reopening again replays nothing twice.
+			if err := e.Close(); err != nil {
+				t.Fatal(err)
+			}
+			e = openTestEmbedded(t, dir)
+			if st, _ := e.State(t.Context(), ScopeAgent, "A", Day, at); st.Reserved != sum-1000 || st.Spent != 400 {
+				t.Errorf("after a clean reopen: reserved %v spent %v, want %v and 400", st.Reserved, st.Spent, sum-1000)
+			}
+		})
+	}
+}
+
+// Limit checks, reads and the flusher race: whatever interleaving, spent + reserved never passes
+// the limit, a read never sees more than was reserved, and the total is exact at the end.
+func TestJournalPendingAndFlushAgree(t *testing.T) {
+	e := openTestEmbedded(t, t.TempDir())
+	defer e.Close()
+	at := time.Now()
+	const limit = 300_000
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		granted money.Nanos
+		stop    = make(chan struct{})
+	)
+	check := []Check{{Scope: ScopeAgent, ID: "A", Window: Day, Limit: limit}}
+	for g := range 16 {
+		wg.Go(func() {
+			for i := range 100 {
+				_, err := e.Reserve(t.Context(), ReserveRequest{ID: fmt.Sprintf("g%d-%d", g, i), Estimate: 250, TTL: time.Hour, Time: at, Checks: check})
+				var ex *ExhaustedError
+				switch {
+				case err == nil:
+					mu.Lock()
+					granted += 250
+					mu.Unlock()
+				case !errors.As(err, &ex):
+					t.Error(err)
+					return
+				}
+				if i%10 == 0 {
+					e.flushPending()
+				}
+			}
+		})
+	}
+	var readErr error
+	var rg sync.WaitGroup
+	rg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			st, err := e.State(t.Context(), ScopeAgent, "A", Day, at)
+			if err != nil || st.Reserved > limit {
+				readErr = fmt.Errorf("read %v reserved (%v), limit %d", st.Reserved, err, limit)
+				return
+			}
+		}
+	})
+	wg.Wait()
+	close(stop)
+	rg.Wait()
+	if readErr != nil {
+		t.Fatal(readErr)
+	}
+	if granted != limit {
+		t.Errorf("granted %v, want exactly the limit %d (1600 requests of 250 against 300000)", granted, limit)
+	}
+	st, err := e.State(t.Context(), ScopeAgent, "A", Day, at)
+	if err != nil || st.Reserved != granted {
+		t.Errorf("reserved %v (%v), want %v", st.Reserved, err, granted)
+	}
+	e.flushPending()
+	if st, _ := e.State(t.Context(), ScopeAgent, "A", Day, at); st.Reserved != granted {
+		t.Errorf("reserved after the flush %v, want %v", st.Reserved, granted)
+	}
+}
+
+func TestParseJournal(t *testing.T) {
+	j := &journal{}
+	dir := t.TempDir()
+	f, err := os.Create(filepath.Join(dir, "j"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.f, j.path = f, f.Name()
+	for seq := uint64(1); seq <= 3; seq++ {
+		if err := j.append(seq, encodeReservation(&reservation{ID: fmt.Sprint(seq), CreatedAt: time.Unix(1, 0).UTC()})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	good, _ := os.ReadFile(f.Name())
+	f.Close()
+	recs, torn := parseJournal(good)
+	if len(recs) != 3 || torn != -1 || recs[2].seq != 3 || recs[2].res.ID != "3" {
+		t.Fatalf("clean journal: %d records, torn %d", len(recs), torn)
+	}
+	one := len(good) / 3
+	damaged := append([]byte(nil), good...)
+	damaged[one+12] ^= 0xff // inside the second record's payload
+	if recs, torn := parseJournal(damaged); len(recs) != 1 || torn != int64(one) {
+		t.Errorf("damaged second record: %d records, torn at %d, want 1 and %d", len(recs), torn, one)
+	}
+	// An emptied file that was not synced may show old records after new ones: they stop reading.
+	stale := append(append([]byte(nil), good[2*one:]...), good[:one]...)
+	if recs, torn := parseJournal(stale); len(recs) != 1 || recs[0].seq != 3 || torn != int64(one) {
+		t.Errorf("stale tail: %d records, torn at %d", len(recs), torn)
+	}
+	if recs, torn := parseJournal(good[:len(good)-1]); len(recs) != 2 || torn != int64(2*one) {
+		t.Errorf("cut record: %d records, torn at %d", len(recs), torn)
+	}
+}
