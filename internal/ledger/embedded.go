@@ -629,8 +629,13 @@ func (e *Embedded) Snapshot(ctx context.Context, now time.Time) (Snapshot, error
 	now = at(now)
 	out := Snapshot{At: now}
 	// Apply the journaled reservations first, so that the counters they created are listed.
-	if err := e.update(ctx, func(*txn) error { return nil }); err != nil {
-		return out, err
+	e.pending.mu.RLock()
+	n := e.pending.len()
+	e.pending.mu.RUnlock()
+	if n > 0 {
+		if err := e.update(ctx, func(*txn) error { return nil }); err != nil {
+			return out, err
+		}
 	}
 	e.pending.mu.RLock()
 	defer e.pending.mu.RUnlock()

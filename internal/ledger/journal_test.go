@@ -31,8 +31,10 @@ func (e *Embedded) stopFlushing() {
 	close(e.stop)
 	e.mu.Unlock()
 	<-e.done
+	// Close stops maintenance again: give it a loop that has already ended.
 	e.mu.Lock()
 	e.closed = false
+	e.stop = make(chan struct{})
 	e.mu.Unlock()
 }
 
@@ -232,5 +234,30 @@ func TestParseJournal(t *testing.T) {
 	}
 	if recs, torn := parseJournal(good[:len(good)-1]); len(recs) != 2 || torn != int64(2*one) {
 		t.Errorf("cut record: %d records, torn at %d", len(recs), torn)
+	}
+}
+
+// A snapshot lists the counters of reservations still in the journal, with their reserved amount.
+func TestSnapshotSeesJournaledReservations(t *testing.T) {
+	e := openTestEmbedded(t, t.TempDir())
+	defer e.Close()
+	e.stopFlushing()
+	at := time.Now()
+	if _, err := e.Reserve(t.Context(), ReserveRequest{ID: "z", Estimate: 700, TTL: time.Hour, Time: at,
+		Checks: []Check{{Scope: ScopeAgent, ID: "Z", Window: Hour, Limit: 1000}}}); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := e.Snapshot(t.Context(), at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, s := range snap.States {
+		if s.Scope == ScopeAgent && s.ID == "Z" && s.Window == Hour {
+			found = s.Reserved == 700
+		}
+	}
+	if !found {
+		t.Errorf("snapshot %+v lacks agent Z's hour with 700 reserved", snap.States)
 	}
 }
