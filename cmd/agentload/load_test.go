@@ -158,3 +158,26 @@ var benchConcurrency = func() int {
 	}
 	return 8
 }()
+
+// -serve-bare serves the comparison handler as a process of its own until interrupted.
+func TestServeBare(t *testing.T) {
+	addr := collectortest.Endpoint(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	var out bytes.Buffer
+	go func() { done <- run(ctx, []string{"-serve-bare", addr}, &out) }()
+	var res Result
+	var err error
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if res, err = Run(context.Background(), Config{URL: "http://" + addr, Agents: 2, Action: "job.load", Concurrency: 2, Requests: 20}); err == nil && res.Errors == 0 {
+			break
+		}
+	}
+	if err != nil || res.Errors != 0 || res.Decisions[decisionapi.DecisionAllow] != 20 {
+		t.Fatalf("against -serve-bare: %s %v", res, err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("-serve-bare ended with %v", err)
+	}
+}

@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -41,8 +42,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.IntVar(&cfg.Requests, "n", 0, "stop after this many decisions (0: run for -d)")
 	fs.BoolVar(&cfg.Release, "release", true, "release each allowed lease (not timed)")
 	bare := fs.Bool("bare", false, "measure an in-process bare net/http JSON handler instead of -url")
+	serveBare := fs.String("serve-bare", "", "serve the bare handler on this address until interrupted (no load), to measure it as a process of its own")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *serveBare != "" {
+		return serve(ctx, *serveBare, stdout)
 	}
 	if *bare {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -59,5 +64,23 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	fmt.Fprintln(stdout, res)
+	return nil
+}
+
+// serve runs the bare handler on addr until ctx ends.
+func serve(ctx context.Context, addr string, stdout io.Writer) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: BareHandler(), ReadHeaderTimeout: 10 * time.Second}
+	fmt.Fprintln(stdout, "serving the bare handler on", ln.Addr())
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
 	return nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/agentcost/agentcost/internal/evidence"
+	"github.com/agentcost/agentcost/internal/ledger"
 	"github.com/agentcost/agentcost/internal/testutil/collectortest"
 	"github.com/agentcost/agentcost/pkg/decisionapi"
 )
@@ -42,7 +44,8 @@ func (l *lockedBuffer) String() string {
 // while the collector is killed with SIGKILL. On restart the chain continues — a half-written last
 // line, which a kill between write and newline leaves (injected here so the test does not depend on
 // the kill's timing), is truncated and reported in the log — and the whole chain verifies; every
-// decision the API answered is in it.
+// decision the API answered is in it, and so is its reservation (answered from the reservation
+// journal, which the flusher may not have applied to the ledger file before the kill).
 func TestKill9KeepsTheEvidenceChain(t *testing.T) {
 	bin := buildBinary(t)
 	dir := t.TempDir()
@@ -80,7 +83,7 @@ service:
 	child := startChild(t, bin, config)
 	waitListening(t, api)
 	var answered atomic.Int64
-	var ids sync.Map
+	var ids, decisions sync.Map
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for g := 0; g < 8; g++ {
@@ -97,6 +100,7 @@ service:
 				}
 				answered.Add(1)
 				ids.Store(resp.EvidenceID, true)
+				decisions.Store(resp.DecisionID, true)
 			}
 		})
 	}
@@ -153,7 +157,27 @@ service:
 	if missing > 0 {
 		t.Fatalf("%d answered decisions have no evidence record after kill -9 (fsync always)", missing)
 	}
-	t.Logf("%d decisions answered before SIGKILL; chain of %d records verifies", answered.Load(), len(inChain))
+
+	// Every answered decision's reservation is in the ledger, open, exactly once.
+	l := openLedger(t, filepath.Join(dir, "ledger"), "", "")
+	lost, settled := 0, 0
+	decisions.Range(func(k, _ any) bool {
+		s, err := l.Release(t.Context(), ledger.ReleaseRequest{ID: k.(string)})
+		switch {
+		case errors.Is(err, ledger.ErrNotFound):
+			lost++
+		case err != nil:
+			t.Fatalf("releasing %s: %v", k, err)
+		case s.AlreadySettled:
+			settled++
+		}
+		return true
+	})
+	if lost > 0 || settled > 0 {
+		t.Fatalf("of %d answered decisions, %d reservations are lost and %d were already settled after kill -9", answered.Load(), lost, settled)
+	}
+	t.Logf("%d decisions answered before SIGKILL; chain of %d records verifies; every reservation recovered (replayed from the journal at restart: %v)",
+		answered.Load(), len(inChain), strings.Contains(log.String(), "recovered from the journal"))
 }
 
 // decideQuiet posts a decision and returns its answer and status; a transport error is status 0.
