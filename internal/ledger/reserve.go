@@ -109,10 +109,9 @@ func (e *Embedded) applyPending(t *txn) (uint64, error) {
 	}
 	deltas := map[counter]*delta{}
 	for _, p := range todo {
+		// The file cannot hold it yet: it records the last sequence number applied in the same
+		// transaction, and Reserve refuses an id the file or the journal already has.
 		r := p.res
-		if t.res().Get([]byte(r.ID)) != nil {
-			continue // recovery of a record the file already has
-		}
 		for _, k := range r.Counters {
 			deltaFor(deltas, k).reserve += r.Estimate
 		}
