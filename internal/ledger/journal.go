@@ -145,12 +145,14 @@ func (j *journal) waitDurable(seq uint64) error {
 		err := fdatasync(j.f)
 		j.smu.Lock()
 		j.syncing = false
-		if err != nil && j.synced < target {
+		switch {
+		case err == nil:
+			j.synced = max(j.synced, target)
+		case j.synced < target:
 			// A record that reached the file may not be on disk: nothing written after it can be
 			// promised either, so every later wait fails as well.
 			j.syncErr = fmt.Errorf("syncing reservation journal %q: %w", j.path, err)
 		}
-		j.synced = max(j.synced, target)
 		j.cond.Broadcast()
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -259,5 +260,47 @@ func TestSnapshotSeesJournaledReservations(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("snapshot %+v lacks agent Z's hour with 700 reserved", snap.States)
+	}
+}
+
+// A journal that cannot write or sync refuses every later reservation instead of answering one
+// that might not be durable, and says why.
+func TestJournalFailuresAreSticky(t *testing.T) {
+	e := openTestEmbedded(t, t.TempDir())
+	defer e.Close()
+	at := time.Now()
+	req := func(id string) ReserveRequest {
+		return ReserveRequest{ID: id, Estimate: 1, TTL: time.Hour, Time: at, Checks: []Check{{Scope: ScopeAgent, ID: "A", Window: Day, Limit: 100}}}
+	}
+	if _, err := e.Reserve(t.Context(), req("ok")); err != nil {
+		t.Fatal(err)
+	}
+	// Break the file under the journal: the write fails and so does undoing it.
+	if err := e.journal.f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"w1", "w2"} {
+		if _, err := e.Reserve(t.Context(), req(id)); err == nil || !strings.Contains(err.Error(), "reservation journal") {
+			t.Errorf("reserve %s with a broken journal: %v", id, err)
+		}
+	}
+	if e.journal.err == nil {
+		t.Error("the failed write left the journal usable although undoing it failed")
+	}
+	// Nothing of the refused reservations counts.
+	if st, err := e.State(t.Context(), ScopeAgent, "A", Day, at); err != nil || st.Reserved != 1 {
+		t.Errorf("reserved %v (%v), want only the first reservation's 1", st.Reserved, err)
+	}
+
+	// A sync failure is sticky too.
+	j := &journal{f: e.journal.f, path: "broken"}
+	j.cond = sync.NewCond(&j.smu)
+	j.written.Store(5)
+	if err := j.waitDurable(5); err == nil {
+		t.Fatal("a failed fdatasync was reported durable")
+	}
+	j.written.Store(6)
+	if err := j.waitDurable(6); err == nil || !strings.Contains(err.Error(), "syncing reservation journal") {
+		t.Errorf("after a failed sync: %v", err)
 	}
 }
