@@ -21,7 +21,8 @@ import (
 
 // Ledger is the budget ledger shared by the costledger exporter and the budget receiver. All methods
 // are safe for concurrent use; every method that returns without error has made its mutation durable
-// (bbolt commit with fsync, or as durable as the Redis server is configured).
+// (embedded: a bbolt commit with fsync, or for Reserve a synced journal record; Redis: as durable as
+// the Redis server is configured).
 type Ledger interface {
 	// Book books a batch of priced spends in one transaction (embedded) or one script (Redis). It is
 	// idempotent on (TraceID, SpanID) within the idempotency horizon. A spend whose DecisionID names
