@@ -1,13 +1,13 @@
 package decide
 
 import (
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base32"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
+	"hash"
 	"math"
 	"strings"
 	"time"
@@ -39,12 +39,15 @@ func (e *Engine) leaseID(decisionID, agent string) string {
 }
 
 func (e *Engine) leaseMAC(decisionID, agent string) string {
-	m := hmac.New(sha256.New, e.leaseKey)
+	m := e.macs.Get().(hash.Hash)
+	defer e.macs.Put(m)
+	m.Reset()
 	m.Write([]byte("lease\x00"))
 	m.Write([]byte(decisionID))
 	m.Write([]byte{0})
 	m.Write([]byte(agent))
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:16])
+	var sum [sha256.Size]byte
+	return base64.RawURLEncoding.EncodeToString(m.Sum(sum[:0])[:16])
 }
 
 // parseTraceparent returns the trace id of a W3C traceparent header, or "" when the header is

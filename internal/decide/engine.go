@@ -7,7 +7,9 @@ package decide
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"sync"
@@ -160,6 +162,8 @@ type Engine struct {
 	rec      Recorder
 	log      *zap.Logger
 	leaseKey []byte
+	// macs pools HMAC-SHA256 states keyed with leaseKey (keying one costs two hash blocks).
+	macs sync.Pool
 
 	// idemWait bounds how long a repeated idempotency key waits for the first answer.
 	idemWait time.Duration
@@ -224,6 +228,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("the ledger's lease key %q is %d bytes long; at least 16 are needed", leaseKeyName, len(key))
 	}
 	e.leaseKey = key
+	e.macs.New = func() any { return hmac.New(sha256.New, key) }
 	return e, nil
 }
 
