@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/collector/extension"
 	"go.uber.org/zap"
 
+	"github.com/agentcost/agentcost/extension/budgetledgerextension/internal/metadata"
 	"github.com/agentcost/agentcost/internal/evidence"
 	"github.com/agentcost/agentcost/internal/ledger"
 )
@@ -39,9 +40,11 @@ func Find(host component.Host, id component.ID) (Provider, error) {
 }
 
 type budgetLedger struct {
-	cfg    *Config
-	logger *zap.Logger
-	loc    *time.Location
+	cfg       *Config
+	logger    *zap.Logger
+	loc       *time.Location
+	telemetry component.TelemetrySettings
+	metrics   *metadata.TelemetryBuilder
 
 	ledger   ledger.Ledger
 	evidence *evidence.Writer
@@ -54,7 +57,7 @@ func newBudgetLedger(set extension.Settings, cfg *Config) (*budgetLedger, error)
 	if err != nil {
 		return nil, err
 	}
-	return &budgetLedger{cfg: cfg, logger: set.Logger, loc: loc}, nil
+	return &budgetLedger{cfg: cfg, logger: set.Logger, loc: loc, telemetry: set.TelemetrySettings}, nil
 }
 
 // Start opens the ledger backend and the evidence writer; a backend that cannot be opened fails
@@ -74,6 +77,17 @@ func (b *budgetLedger) Start(ctx context.Context, _ component.Host) error {
 			zap.String("file", t.File), zap.Int64("bytes_dropped", t.Bytes))
 	}
 	b.ledger, b.evidence = l, w
+	if sr, ok := l.(ledger.StatsReporter); ok {
+		tb, err := metadata.NewTelemetryBuilder(b.telemetry)
+		if err == nil {
+			err = tb.RegisterCallback(sr.Stats)
+		}
+		if err != nil {
+			_, _ = w.Close(), l.Close()
+			return fmt.Errorf("creating the ledger's telemetry: %w", err)
+		}
+		b.metrics = tb
+	}
 	fields := []zap.Field{zap.String("backend", b.cfg.Backend), zap.String("time_zone", b.loc.String()),
 		zap.String("evidence_chain", report.ChainID), zap.Uint64("evidence_last_seq", report.LastSeq)}
 	if b.cfg.Backend == ledger.BackendRedis {
@@ -88,6 +102,9 @@ func (b *budgetLedger) Start(ctx context.Context, _ component.Host) error {
 // Shutdown flushes the evidence writer and closes the ledger.
 func (b *budgetLedger) Shutdown(context.Context) error {
 	var errs error
+	if b.metrics != nil {
+		b.metrics.Shutdown()
+	}
 	if b.evidence != nil {
 		errs = errors.Join(errs, b.evidence.Close())
 	}

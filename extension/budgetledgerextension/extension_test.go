@@ -2,6 +2,7 @@ package budgetledgerextension
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/extension/extensiontest"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/agentcost/agentcost/internal/evidence"
 	"github.com/agentcost/agentcost/internal/ledger"
@@ -103,5 +105,80 @@ func TestLifecycleAndTornEvidence(t *testing.T) {
 func TestFind(t *testing.T) {
 	if _, err := Find(componenttest.NewNopHost(), component.MustNewID("budgetledger")); err == nil || !strings.Contains(err.Error(), "not configured") {
 		t.Fatalf("want a not-configured error, got %v", err)
+	}
+}
+
+// The embedded backend's work shows in the collector's own telemetry: commits, journal syncs and
+// what is pending, and the callback is gone after shutdown.
+func TestTelemetry(t *testing.T) {
+	dir := t.TempDir()
+	cfg := createDefaultConfig().(*Config)
+	cfg.Directory = filepath.Join(dir, "ledger")
+	cfg.Evidence.Directory = filepath.Join(dir, "evidence")
+	tel := componenttest.NewTelemetry()
+	t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
+	set := extensiontest.NewNopSettings(NewFactory().Type())
+	set.TelemetrySettings = tel.NewTelemetrySettings()
+	ext, err := NewFactory().Create(context.Background(), set, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ext.Start(context.Background(), componenttest.NewNopHost()); err != nil {
+		t.Fatal(err)
+	}
+	l := ext.(Provider).Ledger()
+	for i := range 3 {
+		if _, err := l.Reserve(t.Context(), ledger.ReserveRequest{ID: fmt.Sprintf("d%d", i), Estimate: 10, TTL: time.Minute,
+			Checks: []ledger.Check{{Scope: ledger.ScopeAgent, ID: "A", Window: ledger.Day, Limit: 1000}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := l.Release(t.Context(), ledger.ReleaseRequest{ID: "d0"}); err != nil {
+		t.Fatal(err)
+	}
+	sum := func(name string) float64 {
+		t.Helper()
+		m, err := tel.GetMetric(name)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		switch d := m.Data.(type) {
+		case metricdata.Sum[int64]:
+			return float64(d.DataPoints[0].Value)
+		case metricdata.Sum[float64]:
+			return d.DataPoints[0].Value
+		case metricdata.Gauge[int64]:
+			return float64(d.DataPoints[0].Value)
+		}
+		t.Fatalf("%s: unexpected data %T", name, m.Data)
+		return 0
+	}
+	if n := sum("otelcol_extension_budgetledger_journal_syncs"); n < 1 || n > 3 {
+		t.Errorf("journal syncs %v, want 1 to 3 for three reservations", n)
+	}
+	if d := sum("otelcol_extension_budgetledger_journal_sync_duration"); d <= 0 {
+		t.Errorf("journal sync duration %v", d)
+	}
+	// The release applied the journal to the file first.
+	if n := sum("otelcol_extension_budgetledger_commits"); n < 2 {
+		t.Errorf("commits %v, want at least the open's and the release's", n)
+	}
+	if d := sum("otelcol_extension_budgetledger_commit_duration"); d <= 0 {
+		t.Errorf("commit duration %v", d)
+	}
+	if n := sum("otelcol_extension_budgetledger_reservations_pending"); n != 0 {
+		t.Errorf("pending %v after the release's commit, want 0", n)
+	}
+	if n := sum("otelcol_extension_budgetledger_journal_size"); n <= 0 {
+		t.Errorf("journal size %v, want the three records", n)
+	}
+	if n := sum("otelcol_extension_budgetledger_reservations_recovered"); n != 0 {
+		t.Errorf("recovered %v on a fresh directory", n)
+	}
+	if err := ext.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tel.GetMetric("otelcol_extension_budgetledger_commits"); err == nil {
+		t.Error("the telemetry callback outlived shutdown")
 	}
 }

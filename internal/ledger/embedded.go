@@ -96,6 +96,8 @@ type Embedded struct {
 	journal   *journal
 	pending   pendingSet
 	flushNow  chan struct{}
+
+	stats statCounters
 }
 
 // flushInterval is how often the journaled reservations are applied to the bbolt file; a
@@ -142,6 +144,7 @@ func OpenEmbedded(cfg Config, set Settings) (*Embedded, error) {
 	e := &Embedded{db: db, cfg: cfg, cal: calendar{loc}, log: set.Logger, now: set.Now,
 		stop: make(chan struct{}), done: make(chan struct{}), flushNow: make(chan struct{}, 1)}
 	e.commits.before, e.commits.after = e.applyPending, e.applied
+	e.commits.stats = &e.stats
 	if err := e.recover(); err != nil {
 		_ = e.journal.close()
 		_ = db.Close()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -24,6 +25,8 @@ type groupCommit struct {
 	// journaled reservations there); its result goes to after once the transaction committed.
 	before func(*txn) (uint64, error)
 	after  func(uint64)
+	// stats, when set, counts the transactions and their time.
+	stats *statCounters
 }
 
 type commitCall struct {
@@ -55,6 +58,13 @@ func (g *groupCommit) do(db *bolt.DB, fn func(*txn) error) error {
 // update runs one transaction: the before hook, then body; after runs once it committed.
 func (g *groupCommit) update(db *bolt.DB, body func(*txn) error) error {
 	var hooked uint64
+	began := time.Now()
+	defer func() {
+		if g.stats != nil {
+			g.stats.commits.Add(1)
+			g.stats.commitNanos.Add(int64(time.Since(began)))
+		}
+	}()
 	err := db.Update(func(tx *bolt.Tx) error {
 		t := newTxn(tx)
 		if g.before != nil {

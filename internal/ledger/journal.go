@@ -9,6 +9,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // JournalFileName is the embedded backend's reservation journal inside Config.Directory.
@@ -41,6 +42,7 @@ type journal struct {
 	err  error // sticky: a failed write that could not be undone
 
 	written atomic.Uint64 // sequence number of the last record written
+	stats   *statCounters // when set, counts syncs and the journal's size
 
 	smu     sync.Mutex
 	cond    *sync.Cond
@@ -124,6 +126,9 @@ func (j *journal) append(seq uint64, res []byte) error {
 	}
 	j.size += int64(len(b))
 	j.written.Store(seq)
+	if j.stats != nil {
+		j.stats.journalBytes.Store(j.size)
+	}
 	return nil
 }
 
@@ -142,7 +147,12 @@ func (j *journal) waitDurable(seq uint64) error {
 		j.syncing = true
 		target := j.written.Load()
 		j.smu.Unlock()
+		began := time.Now()
 		err := fdatasync(j.f)
+		if j.stats != nil {
+			j.stats.syncs.Add(1)
+			j.stats.syncNanos.Add(int64(time.Since(began)))
+		}
 		j.smu.Lock()
 		j.syncing = false
 		switch {
@@ -179,6 +189,9 @@ func (j *journal) reset() error {
 		return fmt.Errorf("syncing reservation journal %q: %w", j.path, err)
 	}
 	j.size = 0
+	if j.stats != nil {
+		j.stats.journalBytes.Store(0)
+	}
 	return nil
 }
 

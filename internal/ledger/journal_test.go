@@ -82,6 +82,9 @@ func TestJournalRecoversReservationsAfterCrash(t *testing.T) {
 			if st, err := e.State(t.Context(), ScopeAgent, "A", Day, at); err != nil || st.Reserved != sum {
 				t.Fatalf("reserved before the crash %v (%v), want %v", st.Reserved, err, sum)
 			}
+			if st := e.Stats(); st.PendingReservations != 50 || st.JournalBytes == 0 || st.JournalSyncs == 0 || st.JournalSyncTime <= 0 {
+				t.Errorf("stats before the crash: %+v, want 50 pending in a synced journal", st)
+			}
 			e.crash(t)
 			if tornTail {
 				f, err := os.OpenFile(filepath.Join(dir, JournalFileName), os.O_APPEND|os.O_WRONLY, 0)
@@ -96,6 +99,9 @@ func TestJournalRecoversReservationsAfterCrash(t *testing.T) {
 
 			e = openTestEmbedded(t, dir)
 			defer e.Close()
+			if st := e.Stats(); st.RecoveredReservations != 50 || st.PendingReservations != 0 || st.JournalBytes != 0 || st.Commits == 0 {
+				t.Errorf("stats after recovery: %+v, want 50 recovered, nothing pending, an empty journal", st)
+			}
 			if n := e.count(t, bucketRes); n != 50 {
 				t.Errorf("%d reservations in the file after recovery, want 50", n)
 			}

@@ -191,6 +191,8 @@ func (e *Embedded) recover() error {
 		return err
 	}
 	e.journal = j
+	j.stats = &e.stats
+	e.stats.journalBytes.Store(j.size)
 	var applied uint64
 	if err := e.db.View(func(tx *bolt.Tx) error { applied = newTxn(tx).appliedSeq(); return nil }); err != nil {
 		return fmt.Errorf("reading the ledger's journal position: %w", err)
@@ -208,6 +210,7 @@ func (e *Embedded) recover() error {
 		e.log.Warn("The reservation journal ends in a record cut short by a crash; it was never answered and is dropped",
 			zap.String("path", path), zap.Int64("offset", torn), zap.Int64("dropped_bytes", j.size-torn))
 	}
+	e.stats.recovered.Store(int64(replayed))
 	if replayed > 0 {
 		e.log.Info("Applying reservations recovered from the journal", zap.Int("reservations", replayed))
 	}
