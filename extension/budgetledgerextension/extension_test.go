@@ -136,6 +136,9 @@ func TestTelemetry(t *testing.T) {
 	if _, err := l.Release(t.Context(), ledger.ReleaseRequest{ID: "d0"}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := l.Book(t.Context(), []ledger.Spend{{TraceID: "t", SpanID: "s", Agent: "A", Cost: 5}}); err != nil {
+		t.Fatal(err)
+	}
 	sum := func(name string) float64 {
 		t.Helper()
 		m, err := tel.GetMetric(name)
@@ -159,9 +162,9 @@ func TestTelemetry(t *testing.T) {
 	if d := sum("otelcol_extension_budgetledger_journal_sync_duration"); d <= 0 {
 		t.Errorf("journal sync duration %v", d)
 	}
-	// The release applied the journal to the file first.
+	// The release applied the journal to the file first; the booking is a commit of its own.
 	if n := sum("otelcol_extension_budgetledger_commits"); n < 2 {
-		t.Errorf("commits %v, want at least the open's and the release's", n)
+		t.Errorf("commits %v, want at least the release's and the booking's", n)
 	}
 	if d := sum("otelcol_extension_budgetledger_commit_duration"); d <= 0 {
 		t.Errorf("commit duration %v", d)

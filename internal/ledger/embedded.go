@@ -604,8 +604,8 @@ func (e *Embedded) Read(ctx context.Context, req ReadRequest) (ReadResult, error
 	err = e.view(ctx, func(t *txn) error {
 		applied := t.appliedSeq()
 		for i, k := range keys {
-			v := t.counter(k)
-			out.States[i] = stateOf(k, v.spent, addSat(v.reserved, e.pending.reserved(k, applied)), now, e.cal.loc)
+			v := e.pending.onto(t.counter(k), k, applied)
+			out.States[i] = stateOf(k, v.spent, v.reserved, now, e.cal.loc)
 		}
 		if req.Agent != "" {
 			out.LastCallAnomaly = t.lastAnomaly(req.Agent, LevelCall, e.cal.loc)
@@ -632,13 +632,11 @@ func (e *Embedded) Snapshot(ctx context.Context, now time.Time) (Snapshot, error
 	now = at(now)
 	out := Snapshot{At: now}
 	// Apply the journaled reservations first, so that the counters they created are listed.
-	e.pending.mu.RLock()
-	n := e.pending.len()
-	e.pending.mu.RUnlock()
-	if n > 0 {
-		if err := e.update(ctx, func(*txn) error { return nil }); err != nil {
-			return out, err
-		}
+	if err := e.check(ctx); err != nil {
+		return out, err
+	}
+	if err := e.applyJournal(); err != nil {
+		return out, err
 	}
 	e.pending.mu.RLock()
 	defer e.pending.mu.RUnlock()
@@ -649,8 +647,7 @@ func (e *Embedded) Snapshot(ctx context.Context, now time.Time) (Snapshot, error
 			prefix := counterKey(e.cal.counter("", "", w, now))[:9]
 			for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 				key, ok := e.decodeCounterKey(k)
-				cv := decodeCounterValue(v)
-				cv.reserved = addSat(cv.reserved, e.pending.reserved(key, applied))
+				cv := e.pending.onto(decodeCounterValue(v), key, applied)
 				if !ok || cv.spent == 0 && cv.reserved == 0 {
 					continue
 				}

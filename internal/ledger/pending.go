@@ -61,6 +61,14 @@ func (p *pendingSet) has(id string) bool {
 	return ok
 }
 
+// onto returns counter k's value v as the file has it (applied up to applied) with the pending
+// reservations after applied added: the counter every check and read sees. The caller holds mu
+// (read).
+func (p *pendingSet) onto(v counterValue, k counter, applied uint64) counterValue {
+	v.reserved = addSat(v.reserved, p.reserved(k, applied))
+	return v
+}
+
 // reserved returns what the pending reservations after applied add to counter k. The caller
 // holds mu (read).
 func (p *pendingSet) reserved(k counter, applied uint64) money.Nanos {
@@ -98,6 +106,13 @@ func (p *pendingSet) after(applied uint64) []pendingEntry {
 
 // len is the number of pending entries. The caller holds mu (read).
 func (p *pendingSet) len() int { return len(p.entries) }
+
+// count is the number of pending entries, taking mu.
+func (p *pendingSet) count() int {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return len(p.entries)
+}
 
 // remove forgets the entries up to seq, which a committed transaction applied. The caller holds
 // mu.

@@ -44,7 +44,11 @@ func (e *Embedded) Reserve(ctx context.Context, req ReserveRequest) (Reservation
 	switch {
 	case n >= maxPending:
 		// The flusher is behind: apply everything before taking more.
-		if err := e.update(ctx, func(*txn) error { return nil }); err != nil {
+		err := e.check(ctx)
+		if err == nil {
+			err = e.applyJournal()
+		}
+		if err != nil {
 			return Reservation{}, fmt.Errorf("reserving %q: applying pending reservations: %w", req.ID, err)
 		}
 	case n >= flushAt:
@@ -83,8 +87,7 @@ func (e *Embedded) reserveCheck(r *reservation, checks []preparedCheck) ([]count
 		}
 		applied := t.appliedSeq()
 		for i, ch := range checks {
-			v := t.counter(ch.counter)
-			v.reserved = addSat(v.reserved, e.pending.reserved(ch.counter, applied))
+			v := e.pending.onto(t.counter(ch.counter), ch.counter, applied)
 			vals[i] = v
 			if !ch.Unlimited && addSat(addSat(v.spent, v.reserved), r.Estimate) > ch.Limit {
 				return &ExhaustedError{Scope: ch.Scope, ID: ch.ID, Window: ch.Window, Spent: v.spent,
@@ -142,17 +145,21 @@ func (e *Embedded) applied(seq uint64) {
 	e.journal.markDurable(seq)
 }
 
+// applyJournal commits the journaled reservations the file does not have yet (every write
+// transaction applies them first, so an empty one does); nothing when none are pending.
+func (e *Embedded) applyJournal() error {
+	if e.pending.count() == 0 {
+		return nil
+	}
+	return e.commits.do(e.db, func(*txn) error { return nil })
+}
+
 // flushPending applies the journaled reservations to the file, and empties the journal once it
 // has grown past journalCompactBytes.
 func (e *Embedded) flushPending() {
-	e.pending.mu.RLock()
-	n := e.pending.len()
-	e.pending.mu.RUnlock()
-	if n > 0 {
-		if err := e.commits.do(e.db, func(*txn) error { return nil }); err != nil {
-			e.log.Warn("Applying journaled reservations to the ledger failed; retrying", zap.Error(err))
-			return
-		}
+	if err := e.applyJournal(); err != nil {
+		e.log.Warn("Applying journaled reservations to the ledger failed; retrying", zap.Error(err))
+		return
 	}
 	e.reserveMu.Lock()
 	big := e.journal.size > journalCompactBytes
@@ -169,13 +176,10 @@ func (e *Embedded) flushPending() {
 func (e *Embedded) drain() error {
 	e.reserveMu.Lock()
 	defer e.reserveMu.Unlock()
-	if err := e.commits.do(e.db, func(*txn) error { return nil }); err != nil {
+	if err := e.applyJournal(); err != nil {
 		return fmt.Errorf("applying journaled reservations: %w", err)
 	}
-	e.pending.mu.RLock()
-	n := e.pending.len()
-	e.pending.mu.RUnlock()
-	if n > 0 || e.journal.size == 0 {
+	if e.pending.count() > 0 || e.journal.size == 0 {
 		return nil
 	}
 	return e.journal.reset()

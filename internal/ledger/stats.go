@@ -38,9 +38,7 @@ var _ StatsReporter = (*Embedded)(nil)
 
 // Stats implements StatsReporter.
 func (e *Embedded) Stats() Stats {
-	e.pending.mu.RLock()
-	pending := e.pending.len()
-	e.pending.mu.RUnlock()
+	pending := e.pending.count()
 	c := &e.stats
 	return Stats{
 		Commits: c.commits.Load(), CommitTime: time.Duration(c.commitNanos.Load()),
