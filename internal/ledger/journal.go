@@ -51,10 +51,11 @@ type journal struct {
 	syncErr error
 }
 
-// journalRecord is one record read back from the journal.
+// journalRecord is one record read back from the journal: the reservation and its encoding.
 type journalRecord struct {
 	seq uint64
 	res *reservation
+	rec []byte
 }
 
 // openJournal opens (creating if needed) the journal at path and reads back its records, in
@@ -71,9 +72,14 @@ func openJournal(path string) (*journal, []journalRecord, int64, error) {
 		return nil, nil, 0, fmt.Errorf("reading reservation journal %q: %w", path, err)
 	}
 	recs, torn := parseJournal(data)
-	j := &journal{f: f, path: path, size: int64(len(data))}
+	return newJournal(f, path, int64(len(data))), recs, torn, nil
+}
+
+// newJournal returns the journal appending to f, which holds size bytes.
+func newJournal(f *os.File, path string, size int64) *journal {
+	j := &journal{f: f, path: path, size: size}
 	j.cond = sync.NewCond(&j.smu)
-	return j, recs, torn, nil
+	return j
 }
 
 // parseJournal decodes records until the data ends, a record is incomplete or damaged, or a
@@ -99,7 +105,7 @@ func parseJournal(data []byte) (recs []journalRecord, torn int64) {
 		if err != nil || (len(recs) > 0 && seq <= recs[len(recs)-1].seq) {
 			return recs, int64(off)
 		}
-		recs = append(recs, journalRecord{seq: seq, res: res})
+		recs = append(recs, journalRecord{seq: seq, res: res, rec: payload[8:]})
 		off += 8 + n
 	}
 	return recs, -1

@@ -210,13 +210,11 @@ func TestJournalPendingAndFlushAgree(t *testing.T) {
 }
 
 func TestParseJournal(t *testing.T) {
-	j := &journal{}
-	dir := t.TempDir()
-	f, err := os.Create(filepath.Join(dir, "j"))
+	f, err := os.Create(filepath.Join(t.TempDir(), "j"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	j.f, j.path = f, f.Name()
+	j := newJournal(f, f.Name(), 0)
 	for seq := uint64(1); seq <= 3; seq++ {
 		if err := j.append(seq, encodeReservation(&reservation{ID: fmt.Sprint(seq), CreatedAt: time.Unix(1, 0).UTC()})); err != nil {
 			t.Fatal(err)
@@ -299,8 +297,7 @@ func TestJournalFailuresAreSticky(t *testing.T) {
 	}
 
 	// A sync failure is sticky too.
-	j := &journal{f: e.journal.f, path: "broken"}
-	j.cond = sync.NewCond(&j.smu)
+	j := newJournal(e.journal.f, "broken", 0)
 	j.written.Store(5)
 	if err := j.waitDurable(5); err == nil {
 		t.Fatal("a failed fdatasync was reported durable")

@@ -205,7 +205,7 @@ func (e *Embedded) recover() error {
 	replayed := 0
 	for _, r := range recs {
 		if r.seq > applied {
-			e.pending.add(r.seq, r.res, encodeReservation(r.res))
+			e.pending.add(r.seq, r.res, r.rec)
 			replayed++
 		}
 		e.nextSeq = max(e.nextSeq, r.seq)
