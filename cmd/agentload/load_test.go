@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -140,11 +138,10 @@ rules:
 	b.Run("receiver-redis", func(b *testing.B) { bench(b, startCollectorOn(b, policy, redistest.Start(b).Addr), true) })
 	b.Run("receiver-redis-no-release", func(b *testing.B) { bench(b, startCollectorOn(b, policy, redistest.Start(b).Addr), false) })
 	b.Run("bare", func(b *testing.B) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		srv, ln, err := bareServer("127.0.0.1:0")
 		if err != nil {
 			b.Fatal(err)
 		}
-		srv := &http.Server{Handler: BareHandler(), ReadHeaderTimeout: time.Second}
 		go func() { _ = srv.Serve(ln) }()
 		defer srv.Close()
 		bench(b, "http://"+ln.Addr().String(), false)

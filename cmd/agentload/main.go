@@ -50,11 +50,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return serve(ctx, *serveBare, stdout)
 	}
 	if *bare {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		srv, ln, err := bareServer("127.0.0.1:0")
 		if err != nil {
 			return err
 		}
-		srv := &http.Server{Handler: BareHandler(), ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = srv.Serve(ln) }()
 		defer srv.Close()
 		cfg.URL, cfg.Release = "http://"+ln.Addr().String(), false
@@ -67,13 +66,22 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	return nil
 }
 
+// bareServer listens on addr and returns the bare handler's server, not yet serving, with its
+// listener.
+func bareServer(addr string) (*http.Server, net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &http.Server{Handler: BareHandler(), ReadHeaderTimeout: 10 * time.Second}, ln, nil
+}
+
 // serve runs the bare handler on addr until ctx ends.
 func serve(ctx context.Context, addr string, stdout io.Writer) error {
-	ln, err := net.Listen("tcp", addr)
+	srv, ln, err := bareServer(addr)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: BareHandler(), ReadHeaderTimeout: 10 * time.Second}
 	fmt.Fprintln(stdout, "serving the bare handler on", ln.Addr())
 	go func() {
 		<-ctx.Done()
