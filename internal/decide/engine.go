@@ -156,13 +156,13 @@ type Config struct {
 
 // Engine answers the decision API's operations. It is safe for concurrent use.
 type Engine struct {
-	cfg      Config
-	ledger   ledger.Ledger
-	loc      *time.Location
-	rec      Recorder
-	log      *zap.Logger
-	leaseKey []byte
-	// macs pools HMAC-SHA256 states keyed with leaseKey (keying one costs two hash blocks).
+	cfg    Config
+	ledger ledger.Ledger
+	loc    *time.Location
+	rec    Recorder
+	log    *zap.Logger
+	// macs pools HMAC-SHA256 states keyed with the ledger's lease key, which authenticate lease
+	// ids (keying one costs two hash blocks).
 	macs sync.Pool
 
 	// idemWait bounds how long a repeated idempotency key waits for the first answer.
@@ -227,7 +227,6 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if len(key) < 16 {
 		return nil, fmt.Errorf("the ledger's lease key %q is %d bytes long; at least 16 are needed", leaseKeyName, len(key))
 	}
-	e.leaseKey = key
 	e.macs.New = func() any { return hmac.New(sha256.New, key) }
 	return e, nil
 }
