@@ -37,12 +37,13 @@ var crcTable = crc32.MakeTable(crc32.Castagnoli)
 type journal struct {
 	f    *os.File
 	path string
-	// size and err belong to the appending side, which the caller serialises.
-	size int64
+	// size changes only on the appending side, which the caller serialises; it is atomic so that
+	// telemetry can read it.
+	size atomic.Int64
 	err  error // sticky: a failed write that could not be undone
 
 	written atomic.Uint64 // sequence number of the last record written
-	stats   *statCounters // when set, counts syncs and the journal's size
+	stats   *statCounters // when set, counts the syncs
 
 	smu     sync.Mutex
 	cond    *sync.Cond
@@ -77,7 +78,8 @@ func openJournal(path string) (*journal, []journalRecord, int64, error) {
 
 // newJournal returns the journal appending to f, which holds size bytes.
 func newJournal(f *os.File, path string, size int64) *journal {
-	j := &journal{f: f, path: path, size: size}
+	j := &journal{f: f, path: path}
+	j.size.Store(size)
 	j.cond = sync.NewCond(&j.smu)
 	return j
 }
@@ -125,16 +127,13 @@ func (j *journal) append(seq uint64, res []byte) error {
 	binary.LittleEndian.PutUint32(b[4:], crc32.Checksum(b[8:], crcTable))
 	if _, err := j.f.Write(b); err != nil {
 		werr := fmt.Errorf("writing reservation journal %q: %w", j.path, err)
-		if terr := j.f.Truncate(j.size); terr != nil {
+		if terr := j.f.Truncate(j.size.Load()); terr != nil {
 			j.err = fmt.Errorf("%w; undoing the partial write failed: %v", werr, terr)
 		}
 		return werr
 	}
-	j.size += int64(len(b))
+	j.size.Add(int64(len(b)))
 	j.written.Store(seq)
-	if j.stats != nil {
-		j.stats.journalBytes.Store(j.size)
-	}
 	return nil
 }
 
@@ -194,10 +193,7 @@ func (j *journal) reset() error {
 	if err := fdatasync(j.f); err != nil {
 		return fmt.Errorf("syncing reservation journal %q: %w", j.path, err)
 	}
-	j.size = 0
-	if j.stats != nil {
-		j.stats.journalBytes.Store(0)
-	}
+	j.size.Store(0)
 	return nil
 }
 

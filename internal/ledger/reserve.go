@@ -161,10 +161,7 @@ func (e *Embedded) flushPending() {
 		e.log.Warn("Applying journaled reservations to the ledger failed; retrying", zap.Error(err))
 		return
 	}
-	e.reserveMu.Lock()
-	big := e.journal.size > journalCompactBytes
-	e.reserveMu.Unlock()
-	if big {
+	if e.journal.size.Load() > journalCompactBytes {
 		if err := e.drain(); err != nil {
 			e.log.Warn("Emptying the reservation journal failed", zap.Error(err))
 		}
@@ -179,7 +176,7 @@ func (e *Embedded) drain() error {
 	if err := e.applyJournal(); err != nil {
 		return fmt.Errorf("applying journaled reservations: %w", err)
 	}
-	if e.pending.count() > 0 || e.journal.size == 0 {
+	if e.pending.count() > 0 || e.journal.size.Load() == 0 {
 		return nil
 	}
 	return e.journal.reset()
@@ -196,7 +193,6 @@ func (e *Embedded) recover() error {
 	}
 	e.journal = j
 	j.stats = &e.stats
-	e.stats.journalBytes.Store(j.size)
 	var applied uint64
 	if err := e.db.View(func(tx *bolt.Tx) error { applied = newTxn(tx).appliedSeq(); return nil }); err != nil {
 		return fmt.Errorf("reading the ledger's journal position: %w", err)
@@ -212,7 +208,7 @@ func (e *Embedded) recover() error {
 	}
 	if torn >= 0 {
 		e.log.Warn("The reservation journal ends in a record cut short by a crash; it was never answered and is dropped",
-			zap.String("path", path), zap.Int64("offset", torn), zap.Int64("dropped_bytes", j.size-torn))
+			zap.String("path", path), zap.Int64("offset", torn), zap.Int64("dropped_bytes", j.size.Load()-torn))
 	}
 	e.stats.recovered.Store(int64(replayed))
 	if replayed > 0 {

@@ -31,7 +31,7 @@ type StatsReporter interface {
 
 // statCounters are the Stats counters, updated without locks.
 type statCounters struct {
-	commits, commitNanos, syncs, syncNanos, recovered, journalBytes atomic.Int64
+	commits, commitNanos, syncs, syncNanos, recovered atomic.Int64
 }
 
 var _ StatsReporter = (*Embedded)(nil)
@@ -43,7 +43,7 @@ func (e *Embedded) Stats() Stats {
 	return Stats{
 		Commits: c.commits.Load(), CommitTime: time.Duration(c.commitNanos.Load()),
 		JournalSyncs: c.syncs.Load(), JournalSyncTime: time.Duration(c.syncNanos.Load()),
-		PendingReservations: int64(pending), JournalBytes: c.journalBytes.Load(),
+		PendingReservations: int64(pending), JournalBytes: e.journal.size.Load(),
 		RecoveredReservations: c.recovered.Load(),
 	}
 }
