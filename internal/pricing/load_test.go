@@ -118,13 +118,7 @@ func TestParsePriceField(t *testing.T) {
 }
 
 func TestLiteLLMRejectsBadFiles(t *testing.T) {
-	cases := []struct {
-		name  string
-		data  string
-		line  int
-		model string
-		field string
-	}{
+	cases := []badFile{
 		{"syntax error", "{\n  \"a\": {\n    \"input_cost_per_token\": 1e-6,,\n  }\n}", 3, "a", ""},
 		{"price is text", "{\n\"a\": {\"input_cost_per_token\": 1e-6,\n \"output_cost_per_token\": \"cheap\"}}", 3, "a", "output_cost_per_token"},
 		{"negative price", "{\"a\": {\n\"input_cost_per_token\": -1e-6}}", 2, "a", "input_cost_per_token"},
@@ -140,18 +134,34 @@ func TestLiteLLMRejectsBadFiles(t *testing.T) {
 		{"truncated", "{\"a\": {\"mode\": \"chat\"", 1, "a", ""},
 		{"empty", "", 1, "", ""},
 	}
+	checkBadFiles(t, "bad.json", func(data []byte) (*Layer, error) { return ParseLiteLLM(data, "bad.json", "bad") }, cases)
+}
+
+// badFile is a price file a loader must reject, and where its error must point.
+type badFile struct {
+	name  string
+	data  string
+	line  int
+	model string
+	field string
+}
+
+// checkBadFiles parses each case as file and checks that the error is a *FileError naming the
+// file, line, model and field.
+func checkBadFiles(t *testing.T, file string, parse func([]byte) (*Layer, error), cases []badFile) {
+	t.Helper()
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			l, err := ParseLiteLLM([]byte(c.data), "bad.json", "bad")
+			l, err := parse([]byte(c.data))
 			var fe *FileError
 			if !errors.As(err, &fe) {
 				t.Fatalf("got layer %v, err %v; want a *FileError", l, err)
 			}
-			if fe.File != "bad.json" || fe.Line != c.line || fe.Model != c.model || fe.Field != c.field {
+			if fe.File != file || fe.Line != c.line || fe.Model != c.model || fe.Field != c.field {
 				t.Errorf("error %q: file %q line %d model %q field %q; want line %d model %q field %q",
 					err, fe.File, fe.Line, fe.Model, fe.Field, c.line, c.model, c.field)
 			}
-			if !strings.Contains(err.Error(), `"bad.json"`) {
+			if !strings.Contains(err.Error(), `"`+file+`"`) {
 				t.Errorf("error %q does not name the file", err)
 			}
 		})
@@ -320,13 +330,7 @@ func TestUserLayerWins(t *testing.T) {
 }
 
 func TestYAMLRejectsBadFiles(t *testing.T) {
-	cases := []struct {
-		name  string
-		data  string
-		line  int
-		model string
-		field string
-	}{
+	cases := []badFile{
 		{"unknown top-level key", "models: {}\nprices: {}\n", 2, "", "prices"},
 		{"unknown model key", "models:\n  a:\n    input_per_million: 1\n    output_per_million: 1\n    input_per_milion: 2\n", 5, "a", "input_per_milion"},
 		{"unknown service key", "models:\n  a:\n    input_per_million: 1\n    output_per_million: 1\n    batch: {input: 2}\n", 5, "a", "batch.input"},
@@ -348,19 +352,7 @@ func TestYAMLRejectsBadFiles(t *testing.T) {
 		{"scalar document", "just text\n", 1, "", ""},
 		{"fallback without output", "fallback:\n  openai: {input_per_million: 1}\n", 2, "openai", "output_per_million"},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			l, err := ParseYAML([]byte(c.data), "bad.yaml")
-			var fe *FileError
-			if !errors.As(err, &fe) {
-				t.Fatalf("got layer %v, err %v; want a *FileError", l, err)
-			}
-			if fe.File != "bad.yaml" || fe.Line != c.line || fe.Model != c.model || fe.Field != c.field {
-				t.Errorf("error %q: line %d model %q field %q; want line %d model %q field %q",
-					err, fe.Line, fe.Model, fe.Field, c.line, c.model, c.field)
-			}
-		})
-	}
+	checkBadFiles(t, "bad.yaml", func(data []byte) (*Layer, error) { return ParseYAML(data, "bad.yaml") }, cases)
 }
 
 func TestBuildRejectsDanglingAlias(t *testing.T) {
