@@ -102,6 +102,7 @@ func apiExplanation(ex policy.Explanation, now time.Time) decisionapi.ExplainRes
 		RuleID:        o.RuleID,
 		Reason:        o.Reason,
 		PolicyVersion: o.PolicyVersion,
+		PolicySHA256:  ex.PolicySHA256,
 		Constraints:   apiConstraints(o.Constraints),
 		RetryAfterSec: retryAfterSec(o.RetryAfter),
 		DerivedTags:   ex.DerivedTags,

@@ -7,11 +7,14 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/agentcost/agentcost/internal/evidence"
+	"github.com/agentcost/agentcost/internal/ledger"
 	"github.com/agentcost/agentcost/pkg/decisionapi"
 )
 
@@ -26,6 +29,8 @@ type verifyResult struct {
 	LastHash     string          `json:"last_hash,omitempty"`
 	Problems     []verifyProblem `json:"problems"`
 	ProblemCount int             `json:"problem_count"`
+	// Anchor is the chain's head as anchored in the ledger (with --ledger or --redis).
+	Anchor *ledger.EvidenceAnchor `json:"anchor,omitempty"`
 }
 
 type verifyProblem struct {
@@ -37,19 +42,28 @@ type verifyProblem struct {
 }
 
 func evidenceVerify(e *env, path string, args []string) error {
-	fs := newFlags(e, path, "DIR [--expect-seq N --expect-hash HASH]", `
+	fs := newFlags(e, path, "DIR [--ledger DIR | --redis HOST:PORT] [--expect-seq N --expect-hash HASH]", `
 Checks the hash chain of an evidence directory: every record's hash, seq continuity, prev_hash links
 across files, one chain id and no missing file. Each problem is printed as
 "file:line (seq N): kind: detail" and the exit code is 1 when there is any.
 
-A chain alone cannot show that records were cut from its end: compare the last seq and hash with a
-copy kept elsewhere (the logs pipeline receives every record) using --expect-seq and --expect-hash.`)
+A chain alone cannot show that records were cut from its end. The budgetledger extension anchors
+each chain's durable head (seq and hash) in the ledger: --ledger (the embedded ledger's directory;
+stop the collector first, the file has one user) or --redis checks the chain against its anchor.
+--expect-seq and --expect-hash compare with a copy kept elsewhere (the logs pipeline receives
+every record).`)
 	expectSeq := fs.Uint64("expect-seq", 0, "the chain must reach at least seq `N`")
 	expectHash := fs.String("expect-hash", "", "the record with --expect-seq (or the last record) must have this `HASH`")
+	ledgerDir := fs.String("ledger", "", "check against the anchor in the embedded ledger in `DIR` (the budgetledger extension's directory)")
+	redisAddr := fs.String("redis", "", "check against the anchor in the Redis ledger at `HOST:PORT`")
+	prefix := fs.String("key-prefix", "agentcost:", "Redis key `PREFIX`")
 	out := fs.output("table", "json")
 	pos, err := fs.parse(args, 1, 1)
 	if err != nil {
 		return err
+	}
+	if *ledgerDir != "" && *redisAddr != "" {
+		return usageErr("%s: give at most one of --ledger and --redis", path)
 	}
 	dir := pos[0]
 	rep, err := evidence.Verify(dir)
@@ -63,6 +77,17 @@ copy kept elsewhere (the logs pipeline receives every record) using --expect-seq
 	}
 	if *expectSeq > 0 || *expectHash != "" {
 		if p := checkExpected(dir, rep, *expectSeq, *expectHash); p != nil {
+			res.Problems = append(res.Problems, *p)
+			res.ProblemCount++
+		}
+	}
+	if *ledgerDir != "" || *redisAddr != "" {
+		anchor, p, err := checkAnchored(dir, rep, *ledgerDir, *redisAddr, *prefix)
+		if err != nil {
+			return ioErr(err)
+		}
+		res.Anchor = anchor
+		if p != nil {
 			res.Problems = append(res.Problems, *p)
 			res.ProblemCount++
 		}
@@ -95,6 +120,53 @@ copy kept elsewhere (the logs pipeline receives every record) using --expect-seq
 		return findings()
 	}
 	return nil
+}
+
+// checkAnchored reads the chain's anchor from the ledger and compares the chain with it.
+func checkAnchored(dir string, rep evidence.VerifyReport, ledgerDir, redisAddr, prefix string) (*ledger.EvidenceAnchor, *verifyProblem, error) {
+	cfg := ledger.NewDefaultConfig()
+	if redisAddr != "" {
+		cfg.Backend, cfg.Redis.Endpoint, cfg.Redis.KeyPrefix = ledger.BackendRedis, redisAddr, prefix
+	} else {
+		cfg.Directory = ledgerDir
+		if _, err := os.Stat(filepath.Join(ledgerDir, ledger.FileName)); err != nil {
+			return nil, nil, fmt.Errorf("opening the ledger: %w", err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	l, err := ledger.Open(ctx, cfg, ledger.Settings{})
+	if err != nil {
+		return nil, nil, fmt.Errorf("opening the ledger: %w", err)
+	}
+	defer l.Close()
+	an, ok := l.(ledger.EvidenceAnchorer)
+	if !ok {
+		return nil, nil, fmt.Errorf("the %s ledger keeps no evidence anchors", cfg.Backend)
+	}
+	var a ledger.EvidenceAnchor
+	found := false
+	if rep.ChainID != "" {
+		if a, found, err = an.EvidenceAnchor(ctx, rep.ChainID); err != nil {
+			return nil, nil, err
+		}
+	}
+	if !found {
+		all, err := an.EvidenceAnchors(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		switch {
+		case rep.Records > 0:
+			return nil, &verifyProblem{Kind: "unanchored", File: dir, Seq: rep.LastSeq,
+				Detail: fmt.Sprintf("the ledger holds no anchor of chain %s", rep.ChainID)}, nil
+		case redisAddr == "" && len(all) > 0:
+			return nil, &verifyProblem{Kind: "truncated", File: dir,
+				Detail: fmt.Sprintf("the directory holds no record but the ledger anchors chain %s at seq %d: the evidence files were removed", all[0].ChainID, all[0].Seq)}, nil
+		}
+		return nil, nil, nil
+	}
+	return &a, checkExpected(dir, rep, a.Seq, a.Hash), nil
 }
 
 // checkExpected compares the chain with a seq and hash kept elsewhere; records cut from the end of
@@ -234,6 +306,7 @@ func formatRecord(r evidence.Record) string {
 		kv("rule", r.RuleID)
 		kv("estimate", usd(r.EstimatedCostUSD.Nanos()))
 		kv("policy", r.PolicyVersion)
+		kv("policy_sha256", r.PolicySHA256)
 		if r.Constraints != nil {
 			kv("constraints", "{"+formatEvidenceConstraints(*r.Constraints)+"}")
 		}

@@ -75,8 +75,11 @@ func commands() *command {
 		}},
 		{name: "report", summary: "chargeback of settled action costs from evidence", run: report},
 		{name: "ledger-report", summary: "chargeback by agent, team, model or run from the budget ledger", run: ledgerReport},
-		{name: "prices", summary: "explain price-table matches", subs: []*command{
+		{name: "prices", summary: "explain price-table matches, check and refresh price files", subs: []*command{
 			{name: "lookup", summary: "show which price entry a model matches and its rates", run: pricesLookup},
+			{name: "info", summary: "show the embedded price table's upstream commit, sha256 and counts", run: pricesInfo},
+			{name: "lint", summary: "load price files and list the entries skipped, by reason", run: pricesLint},
+			{name: "refresh", summary: "check a newer upstream price map, diff it and make it the embedded default", run: pricesRefresh},
 		}},
 	}}
 }

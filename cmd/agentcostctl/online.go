@@ -151,9 +151,19 @@ window's end and the level.`+onlineHelp)
 		return err
 	}
 	var resp decisionapi.BudgetsResponse
-	if err := c.do(e.ctx, http.MethodGet, decisionapi.PathBudgets, nil, nil, &resp); err != nil {
+	err = followPages(url.Values{}, func(q url.Values) (string, error) {
+		var page decisionapi.BudgetsResponse
+		if err := c.do(e.ctx, http.MethodGet, decisionapi.PathBudgets, q, nil, &page); err != nil {
+			return "", err
+		}
+		scopes := append(resp.Scopes, page.Scopes...)
+		resp, resp.Scopes = page, scopes
+		return page.NextCursor, nil
+	})
+	if err != nil {
 		return err
 	}
+	resp.NextCursor = ""
 	if len(scopes) > 0 {
 		resp.Scopes = slices.DeleteFunc(resp.Scopes, func(s decisionapi.ScopeBudget) bool {
 			return !slices.Contains(scopes, s.Scope)
@@ -196,7 +206,15 @@ Lists approval requests (GET /v1/approvals), oldest first. Reviewer role.`+onlin
 		return err
 	}
 	var resp decisionapi.ApprovalList
-	if err := c.do(e.ctx, http.MethodGet, decisionapi.PathApprovals, q, nil, &resp); err != nil {
+	err = followPages(q, func(q url.Values) (string, error) {
+		var page decisionapi.ApprovalList
+		if err := c.do(e.ctx, http.MethodGet, decisionapi.PathApprovals, q, nil, &page); err != nil {
+			return "", err
+		}
+		resp.Approvals = append(resp.Approvals, page.Approvals...)
+		return page.NextCursor, nil
+	})
+	if err != nil {
 		return err
 	}
 	if *out == "json" {
@@ -217,6 +235,36 @@ Lists approval requests (GET /v1/approvals), oldest first. Reviewer role.`+onlin
 	}
 	t.Flush()
 	return nil
+}
+
+// maxListPages bounds the pages one list command follows, against a server whose list never ends.
+const maxListPages = 10000
+
+// followPages fetches every page of a list endpoint in the largest pages the API allows: fetch
+// gets the page of the query (q plus limit and cursor) and returns its next_cursor.
+func followPages(q url.Values, fetch func(q url.Values) (next string, err error)) error {
+	cursor := ""
+	for pages := 0; ; pages++ {
+		pq := url.Values{}
+		for k, v := range q {
+			pq[k] = v
+		}
+		pq.Set(decisionapi.QueryLimit, strconv.Itoa(decisionapi.MaxListLimit))
+		if cursor != "" {
+			pq.Set(decisionapi.QueryCursor, cursor)
+		}
+		next, err := fetch(pq)
+		if err != nil {
+			return err
+		}
+		if next == "" {
+			return nil
+		}
+		if next == cursor || pages+1 >= maxListPages {
+			return fmt.Errorf("the server's list does not end: page %d repeats or passes %d pages", pages+1, maxListPages)
+		}
+		cursor = next
+	}
 }
 
 func formatTime(t time.Time) string {

@@ -181,14 +181,14 @@ func TestOnlineCommands(t *testing.T) {
 		{
 			name:     "approvals list",
 			args:     []string{"approvals", "list"},
-			wantCode: exitOK, wantMethod: "GET", wantPath: "/v1/approvals", wantQuery: "state=pending",
+			wantCode: exitOK, wantMethod: "GET", wantPath: "/v1/approvals", wantQuery: "limit=1000&state=pending",
 			wantRows: [][]string{{"ap-7", "pending", "research-agent", "job.leads.batch-generate", "$60", "approve-expensive-batch",
 				"research-agent", "2026-03-02T10:00:00Z", "2026-03-02T11:00:00Z"}},
 		},
 		{
 			name:     "approvals list all",
 			args:     []string{"approvals", "list", "--state", "all"},
-			wantCode: exitOK, wantMethod: "GET", wantPath: "/v1/approvals", wantQuery: "",
+			wantCode: exitOK, wantMethod: "GET", wantPath: "/v1/approvals", wantQuery: "limit=1000",
 		},
 		{
 			name:     "approvals get",

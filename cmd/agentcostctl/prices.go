@@ -34,6 +34,8 @@ type lookupResult struct {
 	Key      string       `json:"key,omitempty"`
 	Entry    string       `json:"entry,omitempty"`
 	Rules    []string     `json:"rules"`
+	Match    string       `json:"match,omitempty"`
+	Unpriced string       `json:"unpriced,omitempty"`
 	Reason   string       `json:"reason"`
 	Source   string       `json:"source,omitempty"`
 	Mode     string       `json:"mode,omitempty"`
@@ -61,18 +63,14 @@ agentcost.price.unknown.`)
 	}
 	table, err := pricing.LoadWithDefault(files...)
 	if err != nil {
-		var fe *pricing.FileError
-		var pe *fs.PathError
-		if errors.As(err, &fe) && !errors.As(err, &pe) {
-			return &cliError{code: exitFindings, err: err}
-		}
-		return ioErr(err)
+		return priceFileErr(err)
 	}
 	m := table.Explain(pos[0], *provider)
 	res := lookupResult{Model: m.Model, Provider: m.Provider, Matched: m.Entry != nil, Key: m.Key,
-		Rules: append([]string{}, m.Rules...), Reason: m.Reason}
+		Rules: append([]string{}, m.Rules...), Reason: m.Reason, Unpriced: m.Unpriced}
 	if en := m.Entry; en != nil {
 		res.Entry, res.Source, res.Mode, res.Fallback = en.Model, en.Source, en.Mode, en.Fallback
+		res.Match = m.Kind.String()
 		res.Rates = entryRates(en)
 	}
 
@@ -101,6 +99,7 @@ agentcost.price.unknown.`)
 			row(t, "via key:", res.Key)
 		}
 		row(t, "rules:", strings.Join(res.Rules, ", "))
+		row(t, "match:", res.Match+matchNote(m.Kind))
 		row(t, "reason:", res.Reason)
 		row(t, "source:", res.Source)
 		row(t, "entry provider:", m.Entry.Provider)
@@ -119,6 +118,25 @@ agentcost.price.unknown.`)
 		return findings()
 	}
 	return nil
+}
+
+// priceFileErr maps a price-file error to its exit code: an invalid file (a *pricing.FileError,
+// the size bound included) is a finding, a file that cannot be read is an I/O error.
+func priceFileErr(err error) error {
+	var fe *pricing.FileError
+	var pe *fs.PathError
+	if errors.As(err, &fe) && !errors.As(err, &pe) {
+		return &cliError{code: exitFindings, err: err}
+	}
+	return ioErr(err)
+}
+
+// matchNote explains the match kind as the processor treats it.
+func matchNote(k pricing.MatchKind) string {
+	if k == 0 {
+		return " (no agentcost.price.match attribute)"
+	}
+	return " (written as agentcost.price.match; priced only if prices.allow_match lists each kind)"
 }
 
 // entryRates lists the effective rates of an entry: standard, each service tier the entry prices,

@@ -40,10 +40,12 @@ func main() {
 	os.Exit(code)
 }
 
-const usage = `usage: agentsim runaway|steady [flags]
+const usage = `usage: agentsim runaway|creep|steady [flags]
 
   runaway  the article's fleet (3 agents x 5 sub-calls x 50K tokens, 20 rounds per batch) on a
            compressed clock, one agent stuck in a loop; governed by agentcost or --ungoverned
+  creep    one agent's loop whose context grows, each call dearer than the last: where the
+           loop is flagged and stopped, against the ungoverned plan
   steady   mixed normal traffic at --rate actions/s for load tests
 
 Run "agentsim <scenario> -h" for its flags.
@@ -67,6 +69,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "runaway":
 		report, output, err = runaway(ctx, args[1:], stderr)
+	case "creep":
+		report, output, err = creep(ctx, args[1:], stderr)
 	case "steady":
 		report, output, err = steady(ctx, args[1:], stderr)
 	default:
@@ -290,6 +294,40 @@ func runaway(ctx context.Context, args []string, stderr io.Writer) (*sim.Report,
 	}
 	r, err := sim.RunRunaway(ctx, sim.RunawayOptions{Plan: plan, Fleet: fleet, Speed: *speed, Duration: c.duration,
 		MetricsURL: c.metricsURL, ReviewerToken: *reviewer})
+	return r, c.output, err
+}
+
+func creep(ctx context.Context, args []string, stderr io.Writer) (*sim.Report, string, error) {
+	fs := flag.NewFlagSet("agentsim creep", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var c common
+	c.register(fs, 0, true)
+	o := sim.CreepOptions{Agent: "research-agent", Team: "growth", Topic: "job.research.deep-dive", Warmup: 30, Steps: 40,
+		Growth: 0.10, InputTokens: 2000, OutputTokens: 500}
+	fs.StringVar(&o.Agent, "agent", o.Agent, "the looping agent")
+	fs.StringVar(&o.Team, "team", o.Team, "its team")
+	fs.StringVar(&o.Topic, "topic", o.Topic, "the topic of its calls")
+	fs.IntVar(&o.Warmup, "warmup", o.Warmup, "ordinary calls before the loop")
+	fs.IntVar(&o.Steps, "steps", o.Steps, "loop steps planned (the loop's own iteration cap)")
+	fs.Float64Var(&o.Growth, "growth", o.Growth, "growth of each loop step's input over the previous step's (0.10: 10%)")
+	fs.Int64Var(&o.InputTokens, "input-tokens", o.InputTokens, "input tokens of an ordinary call")
+	fs.Int64Var(&o.OutputTokens, "output-tokens", o.OutputTokens, "output tokens per call")
+	if err := parse(fs, args); err != nil {
+		return nil, "", err
+	}
+	if err := c.validate(); err != nil {
+		return nil, "", err
+	}
+	o.RunPrefix, o.MetricsURL = c.runPrefix, c.metricsURL
+	fleet, err := c.fleet(stderr)
+	if err != nil {
+		return nil, "", err
+	}
+	o.Fleet = fleet
+	if err := o.Validate(); err != nil {
+		return nil, "", usageError{err}
+	}
+	r, err := sim.RunCreep(ctx, o)
 	return r, c.output, err
 }
 

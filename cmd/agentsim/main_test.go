@@ -33,7 +33,7 @@ func TestUsage(t *testing.T) {
 		code int
 		want string
 	}{
-		{"no scenario", nil, 2, "usage: agentsim runaway|steady"},
+		{"no scenario", nil, 2, "usage: agentsim runaway|creep|steady"},
 		{"help", []string{"help"}, 0, "usage: agentsim"},
 		{"unknown scenario", []string{"stampede"}, 2, `unknown scenario "stampede"`},
 		{"scenario help", []string{"runaway", "-h"}, 0, "-auto-approve-as"},

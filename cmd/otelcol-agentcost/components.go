@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/collector/service/telemetry/otelconftelemetry"
 
 	"github.com/agentcost/agentcost/exporter/costledgerexporter"
+	"github.com/agentcost/agentcost/extension/agentauthextension"
 	"github.com/agentcost/agentcost/extension/budgetledgerextension"
 	"github.com/agentcost/agentcost/processor/agentcostprocessor"
 	"github.com/agentcost/agentcost/receiver/budgetreceiver"
@@ -34,6 +35,7 @@ func components() (otelcol.Factories, error) {
 	factories := otelcol.Factories{Telemetry: otelconftelemetry.NewFactory()}
 
 	factories.Extensions, err = otelcol.MakeFactoryMap[extension.Factory](
+		agentauthextension.NewFactory(),
 		budgetledgerextension.NewFactory(),
 		filestorage.NewFactory(),
 		healthcheckv2extension.NewFactory(),
@@ -42,6 +44,7 @@ func components() (otelcol.Factories, error) {
 		return otelcol.Factories{}, err
 	}
 	factories.ExtensionModules = map[component.Type]string{
+		agentauthextension.NewFactory().Type():     ownModule,
 		budgetledgerextension.NewFactory().Type():  ownModule,
 		filestorage.NewFactory().Type():            "github.com/open-telemetry/opentelemetry-collector-contrib/extension/storage/filestorage v0.165.1",
 		healthcheckv2extension.NewFactory().Type(): "github.com/open-telemetry/opentelemetry-collector-contrib/extension/healthcheckv2extension v0.165.1",

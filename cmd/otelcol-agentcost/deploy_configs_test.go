@@ -22,7 +22,11 @@ func TestDeployConfigsValidate(t *testing.T) {
 		{path: "deploy/single-node/config.yaml"},
 		{path: "deploy/multi-replica/replica.yaml", env: map[string]string{
 			"REPLICA": "a", "OTLP_GRPC": "localhost:4317", "BUDGET_API": "localhost:4320",
-			"METRICS": "localhost:9464", "TELEMETRY_PORT": "8888", "REDIS": "localhost:6379",
+			"METRICS": "localhost:9464", "TELEMETRY_PORT": "8888", "REDIS": "localhost:6379", "TOKENS": "./secrets",
+		}},
+		{path: "deploy/multi-replica/edge.yaml", env: map[string]string{
+			"EDGE_OTLP_GRPC": "localhost:4317", "EDGE_OTLP_HTTP": "localhost:4318", "UPSTREAM": "localhost:5317",
+			"TOKENS": "./secrets", "FORWARDER_TOKEN": "forwarder-token-0000",
 		}},
 	} {
 		t.Run(c.path, func(t *testing.T) {

@@ -17,6 +17,7 @@ import (
 
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/agentcost/agentcost/internal/evidence"
 	"github.com/agentcost/agentcost/internal/ledger"
@@ -49,9 +50,11 @@ rules:
 `
 
 type replica struct {
-	name     string
-	api      string // http://host:port
-	otlp     string
+	name string
+	api  string // http://host:port
+	otlp string
+	// tokens are the bearer tokens by subject (agent id, or "reviewer"); nil for an open API.
+	tokens   map[string]string
 	evidence string
 	cmd      *exec.Cmd
 }
@@ -68,13 +71,18 @@ func startReplica(t *testing.T, bin, dir, name, redisAddr, policy string) *repli
 		t.Fatal(err)
 	}
 	config = bytes.ReplaceAll(config, []byte("./deploy/single-node/policy.yaml"), []byte(policy))
+	// The shipped token list (token files in $TOKENS), plus an agent token for each agent the test
+	// decides for: a second configuration replaces the list with both.
+	tokensDir := filepath.Join(dir, "secrets")
+	r.tokens = replicaTokens(t, config, tokensDir)
 	path := filepath.Join(dir, "replica-"+name+".yaml")
 	if err := os.WriteFile(path, config, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "--config", path)
+	overlay := filepath.Join(dir, "replica-tokens.yaml")
+	cmd := exec.Command(bin, "--config", path, "--config", overlay)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "REPLICA="+name, "OTLP_GRPC="+r.otlp, "BUDGET_API="+apiEndpoint,
+	cmd.Env = append(os.Environ(), "TOKENS="+tokensDir, "REPLICA="+name, "OTLP_GRPC="+r.otlp, "BUDGET_API="+apiEndpoint,
 		"METRICS="+collectortest.Endpoint(t), "REDIS="+redisAddr, fmt.Sprintf("TELEMETRY_PORT=%d", collectortest.FreePort(t)))
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
@@ -87,16 +95,84 @@ func startReplica(t *testing.T, bin, dir, name, redisAddr, policy string) *repli
 	return r
 }
 
+// asForwarder sends OTLP with the first tier's forwarder token, as the load balancer does.
+func (r *replica) asForwarder() otlptracegrpc.Option {
+	return otlptracegrpc.WithHeaders(map[string]string{"authorization": "Bearer " + r.tokens["tier1"]})
+}
+
 func (r *replica) stop(t *testing.T) {
 	t.Helper()
 	_ = r.cmd.Process.Signal(syscall.SIGTERM)
 	_, _ = r.cmd.Process.Wait()
 }
 
-func postJSON(t *testing.T, url string, body any, out any) int {
+// replicaAgents are the agents TestReplicasActAsOneSystem decides for; each gets an agent token.
+var replicaAgents = []string{"budget-agent", "lease-agent", "rate-agent", "approval-agent", "spiky-agent"}
+
+// replicaTokens writes a random token file for every token_file of the agentauth list in config
+// (the files $TOKENS names), and dir/../replica-tokens.yaml: that list plus an inline agent token
+// for each of replicaAgents. It returns the tokens by subject ("reviewer" for the reviewer's,
+// "tier1" for the forwarder's).
+func replicaTokens(t *testing.T, config []byte, dir string) map[string]string {
+	t.Helper()
+	var doc struct {
+		Extensions struct {
+			AgentAuth struct {
+				Tokens []map[string]any `yaml:"tokens"`
+			} `yaml:"agentauth"`
+		} `yaml:"extensions"`
+	}
+	if err := yaml.Unmarshal(config, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	tokens := map[string]string{}
+	list := doc.Extensions.AgentAuth.Tokens
+	if len(list) == 0 {
+		t.Fatal("replica.yaml: extensions.agentauth.tokens is empty")
+	}
+	for _, e := range list {
+		file, _ := e["token_file"].(string)
+		tok := filepath.Base(file) + "-test-token-0001" // the same for every replica of a test
+		if err := os.WriteFile(filepath.Join(dir, filepath.Base(file)), []byte(tok+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		subject, _ := e["subject"].(string)
+		if e["role"] == "reviewer" {
+			subject = "reviewer"
+		}
+		tokens[subject] = tok
+	}
+	for _, agent := range replicaAgents {
+		tok := agent + "-test-token-0001"
+		tokens[agent] = tok
+		list = append(list, map[string]any{"token": tok, "role": "agent", "subject": agent})
+	}
+	overlay, err := yaml.Marshal(map[string]any{"extensions": map[string]any{"agentauth": map[string]any{"tokens": list}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(filepath.Dir(dir), "replica-tokens.yaml"), overlay, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return tokens
+}
+
+// postJSONAs posts body with the bearer token (none when empty) and decodes a 2xx answer into out.
+func postJSONAs(t *testing.T, url, token string, body any, out any) int {
 	t.Helper()
 	b, _ := json.Marshal(body)
-	resp, err := http.Post(url, "application/json", bytes.NewReader(b))
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +189,7 @@ func postJSON(t *testing.T, url string, body any, out any) int {
 func (r *replica) decide(t *testing.T, req decisionapi.DecisionRequest) (decisionapi.DecisionResponse, int) {
 	t.Helper()
 	var resp decisionapi.DecisionResponse
-	code := postJSON(t, r.api+decisionapi.PathDecisions, req, &resp)
+	code := postJSONAs(t, r.api+decisionapi.PathDecisions, r.tokens[req.AgentID], req, &resp)
 	return resp, code
 }
 
@@ -166,7 +242,7 @@ func TestReplicasActAsOneSystem(t *testing.T) {
 			t.Fatalf("second decision on b while a's lease is held: %+v", second)
 		}
 		// Released on the other replica, the slot is free again everywhere.
-		if code := postJSON(t, b.api+"/v1/leases/"+first.LeaseID+"/release", map[string]any{"actual_cost_usd": 0.01}, nil); code != http.StatusOK {
+		if code := postJSONAs(t, b.api+"/v1/leases/"+first.LeaseID+"/release", b.tokens["lease-agent"], map[string]any{"actual_cost_usd": 0.01}, nil); code != http.StatusOK {
 			t.Fatalf("release on b of a's lease: HTTP %d", code)
 		}
 		third, _ := a.decide(t, decisionapi.DecisionRequest{AgentID: "lease-agent", Action: "job.lease", EstimatedCostUSD: 0.01})
@@ -193,7 +269,7 @@ func TestReplicasActAsOneSystem(t *testing.T) {
 		if pending.Decision != decisionapi.DecisionRequireApproval || pending.ApprovalID == "" {
 			t.Fatalf("decision on a: %+v", pending)
 		}
-		if code := postJSON(t, b.api+"/v1/approvals/"+pending.ApprovalID+"/approve", map[string]any{}, nil); code != http.StatusOK {
+		if code := postJSONAs(t, b.api+"/v1/approvals/"+pending.ApprovalID+"/approve", b.tokens["reviewer"], map[string]any{}, nil); code != http.StatusOK {
 			t.Fatalf("approve on b: HTTP %d", code)
 		}
 		req.ApprovalID = pending.ApprovalID
@@ -211,7 +287,7 @@ func TestReplicasActAsOneSystem(t *testing.T) {
 		ctx := context.Background()
 		end := time.Now().UTC()
 		for i, r := range both {
-			exp, err := otlptracegrpc.New(ctx, otlptracegrpc.WithEndpoint(r.otlp), otlptracegrpc.WithInsecure())
+			exp, err := otlptracegrpc.New(ctx, otlptracegrpc.WithEndpoint(r.otlp), otlptracegrpc.WithInsecure(), r.asForwarder())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -234,7 +310,7 @@ func TestReplicasActAsOneSystem(t *testing.T) {
 		// each agent to one replica); the anomaly they flag is recorded in the shared ledger, so
 		// anomaly_within acts on every replica.
 		ctx := context.Background()
-		exp, err := otlptracegrpc.New(ctx, otlptracegrpc.WithEndpoint(a.otlp), otlptracegrpc.WithInsecure())
+		exp, err := otlptracegrpc.New(ctx, otlptracegrpc.WithEndpoint(a.otlp), otlptracegrpc.WithInsecure(), a.asForwarder())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -257,6 +333,40 @@ func TestReplicasActAsOneSystem(t *testing.T) {
 		}
 		if resp.Decision != decisionapi.DecisionThrottle || resp.RuleID != "cool-down" {
 			t.Fatalf("decision on b after a per-call anomaly seen by a: %+v", resp)
+		}
+	})
+
+	t.Run("spans through an edge collector are booked to the agent it authenticated", func(t *testing.T) {
+		// deploy/multi-replica/edge.yaml in front of replica a: the agent's token at the edge, the
+		// forwarder token from the edge to the replica.
+		edgeHTTP := collectortest.Endpoint(t)
+		edge := exec.Command(bin, "--config", filepath.Join("..", "..", "deploy", "multi-replica", "edge.yaml"))
+		edge.Env = append(os.Environ(), "TOKENS="+filepath.Join(dir, "secrets"), "EDGE_OTLP_GRPC="+collectortest.Endpoint(t),
+			"EDGE_OTLP_HTTP="+edgeHTTP, "UPSTREAM="+a.otlp, "FORWARDER_TOKEN="+a.tokens["tier1"])
+		edge.Stdout, edge.Stderr = os.Stderr, os.Stderr
+		if err := edge.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = edge.Process.Kill(); _, _ = edge.Process.Wait() })
+		waitListening(t, edgeHTTP)
+		l := openLedger(t, "", redis.Addr, "")
+		now := time.Now()
+		before, err := l.State(context.Background(), ledger.ScopeAgent, "research-agent", ledger.Day, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := postTraces(t, edgeHTTP, "", authSpans(5, "victim", nil, 40)); got != http.StatusUnauthorized {
+			t.Errorf("edge without a token: status %d, want 401", got)
+		}
+		if got := postTraces(t, edgeHTTP, a.tokens["research-agent"], authSpans(5, "victim", map[string]any{"agentcost.auth.subject": "victim"}, 41)); got != http.StatusOK {
+			t.Fatalf("edge with the agent's token: status %d", got)
+		}
+		want := before.Spent + 5*35_000_000
+		if got := waitSpent(l, ledger.ScopeAgent, "research-agent", now, want, 20*time.Second); got != want {
+			t.Errorf("research-agent spent %v, want %v", got, want)
+		}
+		if st, err := l.State(context.Background(), ledger.ScopeAgent, "victim", ledger.Day, now); err != nil || st.Spent != 0 {
+			t.Errorf("victim spent %v (%v), want 0", st.Spent, err)
 		}
 	})
 

@@ -20,7 +20,7 @@ var distributionTypes = map[string][]string{
 	"receivers":  {"otlp", "budget"},
 	"processors": {"agentcost", "batch", "memory_limiter"},
 	"exporters":  {"costledger", "otlp_grpc", "otlp_http", "debug"},
-	"extensions": {"budgetledger", "file_storage", "healthcheckv2"},
+	"extensions": {"agentauth", "budgetledger", "file_storage", "healthcheckv2"},
 }
 
 // exposedPorts are the ports a containerised collector serves, by the component that serves them.
@@ -76,6 +76,17 @@ func ofType(section map[string]map[string]any, typ string) map[string]map[string
 		}
 	}
 	return out
+}
+
+// accessTokens returns the token list a budget receiver uses and its YAML key: its inline
+// access.tokens, or the tokens of the agentauth extension its access.authenticator names.
+func accessTokens(cfg collectorConfig, budget map[string]any) (string, []any) {
+	if ext, ok := lookup(budget, "access", "authenticator").(string); ok {
+		tokens, _ := lookup(cfg.Extensions[ext], "tokens").([]any)
+		return "extensions." + ext + ".tokens", tokens
+	}
+	tokens, _ := lookup(budget, "access", "tokens").([]any)
+	return "access.tokens", tokens
 }
 
 // containerFacts are what a containerised configuration exposes and reads.
@@ -134,23 +145,38 @@ func checkContainerConfig(t *testing.T, name string, data []byte) containerFacts
 	for id, c := range ofType(cfg.Receivers, "budget") {
 		endpoint("budget", "receivers."+id, c["endpoint"])
 		facts.policyFile, _ = c["policy_file"].(string)
-		tokens, _ := lookup(c, "access", "tokens").([]any)
+		key, tokens := accessTokens(cfg, c)
 		if len(tokens) == 0 {
-			t.Errorf("%s: receivers.%s.access.tokens: required on a non-loopback endpoint", name, id)
+			t.Errorf("%s: receivers.%s.access: required on a non-loopback endpoint (%s)", name, id, key)
 		}
 		roles := map[string]bool{}
 		for i, tok := range tokens {
 			file, _ := lookup(tok, "token_file").(string)
 			role, _ := lookup(tok, "role").(string)
 			subject, _ := lookup(tok, "subject").(string)
-			if file == "" || subject == "" || (role != "agent" && role != "reviewer") {
-				t.Errorf("%s: receivers.%s.access.tokens[%d]: want token_file, subject and role agent or reviewer", name, id, i)
+			if file == "" || subject == "" || (role != "agent" && role != "reviewer" && role != "forwarder") {
+				t.Errorf("%s: %s[%d]: want token_file, subject and role agent, reviewer or forwarder", name, key, i)
 			}
 			roles[role] = true
 			facts.tokenFiles = append(facts.tokenFiles, file)
 		}
 		if !roles["agent"] || !roles["reviewer"] {
-			t.Errorf("%s: receivers.%s.access.tokens: want an agent and a reviewer token (roles %v)", name, id, roles)
+			t.Errorf("%s: %s: want an agent and a reviewer token (roles %v)", name, key, roles)
+		}
+	}
+	// OTLP takes the same tokens: every protocol authenticates with the agentauth extension the
+	// decision API uses, and the agentcost processor refuses spans that arrive without it.
+	for id, c := range ofType(cfg.Receivers, "otlp") {
+		for _, proto := range []string{"grpc", "http"} {
+			auth, _ := lookup(c, "protocols", proto, "auth", "authenticator").(string)
+			if auth == "" || componentType(auth) != "agentauth" || cfg.Extensions[auth] == nil {
+				t.Errorf("%s: receivers.%s.protocols.%s.auth.authenticator: want a configured agentauth extension, have %q", name, id, proto, auth)
+			}
+		}
+	}
+	for id, c := range ofType(cfg.Processors, "agentcost") {
+		if lookup(c, "auth", "required") != true {
+			t.Errorf("%s: processors.%s.auth.required: want true (spans without an authenticated sender are refused)", name, id)
 		}
 	}
 	for id, c := range ofType(cfg.Exporters, "costledger") {

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/agentcost/agentcost/internal/policy"
+	"github.com/agentcost/agentcost/internal/pricing"
 )
 
 // instruction is one Dockerfile instruction, continuation lines joined.
@@ -251,7 +252,7 @@ func TestDockerignore(t *testing.T) {
 	}
 	root := repoRoot(t)
 	needed := []string{"go.mod", "go.sum", "deploy/docker/config.yaml", "deploy/docker/policy.yaml",
-		"internal/pricing/data/litellm-model-prices-2026-07-24.json", "api/openapi.yaml"}
+		"internal/pricing/data/" + pricing.DefaultFile, "api/openapi.yaml"}
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err

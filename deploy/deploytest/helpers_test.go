@@ -143,6 +143,7 @@ func knownRuleMetrics() map[string]bool {
 	for _, name := range []string{
 		budgetreceiver.NameLedgerUnavailable, budgetreceiver.NamePolicyReloadErrors,
 		budgetreceiver.NameEvidenceErrors, budgetreceiver.NameEvidenceDropped, budgetreceiver.NameTokenCapBreaches,
+		budgetreceiver.NameReportedClipped, costmetrics.NameRefused,
 	} {
 		known[name] = true
 	}
@@ -174,6 +175,15 @@ var metricLabels = map[string][]string{
 	budgetreceiver.NameEvidenceErrors:     {},
 	budgetreceiver.NameEvidenceDropped:    {},
 	budgetreceiver.NameTokenCapBreaches:   {"agent"},
+	budgetreceiver.NameReportedClipped:    {"agent"},
+	costmetrics.NameRefused:               {"reason"},
+}
+
+// collectorMetricLabels are the labels of the collector's own telemetry (job agentcost-collector)
+// that alerting rules group by; the otelcol_ names are not checked against the costledger scrape.
+var collectorMetricLabels = map[string][]string{
+	"otelcol_processor_agentcost_spans_malformed_total":        {"reason"},
+	"otelcol_processor_agentcost_spans_agent_overridden_total": {"sender", "reason"},
 }
 
 // scrapeLabels are the labels Prometheus adds to every scraped series.
@@ -247,6 +257,13 @@ func checkExpr(expr string, known map[string]bool) []string {
 		}
 		for _, l := range metricLabels[name] {
 			exprLabels[l] = true
+		}
+	}
+	for name, labels := range collectorMetricLabels {
+		if regexp.MustCompile(`\b` + name + `\b`).MatchString(expr) {
+			for _, l := range labels {
+				exprLabels[l] = true
+			}
 		}
 	}
 	for _, m := range selectorMatchers(expr) {

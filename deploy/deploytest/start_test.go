@@ -100,7 +100,7 @@ func startInContainerLayout(t *testing.T, name string, data []byte, mounts map[s
 	}
 	tokens := map[string]string{}
 	for _, b := range ofType(cfg.Receivers, "budget") {
-		list, _ := lookup(b, "access", "tokens").([]any)
+		_, list := accessTokens(cfg, b)
 		for _, tok := range list {
 			role, _ := lookup(tok, "role").(string)
 			file, _ := lookup(tok, "token_file").(string)
@@ -183,6 +183,36 @@ func startInContainerLayout(t *testing.T, name string, data []byte, mounts map[s
 	for _, c := range checks {
 		if got := get(c.url, c.token); got != c.want {
 			t.Errorf("%s: %s: GET %s = %d, want %d", name, c.what, c.url, got, c.want)
+		}
+	}
+	// OTLP/HTTP takes the same tokens: nobody without one, the agent with its own.
+	postSpans := func(token string) int {
+		req, err := http.NewRequest(http.MethodPost, "http://"+addrs["4318"]+"/v1/traces", strings.NewReader(`{"resourceSpans":[]}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, c := range []struct {
+		what  string
+		token string
+		want  int
+	}{
+		{"spans without a token", "", http.StatusUnauthorized},
+		{"spans with a wrong token", "not-a-configured-token-0000", http.StatusUnauthorized},
+		{"spans as the agent", tokens["agent"], http.StatusOK},
+	} {
+		if got := postSpans(c.token); got != c.want {
+			t.Errorf("%s: %s: POST /v1/traces = %d, want %d", name, c.what, got, c.want)
 		}
 	}
 	for _, dir := range []string{"ledger", "evidence"} {

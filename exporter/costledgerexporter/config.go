@@ -14,6 +14,8 @@ import (
 	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/config/configretry"
 	"go.opentelemetry.io/collector/exporter/exporterhelper"
+
+	"github.com/agentcost/agentcost/internal/money"
 )
 
 // Config is the configuration of the costledger exporter.
@@ -33,6 +35,12 @@ type Config struct {
 	// series of each re-exposed metric; values past it are reported as __overflow__ and counted
 	// (default 1000).
 	MaxLabelValues int `mapstructure:"max_label_values"`
+
+	// MaxCostUSDPerSpan is the most one span's agentcost.cost_usd may be to be booked (default
+	// 500, as the agentcost processor's limits.max_cost_usd_per_span): defence in depth for spans
+	// priced upstream by another collector. A costlier span is not booked and is counted in
+	// agentcost_refused_spans_total{reason="cost_over_limit"}.
+	MaxCostUSDPerSpan float64 `mapstructure:"max_cost_usd_per_span"`
 
 	// TimeoutConfig bounds each booking call.
 	TimeoutConfig exporterhelper.TimeoutConfig `mapstructure:",squash"`
@@ -60,6 +68,9 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.MaxLabelValues < 1 {
 		errs = errors.Join(errs, fmt.Errorf("max_label_values: %d must be at least 1", cfg.MaxLabelValues))
+	}
+	if !(cfg.MaxCostUSDPerSpan > 0) || cfg.MaxCostUSDPerSpan > money.MaxNanos.USD() {
+		errs = errors.Join(errs, fmt.Errorf("max_cost_usd_per_span: %v must be above 0 and at most %v", cfg.MaxCostUSDPerSpan, money.MaxNanos.USD()))
 	}
 	if cfg.QueueConfig.HasValue() {
 		if q := cfg.QueueConfig.Get(); q.StorageID == nil && !q.WaitForResult {

@@ -19,6 +19,7 @@ import (
 	"github.com/agentcost/agentcost/internal/booking"
 	"github.com/agentcost/agentcost/internal/costmetrics"
 	"github.com/agentcost/agentcost/internal/ledger"
+	"github.com/agentcost/agentcost/internal/money"
 )
 
 // costLedger is one pipeline's instance of the exporter; the traces and metrics instances of one
@@ -69,13 +70,19 @@ func (e *costLedger) shutdown(ctx context.Context) error {
 // pipeline acknowledges nothing the ledger has not kept; an error makes exporterhelper retry (or
 // keep the batch in its persistent queue), and booking is idempotent on (trace id, span id).
 func (e *costLedger) pushTraces(ctx context.Context, td ptrace.Traces) error {
-	b := booking.FromTraces(td)
+	maxCost, _ := money.FromUSD(e.cfg.MaxCostUSDPerSpan) // validated
+	b := booking.FromTracesWithin(td, maxCost)
 	m := e.server.metrics
 	for _, u := range b.Unpriced {
 		m.RecordUnpriced(u.Model)
 	}
 	if b.Invalid > 0 {
+		m.RecordRefused("invalid_cost", b.Invalid)
 		e.set.Logger.Debug("Priced spans with an unreadable cost were not booked", zap.Int("spans", b.Invalid))
+	}
+	if b.OverLimit > 0 {
+		m.RecordRefused("cost_over_limit", b.OverLimit)
+		e.set.Logger.Debug("Priced spans above max_cost_usd_per_span were not booked", zap.Int("spans", b.OverLimit))
 	}
 	if len(b.Spends) == 0 {
 		return nil
@@ -93,6 +100,9 @@ func (e *costLedger) pushTraces(ctx context.Context, td ptrace.Traces) error {
 	}
 	if res.Duplicates > 0 {
 		m.RecordDuplicates(res.Duplicates)
+	}
+	if res.Mismatched > 0 {
+		m.RecordMismatched(res.Mismatched)
 	}
 	return nil
 }

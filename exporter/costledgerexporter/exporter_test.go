@@ -23,6 +23,7 @@ import (
 
 	"github.com/agentcost/agentcost/exporter/costledgerexporter/internal/metadata"
 	"github.com/agentcost/agentcost/extension/budgetledgerextension"
+	"github.com/agentcost/agentcost/internal/costmetrics"
 	"github.com/agentcost/agentcost/internal/ledger"
 	"github.com/agentcost/agentcost/internal/money"
 	"github.com/agentcost/agentcost/internal/testutil/collectortest"
@@ -318,7 +319,7 @@ func TestMetricsPipelineSharesEndpoint(t *testing.T) {
 	dp.Attributes().PutStr("window", "day")
 	an := ms.AppendEmpty()
 	an.SetName("agentcost_anomalies_total")
-	an.SetDescription("Anomalies flagged: level=call from the per-call baseline, level=action from the per-action baseline.")
+	an.SetDescription(costmetrics.HelpAnomalies)
 	sum := an.SetEmptySum()
 	sum.SetIsMonotonic(true)
 	sum.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)

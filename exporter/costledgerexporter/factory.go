@@ -28,13 +28,14 @@ func createDefaultConfig() component.Config {
 	server := confighttp.NewDefaultServerConfig()
 	server.NetAddr.Endpoint = "localhost:9464"
 	return &Config{
-		ServerConfig:   server,
-		Path:           "/metrics",
-		Ledger:         component.MustNewID("budgetledger"),
-		MaxLabelValues: 1000,
-		TimeoutConfig:  exporterhelper.NewDefaultTimeoutConfig(),
-		QueueConfig:    configoptional.Default(exporterhelper.NewDefaultQueueConfig()),
-		RetryConfig:    configretry.NewDefaultBackOffConfig(),
+		ServerConfig:      server,
+		Path:              "/metrics",
+		Ledger:            component.MustNewID("budgetledger"),
+		MaxLabelValues:    1000,
+		MaxCostUSDPerSpan: 500,
+		TimeoutConfig:     exporterhelper.NewDefaultTimeoutConfig(),
+		QueueConfig:       configoptional.Default(exporterhelper.NewDefaultQueueConfig()),
+		RetryConfig:       configretry.NewDefaultBackOffConfig(),
 	}
 }
 

@@ -38,6 +38,16 @@ type EvidenceConfig struct {
 	SyncInterval time.Duration `mapstructure:"sync_interval"`
 	// MaxFileBytes rotates to a new file past this size; the chain continues (default 64 MiB).
 	MaxFileBytes int64 `mapstructure:"max_file_bytes"`
+	// AnchorInterval is the shortest time between two writes of the chain's head (seq and hash)
+	// into the ledger (default 100ms). Records made durable within the last interval can be cut
+	// from the chain's end without the anchor noticing.
+	AnchorInterval time.Duration `mapstructure:"anchor_interval"`
+	// AcceptTruncatedChain starts the collector even when the evidence chain ends behind the head
+	// anchored in the ledger (records were cut from its end, or the files removed). The default,
+	// false, refuses to start. When set, the start is logged as an error, the gauge
+	// otelcol_extension_budgetledger_evidence_chain_truncated is 1 and the anchor is reset to the
+	// chain's head: set it deliberately, for one start, after investigating.
+	AcceptTruncatedChain bool `mapstructure:"accept_truncated_chain"`
 }
 
 var _ component.Config = (*Config)(nil)
@@ -50,6 +60,9 @@ func (cfg *Config) Validate() error {
 	}
 	if err := cfg.evidenceOptions().Validate(); err != nil {
 		errs = errors.Join(errs, fmt.Errorf("evidence.%w", err))
+	}
+	if cfg.Evidence.AnchorInterval <= 0 {
+		errs = errors.Join(errs, fmt.Errorf("evidence.anchor_interval: %v must be positive", cfg.Evidence.AnchorInterval))
 	}
 	return errs
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
@@ -48,6 +49,9 @@ type budgetLedger struct {
 
 	ledger   ledger.Ledger
 	evidence *evidence.Writer
+	anchor   *anchorer // nil when the backend stores no anchors
+	// truncated is 1 after a start over a chain behind its anchor (accept_truncated_chain).
+	truncated atomic.Int64
 }
 
 var _ Provider = (*budgetLedger)(nil)
@@ -67,7 +71,14 @@ func (b *budgetLedger) Start(ctx context.Context, _ component.Host) error {
 	if err != nil {
 		return fmt.Errorf("opening the %s ledger: %w", b.cfg.Backend, err)
 	}
-	w, report, err := evidence.Open(b.cfg.Evidence.Directory, b.cfg.evidenceOptions())
+	opts := b.cfg.evidenceOptions()
+	an, _ := l.(ledger.EvidenceAnchorer)
+	var anch *anchorer
+	if an != nil {
+		anch = newAnchorer(an, b.cfg.Evidence.AnchorInterval, b.logger)
+		opts.OnDurable = anch.offer
+	}
+	w, report, err := evidence.Open(b.cfg.Evidence.Directory, opts)
 	if err != nil {
 		_ = l.Close()
 		return fmt.Errorf("opening evidence directory %q: %w", b.cfg.Evidence.Directory, err)
@@ -76,18 +87,32 @@ func (b *budgetLedger) Start(ctx context.Context, _ component.Host) error {
 		b.logger.Warn("Evidence file ended in a half-written record after a crash; it was truncated",
 			zap.String("file", t.File), zap.Int64("bytes_dropped", t.Bytes))
 	}
-	b.ledger, b.evidence = l, w
-	if sr, ok := l.(ledger.StatsReporter); ok {
-		tb, err := metadata.NewTelemetryBuilder(b.telemetry)
-		if err == nil {
-			err = tb.RegisterCallback(sr.Stats)
-		}
-		if err != nil {
+	if anch != nil {
+		if err := b.checkAnchor(ctx, an, report); err != nil {
 			_, _ = w.Close(), l.Close()
-			return fmt.Errorf("creating the ledger's telemetry: %w", err)
+			return err
 		}
-		b.metrics = tb
+		anch.start()
 	}
+	b.ledger, b.evidence, b.anchor = l, w, anch
+	tb, err := metadata.NewTelemetryBuilder(b.telemetry)
+	if sr, ok := l.(ledger.StatsReporter); ok && err == nil {
+		err = tb.RegisterCallback(sr.Stats)
+	}
+	if err == nil {
+		err = tb.RegisterEvidenceCallback(b.evidenceStats)
+	}
+	if err != nil {
+		tb.Shutdown()
+		_ = w.Close()
+		if anch != nil {
+			anch.close(w.Head())
+		}
+		_ = l.Close()
+		b.ledger, b.evidence, b.anchor = nil, nil, nil
+		return fmt.Errorf("creating the ledger's telemetry: %w", err)
+	}
+	b.metrics = tb
 	fields := []zap.Field{zap.String("backend", b.cfg.Backend), zap.String("time_zone", b.loc.String()),
 		zap.String("evidence_chain", report.ChainID), zap.Uint64("evidence_last_seq", report.LastSeq)}
 	if b.cfg.Backend == ledger.BackendRedis {
@@ -107,6 +132,9 @@ func (b *budgetLedger) Shutdown(context.Context) error {
 	}
 	if b.evidence != nil {
 		errs = errors.Join(errs, b.evidence.Close())
+		if b.anchor != nil {
+			b.anchor.close(b.evidence.Head()) // the closed writer's head is durable
+		}
 	}
 	if b.ledger != nil {
 		errs = errors.Join(errs, b.ledger.Close())
@@ -118,3 +146,39 @@ func (b *budgetLedger) Shutdown(context.Context) error {
 func (b *budgetLedger) Ledger() ledger.Ledger      { return b.ledger }
 func (b *budgetLedger) Evidence() *evidence.Writer { return b.evidence }
 func (b *budgetLedger) Location() *time.Location   { return b.loc }
+
+// checkAnchor refuses a start over an evidence chain that ends behind the head anchored in the
+// ledger, unless evidence.accept_truncated_chain is set: then the start is logged as an error,
+// counted in the evidence_chain_truncated gauge and the anchor is reset to the chain's head.
+func (b *budgetLedger) checkAnchor(ctx context.Context, an ledger.EvidenceAnchorer, rep evidence.OpenReport) error {
+	problem, err := checkAnchor(ctx, an, rep, b.cfg.Backend != ledger.BackendRedis)
+	if err != nil {
+		return fmt.Errorf("reading the evidence chain's anchor from the ledger: %w", err)
+	}
+	if problem == "" {
+		return nil
+	}
+	dir := b.cfg.Evidence.Directory
+	if !b.cfg.Evidence.AcceptTruncatedChain {
+		return fmt.Errorf("evidence directory %q: %s; restore the missing evidence, or set "+
+			"evidence.accept_truncated_chain to start anyway", dir, problem)
+	}
+	b.truncated.Store(1)
+	b.logger.Error("Evidence chain is behind its anchor in the ledger; starting anyway because evidence.accept_truncated_chain is set",
+		zap.String("directory", dir), zap.String("problem", problem))
+	if rep.LastSeq > 0 {
+		a := ledger.EvidenceAnchor{ChainID: rep.ChainID, Seq: rep.LastSeq, Hash: rep.LastHash}
+		if err := an.SetEvidenceAnchor(ctx, a, true); err != nil {
+			return fmt.Errorf("resetting the evidence chain's anchor: %w", err)
+		}
+	}
+	return nil
+}
+
+func (b *budgetLedger) evidenceStats() metadata.EvidenceStats {
+	s := metadata.EvidenceStats{ChainTruncated: b.truncated.Load()}
+	if b.anchor != nil {
+		s.AnchorErrors, s.AnchorWrites = b.anchor.errs.Load(), b.anchor.written.Load()
+	}
+	return s
+}

@@ -41,7 +41,7 @@ func TestConfig(t *testing.T) {
 		t.Fatalf("redis config: %+v", r)
 	}
 	err := confmap.Validate(loadConfig(t, "bad"))
-	for _, key := range []string{"backend:", "time_zone:", "evidence.directory:", "evidence.sync"} {
+	for _, key := range []string{"backend:", "time_zone:", "evidence.directory:", "evidence.sync", "evidence.anchor_interval:"} {
 		if err == nil || !strings.Contains(err.Error(), key) {
 			t.Errorf("error does not name %s: %v", key, err)
 		}

@@ -2,6 +2,7 @@ package budgetledgerextension
 
 import (
 	"context"
+	"time"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/extension"
@@ -18,7 +19,7 @@ func NewFactory() extension.Factory {
 func createDefaultConfig() component.Config {
 	return &Config{
 		Config:   ledger.NewDefaultConfig(),
-		Evidence: EvidenceConfig{Directory: "./data/evidence", Sync: "always"},
+		Evidence: EvidenceConfig{Directory: "./data/evidence", Sync: "always", AnchorInterval: 100 * time.Millisecond},
 	}
 }
 

@@ -1,11 +1,29 @@
-// Package baseline keeps exponentially weighted moving averages (EWMA) of cost per key and applies
-// agentcost's anomaly rule: once a key is warm, a cost at or above the absolute floor and at or
-// above multiplier × its baseline is anomalous. The processor keys baselines by agent and model (one
-// LLM call), the budget receiver by agent and action topic (one settled action).
+// Package baseline keeps per-key cost baselines and applies agentcost's anomaly rules: once a key is
+// warm, a cost at or above the absolute floor and at or above multiplier × its baseline is anomalous,
+// and a key whose cost per observation climbs steadily is escalating. The processor keys baselines by
+// agent and model (one LLM call), the budget receiver by agent and action topic (one settled action).
 //
-// All arithmetic on amounts is exact integer arithmetic on money.Nanos: the smoothing factor and the
-// multiplier are held as integer parts per million and every average is rounded once, half-even,
-// by money.Acc.
+// The estimator has two speeds, so that it neither chases a runaway nor stays blind to a real change:
+//
+//   - The baseline proper is a robust moving level. An observation within the shift band (by default
+//     between 1/1.5 and 1.5 times the baseline) moves it by alpha × its deviation, the deviation
+//     clipped to ±clip × baseline (so at most 1% per observation at the defaults); an observation
+//     beyond the band does not move it at all. A loop whose context grows — each call a little
+//     dearer than the last — therefore leaves the baseline behind and reaches multiplier × baseline
+//     within a few calls of reaching multiplier × its pre-loop cost, where an ordinary EWMA would
+//     follow the climb and never fire. Slow drift (well under 1% per observation) is learned.
+//   - A fast EWMA (fast_alpha) follows every observation. When it has stayed beyond the band for
+//     shift_calls consecutive observations and the recent costs are not climbing, the change is a
+//     new level: the baseline jumps to the fast average and Result.LevelShift reports it. A climb
+//     is never learned as a level: it keeps being flagged.
+//   - Escalation: when the fast average and the observation are both at least escalation_ratio ×
+//     the baseline and the least-squares slope of the logarithm of the last escalation_calls costs
+//     shows a growth of at least escalation_growth per observation, the observation is escalating —
+//     reported before a creeping loop reaches the multiplier.
+//
+// Amounts are exact integer arithmetic on money.Nanos: the weights and ratios are held as integer
+// parts per million and every update is rounded once, half-even, by money.Acc. Only the escalation
+// slope, a flag and not an amount, is computed in floating point.
 package baseline
 
 import (
@@ -30,29 +48,64 @@ const ppm = money.FemtosPerNano
 // observing different keys rarely meet on one mutex.
 const defaultShards = 16
 
+// maxEscalationCalls bounds EscalationCalls: the recent costs are kept in a fixed ring per key.
+const maxEscalationCalls = 16
+
 // Config configures a Store. Start from DefaultConfig; a zero field is not replaced by its default.
 type Config struct {
-	// Alpha is the EWMA smoothing factor in (0, 1]: the weight of a new observation.
+	// Alpha is the weight of an in-band observation's (clipped) deviation from the baseline, in (0, 1].
 	Alpha float64
 	// WarmUp is the number of observations of a key before any observation of it can be flagged.
+	// While warming up, the baseline is the plain mean of the observations (then the EWMA phase).
 	WarmUp int64
 	// Multiplier is how many times its baseline a cost must reach to be anomalous (at least 1).
 	Multiplier float64
-	// Floor is the absolute floor: a cost below it is never anomalous.
+	// Floor is the absolute floor: a cost below it is never anomalous nor escalating.
 	Floor money.Nanos
 	// MaxKeys bounds the number of keys kept; beyond it the least recently observed keys are evicted.
 	MaxKeys int
+
+	// Clip bounds the deviation an in-band observation moves the baseline by, as a fraction of the
+	// baseline, in (0, 1].
+	Clip float64
+	// ShiftBand is the band around the baseline, a factor above 1: observations beyond it do not
+	// move the baseline, and a fast average beyond it for ShiftCalls observations is a new level.
+	ShiftBand float64
+	// ShiftCalls is how many consecutive observations the fast average must stay beyond ShiftBand
+	// before the change is learned as a new level (at least 1).
+	ShiftCalls int
+	// FastAlpha is the smoothing factor of the fast average, in (0, 1].
+	FastAlpha float64
+
+	// EscalationCalls is the number of recent observations whose trend decides escalation, in
+	// [3, 16]; 0 turns escalation off.
+	EscalationCalls int
+	// EscalationGrowth is the least growth per observation, as a fraction (0.02 is 2% per call), of
+	// the trend that is escalating.
+	EscalationGrowth float64
+	// EscalationRatio is how many times its baseline both the fast average and the cost must be for
+	// a climb to be escalating (at least 1).
+	EscalationRatio float64
 }
 
-// DefaultConfig returns the default configuration: alpha 0.2, a warm-up of 10 observations, the
-// 3x multiplier, a $0.01 floor and at most 100,000 keys.
+// DefaultConfig returns the default configuration: alpha 0.2 with a 5% clip, a warm-up of 10
+// observations, the 3x multiplier, a $0.01 floor, at most 100,000 keys; a new level is learned after
+// 8 observations beyond 1.5x (fast alpha 0.3); escalation over 8 observations growing 2% each, at
+// 1.75x the baseline.
 func DefaultConfig() Config {
 	return Config{
-		Alpha:      0.2,
-		WarmUp:     10,
-		Multiplier: 3,
-		Floor:      money.NanosPerUSD / 100,
-		MaxKeys:    100_000,
+		Alpha:            0.2,
+		WarmUp:           10,
+		Multiplier:       3,
+		Floor:            money.NanosPerUSD / 100,
+		MaxKeys:          100_000,
+		Clip:             0.05,
+		ShiftBand:        1.5,
+		ShiftCalls:       8,
+		FastAlpha:        0.3,
+		EscalationCalls:  8,
+		EscalationGrowth: 0.02,
+		EscalationRatio:  1.75,
 	}
 }
 
@@ -61,26 +114,40 @@ const maxMultiplier = 1_000_000
 
 // Validate reports the first invalid field, naming it.
 func (c Config) Validate() error {
+	fraction := func(v float64) bool { return !math.IsNaN(v) && v > 0 && v <= 1 && math.Round(v*ppm) >= 1 }
+	factor := func(v float64) bool { return !math.IsNaN(v) && v >= 1 && v <= maxMultiplier }
 	switch {
-	case math.IsNaN(c.Alpha) || c.Alpha <= 0 || c.Alpha > 1:
-		return fmt.Errorf("alpha must be in (0, 1], got %v", c.Alpha)
-	case math.Round(c.Alpha*ppm) < 1:
-		return fmt.Errorf("alpha must be at least 0.000001, got %v", c.Alpha)
+	case !fraction(c.Alpha):
+		return fmt.Errorf("alpha must be in [0.000001, 1], got %v", c.Alpha)
 	case c.WarmUp < 0:
 		return fmt.Errorf("warm_up must not be negative, got %d", c.WarmUp)
-	case math.IsNaN(c.Multiplier) || c.Multiplier < 1 || c.Multiplier > maxMultiplier:
+	case !factor(c.Multiplier):
 		return fmt.Errorf("multiplier must be in [1, %d], got %v", maxMultiplier, c.Multiplier)
 	case c.Floor < 0:
 		return fmt.Errorf("floor must not be negative, got %s USD", c.Floor)
 	case c.MaxKeys < 1:
 		return fmt.Errorf("max_keys must be at least 1, got %d", c.MaxKeys)
+	case !fraction(c.Clip):
+		return fmt.Errorf("clip must be in [0.000001, 1], got %v", c.Clip)
+	case !factor(c.ShiftBand) || c.ShiftBand == 1:
+		return fmt.Errorf("shift_band must be above 1 and at most %d, got %v", maxMultiplier, c.ShiftBand)
+	case c.ShiftCalls < 1:
+		return fmt.Errorf("shift_calls must be at least 1, got %d", c.ShiftCalls)
+	case !fraction(c.FastAlpha):
+		return fmt.Errorf("fast_alpha must be in [0.000001, 1], got %v", c.FastAlpha)
+	case c.EscalationCalls != 0 && (c.EscalationCalls < 3 || c.EscalationCalls > maxEscalationCalls):
+		return fmt.Errorf("escalation_calls must be 0 (off) or in [3, %d], got %d", maxEscalationCalls, c.EscalationCalls)
+	case c.EscalationCalls != 0 && (math.IsNaN(c.EscalationGrowth) || c.EscalationGrowth <= 0 || c.EscalationGrowth > 10):
+		return fmt.Errorf("escalation_growth must be in (0, 10], got %v", c.EscalationGrowth)
+	case c.EscalationCalls != 0 && !factor(c.EscalationRatio):
+		return fmt.Errorf("escalation_ratio must be in [1, %d], got %v", maxMultiplier, c.EscalationRatio)
 	}
 	return nil
 }
 
 // Result is the outcome of one observation.
 type Result struct {
-	// Baseline is the key's average before this observation (zero for a new key).
+	// Baseline is the key's baseline before this observation (zero for a new key).
 	Baseline money.Nanos
 	// Ratio is cost / Baseline, for display; zero for a new key. A zero baseline counts as one
 	// nano-dollar so that the ratio stays finite.
@@ -88,6 +155,14 @@ type Result struct {
 	// Anomalous reports that the key was warm, the cost reached the floor and the cost was at least
 	// multiplier × Baseline.
 	Anomalous bool
+	// Escalating reports that the key was warm, the cost reached the floor, and the recent costs
+	// climb steadily (see the package documentation).
+	Escalating bool
+	// LevelShift reports that this observation completed a sustained change of level: the baseline
+	// moved from Baseline to NewBaseline.
+	LevelShift bool
+	// NewBaseline is the baseline after this observation.
+	NewBaseline money.Nanos
 	// Warm reports that the key had at least max(WarmUp, 1) observations before this one.
 	Warm bool
 	// Count is the number of observations of the key, this one included.
@@ -103,12 +178,21 @@ type Store struct {
 	floor   money.Nanos
 	maxKeys int64
 
+	clip       int64 // ppm
+	band       int64 // ppm
+	shiftCalls int32
+	fastAlpha  int64 // ppm
+	escCalls   int
+	escSlope   float64 // least slope of ln(cost) per observation
+	escRatio   int64   // ppm
+
 	seed   maphash.Seed
 	shards []shard
 	mask   uint64
 
 	keys      atomic.Int64
 	evictions atomic.Uint64
+	shifts    atomic.Uint64
 }
 
 type shard struct {
@@ -120,9 +204,15 @@ type shard struct {
 }
 
 type entry struct {
-	key        string
-	avg        money.Nanos
-	count      int64
+	key   string
+	avg   money.Nanos // the baseline
+	fast  money.Nanos // the fast average
+	count int64
+	run   int32 // consecutive observations with fast beyond the band on side dir
+	dir   int8  // +1 above the band, -1 below, 0 within
+	pos   uint8 // next slot of recent
+	// recent holds the latest costs (nano-dollars, as float32: they only feed the trend).
+	recent     [maxEscalationCalls]float32
 	prev, next *entry
 }
 
@@ -131,19 +221,28 @@ func New(cfg Config) (*Store, error) {
 	return newStore(cfg, defaultShards)
 }
 
+func toPPM(v float64) int64 { return int64(math.Round(v * ppm)) }
+
 func newStore(cfg Config, shards int) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid baseline config: %w", err)
 	}
 	s := &Store{
-		alpha:   int64(math.Round(cfg.Alpha * ppm)),
-		mult:    int64(math.Round(cfg.Multiplier * ppm)),
-		warmUp:  max(cfg.WarmUp, 1),
-		floor:   cfg.Floor,
-		maxKeys: int64(cfg.MaxKeys),
-		seed:    maphash.MakeSeed(),
-		shards:  make([]shard, shards),
-		mask:    uint64(shards - 1),
+		alpha:      toPPM(cfg.Alpha),
+		mult:       toPPM(cfg.Multiplier),
+		warmUp:     max(cfg.WarmUp, 1),
+		floor:      cfg.Floor,
+		maxKeys:    int64(cfg.MaxKeys),
+		clip:       toPPM(cfg.Clip),
+		band:       toPPM(cfg.ShiftBand),
+		shiftCalls: int32(min(cfg.ShiftCalls, math.MaxInt32)),
+		fastAlpha:  toPPM(cfg.FastAlpha),
+		escCalls:   cfg.EscalationCalls,
+		escSlope:   math.Log1p(cfg.EscalationGrowth),
+		escRatio:   toPPM(cfg.EscalationRatio),
+		seed:       maphash.MakeSeed(),
+		shards:     make([]shard, shards),
+		mask:       uint64(shards - 1),
 	}
 	for i := range s.shards {
 		s.shards[i].m = make(map[string]*entry)
@@ -151,13 +250,8 @@ func newStore(cfg Config, shards int) (*Store, error) {
 	return s, nil
 }
 
-// Observe records cost for key and reports whether it is anomalous. A negative cost counts as zero.
-//
-// During warm-up the baseline is the plain mean of the observations (the weight of the n-th is
-// max(alpha, 1/n)); after it, the usual EWMA. An anomalous cost does update the baseline, but damped:
-// it enters the average capped at multiplier × baseline, so one spike moves the baseline by at most
-// alpha × (multiplier − 1) of itself (×1.4 at the defaults), while a sustained shift compounds
-// observation by observation until it is no longer anomalous and becomes the new normal.
+// Observe records cost for key and reports whether it is anomalous, escalating, or completes a
+// level shift. A negative cost counts as zero.
 func (s *Store) Observe(key string, cost money.Nanos) Result {
 	cost = max(cost, 0)
 	i := maphash.String(s.seed, key) & s.mask
@@ -165,7 +259,8 @@ func (s *Store) Observe(key string, cost money.Nanos) Result {
 	sh.mu.Lock()
 	e, ok := sh.m[key]
 	if !ok {
-		e = &entry{key: strings.Clone(key), avg: cost, count: 1}
+		e = &entry{key: strings.Clone(key), avg: cost, fast: cost, count: 1}
+		e.push(cost)
 		sh.m[e.key] = e
 		sh.pushFront(e)
 		evictedHere := false
@@ -180,21 +275,76 @@ func (s *Store) Observe(key string, cost money.Nanos) Result {
 		} else if s.keys.Load() > s.maxKeys {
 			s.evictElsewhere(int(i))
 		}
-		return Result{Count: 1}
+		return Result{Count: 1, NewBaseline: cost}
 	}
 	sh.moveToFront(e)
-	r := Result{Baseline: e.avg, Ratio: ratio(cost, e.avg), Warm: e.count >= s.warmUp, Count: e.count + 1}
-	in := cost
-	if r.Warm && cost >= s.floor && s.atLeastMultiple(cost, e.avg) {
-		r.Anomalous = true
-		in = s.capped(e.avg, cost)
-	}
-	e.count++
-	e.avg = s.blend(e.avg, in, e.count)
+	r := s.observe(e, cost)
 	sh.mu.Unlock()
+	if r.LevelShift {
+		s.shifts.Add(1)
+	}
 	return r
 }
 
+// observe applies one observation to e; the caller holds e's shard lock.
+func (s *Store) observe(e *entry, cost money.Nanos) Result {
+	avg := e.avg
+	r := Result{Baseline: avg, Ratio: ratio(cost, avg), Warm: e.count >= s.warmUp, Count: e.count + 1}
+	e.count++
+	e.push(cost)
+	if !r.Warm {
+		e.avg = meanPhase(avg, cost, e.count, s.alpha)
+		e.fast = meanPhase(e.fast, cost, e.count, s.fastAlpha)
+		r.NewBaseline = e.avg
+		return r
+	}
+	e.fast = blend(e.fast, cost, s.fastAlpha)
+	significant := cost >= s.floor
+	r.Anomalous = significant && atLeast(cost, avg, s.mult)
+	// The trend is computed only when a climb is plausible: the common path stays integer-only.
+	rising := -1 // unknown
+	isRising := func() bool {
+		if rising < 0 {
+			rising = 0
+			if s.escCalls > 0 && e.count >= int64(s.escCalls) && e.slope(s.escCalls) >= s.escSlope {
+				rising = 1
+			}
+		}
+		return rising == 1
+	}
+	if s.escCalls > 0 && significant && atLeast(cost, avg, s.escRatio) && atLeast(e.fast, avg, s.escRatio) {
+		r.Escalating = isRising()
+	}
+
+	dir := int8(0)
+	switch {
+	case atLeast(e.fast, avg, s.band) && e.fast > avg:
+		dir = 1
+	case atLeast(avg, e.fast, s.band) && avg > e.fast:
+		dir = -1
+	}
+	switch {
+	case dir == 0:
+		e.dir, e.run = 0, 0
+	case dir == e.dir:
+		e.run = min(e.run+1, math.MaxInt32-1)
+	default:
+		e.dir, e.run = dir, 1
+	}
+	inBand := !(atLeast(cost, avg, s.band) && cost > avg) && !(atLeast(avg, cost, s.band) && avg > cost)
+	switch {
+	case dir != 0 && e.run >= s.shiftCalls && (dir < 0 || s.escCalls == 0 || !isRising()):
+		e.avg = e.fast
+		e.dir, e.run = 0, 0
+		r.LevelShift = true
+	case inBand:
+		e.avg = s.step(avg, cost)
+	}
+	r.NewBaseline = e.avg
+	return r
+}
+
+// Lookup returns key's baseline and observation count without counting as a use of the key.
 // Lookup returns key's baseline and observation count without counting as a use of the key.
 func (s *Store) Lookup(key string) (baseline money.Nanos, count int64, ok bool) {
 	sh := &s.shards[maphash.String(s.seed, key)&s.mask]
@@ -213,12 +363,21 @@ func (s *Store) Len() int { return int(s.keys.Load()) }
 // snapshot entries dropped by Restore included.
 func (s *Store) Evictions() uint64 { return s.evictions.Load() }
 
-// blend returns the average after the n-th observation in.
-func (s *Store) blend(avg, in money.Nanos, n int64) money.Nanos {
-	w := s.alpha
-	if n < ppm && n*s.alpha < ppm { // still in the mean phase: 1/n > alpha
+// LevelShifts returns how many level shifts have been learned since the Store was created.
+func (s *Store) LevelShifts() uint64 { return s.shifts.Load() }
+
+// meanPhase returns the average after the n-th warm-up observation in: the plain mean while 1/n is
+// above alpha, then the EWMA with weight alpha.
+func meanPhase(avg, in money.Nanos, n, alpha int64) money.Nanos {
+	w := alpha
+	if n < ppm && n*alpha < ppm {
 		w = (ppm + n/2) / n
 	}
+	return blend(avg, in, w)
+}
+
+// blend returns (1 − w) × avg + w × in, w in parts per million, rounded half-even.
+func blend(avg, in money.Nanos, w int64) money.Nanos {
 	var acc money.Acc
 	acc.Add(int64(avg), money.Rate(ppm-w))
 	acc.Add(int64(in), money.Rate(w))
@@ -229,22 +388,50 @@ func (s *Store) blend(avg, in money.Nanos, n int64) money.Nanos {
 	return out
 }
 
-// atLeastMultiple reports cost ≥ multiplier × avg, exactly.
-func (s *Store) atLeastMultiple(cost, avg money.Nanos) bool {
-	chi, clo := bits.Mul64(uint64(cost), ppm)
-	ahi, alo := bits.Mul64(uint64(avg), uint64(s.mult))
-	return chi > ahi || (chi == ahi && clo >= alo)
+// step moves avg towards the in-band cost by alpha × the deviation clipped to ±clip × avg.
+func (s *Store) step(avg, cost money.Nanos) money.Nanos {
+	limit := scale(avg, s.clip)
+	if cost >= avg {
+		return avg + scale(min(cost-avg, limit), s.alpha)
+	}
+	return avg - scale(min(avg-cost, limit), s.alpha)
 }
 
-// capped returns multiplier × avg rounded half-even, never above cost (which is at least that much).
-func (s *Store) capped(avg, cost money.Nanos) money.Nanos {
+// scale returns v × f/1e6 rounded half-even, for a non-negative v and f in [0, 1e6].
+func scale(v money.Nanos, f int64) money.Nanos {
 	var acc money.Acc
-	acc.Add(int64(avg), money.Rate(s.mult))
-	c, ok := acc.Nanos()
-	if !ok || c > cost {
-		return cost
+	acc.Add(int64(v), money.Rate(f))
+	out, _ := acc.Nanos()
+	return out
+}
+
+// atLeast reports a ≥ factor × b exactly, factor in parts per million.
+func atLeast(a, b money.Nanos, factor int64) bool {
+	chi, clo := bits.Mul64(uint64(a), ppm)
+	bhi, blo := bits.Mul64(uint64(b), uint64(factor))
+	return chi > bhi || (chi == bhi && clo >= blo)
+}
+
+// push records cost in the ring of recent costs.
+func (e *entry) push(cost money.Nanos) {
+	e.recent[e.pos] = float32(cost)
+	e.pos = (e.pos + 1) % maxEscalationCalls
+}
+
+// slope returns the least-squares slope of ln(cost) over the last n observations (n ≤ the ring's
+// size and ≤ count), per observation. A zero cost counts as one nano-dollar.
+func (e *entry) slope(n int) float64 {
+	var sumY, sumXY float64
+	for k := range n {
+		idx := (int(e.pos) - n + k + 2*maxEscalationCalls) % maxEscalationCalls
+		y := math.Log(max(float64(e.recent[idx]), 1))
+		sumY += y
+		sumXY += float64(k) * y
 	}
-	return c
+	fn := float64(n)
+	xMean := (fn - 1) / 2
+	sxx := fn * (fn*fn - 1) / 12
+	return (sumXY - xMean*sumY) / sxx
 }
 
 func ratio(cost, avg money.Nanos) float64 {
@@ -307,8 +494,9 @@ func (sh *shard) evictTail() {
 	delete(sh.m, e.key)
 }
 
-// snapshotVersion is the version of the format Snapshot writes.
-const snapshotVersion = 1
+// snapshotVersion is the version of the format Snapshot writes. Version 1 (baseline and count only)
+// is still restored: its fast average starts at the baseline.
+const snapshotVersion = 2
 
 type snapshotDoc struct {
 	Version int             `json:"version"`
@@ -319,6 +507,7 @@ type snapshotEntry struct {
 	Key      string `json:"key"`
 	Baseline int64  `json:"baseline_nanos"`
 	Count    int64  `json:"count"`
+	Fast     *int64 `json:"fast_nanos,omitempty"`
 }
 
 // Snapshot serialises every baseline as versioned JSON, least recently used first within each shard,
@@ -330,7 +519,8 @@ func (s *Store) Snapshot() ([]byte, error) {
 		sh := &s.shards[i]
 		sh.mu.Lock()
 		for e := sh.tail; e != nil; e = e.prev {
-			doc.Entries = append(doc.Entries, snapshotEntry{Key: e.key, Baseline: int64(e.avg), Count: e.count})
+			fast := int64(e.fast)
+			doc.Entries = append(doc.Entries, snapshotEntry{Key: e.key, Baseline: int64(e.avg), Count: e.count, Fast: &fast})
 		}
 		sh.mu.Unlock()
 	}
@@ -356,8 +546,8 @@ func (s *Store) Restore(b []byte) error {
 	if doc.Version == nil {
 		return errors.New("baseline snapshot has no version")
 	}
-	if *doc.Version != snapshotVersion {
-		return fmt.Errorf("baseline snapshot version %d is not supported (want %d)", *doc.Version, snapshotVersion)
+	if *doc.Version != 1 && *doc.Version != snapshotVersion {
+		return fmt.Errorf("baseline snapshot version %d is not supported (want 1 or %d)", *doc.Version, snapshotVersion)
 	}
 	seen := make(map[string]struct{}, len(doc.Entries))
 	for i, e := range doc.Entries {
@@ -366,6 +556,8 @@ func (s *Store) Restore(b []byte) error {
 			return fmt.Errorf("baseline snapshot entry %d (key %q): baseline_nanos must not be negative", i, e.Key)
 		case e.Count < 1:
 			return fmt.Errorf("baseline snapshot entry %d (key %q): count must be at least 1", i, e.Key)
+		case e.Fast != nil && *e.Fast < 0:
+			return fmt.Errorf("baseline snapshot entry %d (key %q): fast_nanos must not be negative", i, e.Key)
 		}
 		if _, dup := seen[e.Key]; dup {
 			return fmt.Errorf("baseline snapshot entry %d: duplicate key %q", i, e.Key)
@@ -389,7 +581,14 @@ func (s *Store) Restore(b []byte) error {
 	}
 	for _, se := range entries {
 		sh := &s.shards[maphash.String(s.seed, se.Key)&s.mask]
-		e := &entry{key: se.Key, avg: money.Nanos(se.Baseline), count: se.Count}
+		e := &entry{key: se.Key, avg: money.Nanos(se.Baseline), fast: money.Nanos(se.Baseline), count: se.Count}
+		if se.Fast != nil {
+			e.fast = money.Nanos(*se.Fast)
+		}
+		// The trend starts afresh: the recent costs are not kept, so the ring holds the baseline.
+		for range maxEscalationCalls {
+			e.push(e.avg)
+		}
 		sh.m[e.key] = e
 		sh.pushFront(e)
 	}

@@ -164,12 +164,15 @@ func TestAverage(t *testing.T) {
 		t.Fatalf("mean of $1..$4 = %d after %d, want 2500000000 ± 2500", got, n)
 	}
 
-	// EWMA phase, exact: from $1, a $2 call gives 0.8 + 0.4 = $1.20, then $1.50 gives 0.96 + 0.30.
+	// After warm-up, exact: an in-band call moves the baseline by alpha × its deviation clipped to
+	// ±5% of the baseline: from $1, $1.02 gives 1 + 0.2 × 0.02 = $1.004; $1.40 (in the 1.5x band)
+	// moves it by the clipped 0.2 × 0.0502 = $0.01004; $0.80 by −0.2 × 0.05070200.
 	warm(s, "ewma", usd, 10)
 	for _, step := range []struct{ cost, want money.Nanos }{
-		{2 * usd, 1_200_000_000},
-		{1_500_000_000, 1_260_000_000},
-		{0, 1_008_000_000},
+		{1_020_000_000, 1_004_000_000},
+		{1_400_000_000, 1_014_040_000},
+		{800_000_000, 1_003_899_600},
+		{2 * usd, 1_003_899_600}, // beyond the band: the baseline does not move
 	} {
 		if r := s.Observe("ewma", step.cost); r.Anomalous {
 			t.Fatalf("Observe(%d) flagged", step.cost)
@@ -182,36 +185,40 @@ func TestAverage(t *testing.T) {
 	// A negative cost counts as zero.
 	warm(s, "neg", usd, 10)
 	s.Observe("neg", -5*usd)
-	if got, _, _ := s.Lookup("neg"); got != 800_000_000 {
-		t.Fatalf("after a negative cost baseline = %d, want 800000000", got)
+	if got, _, _ := s.Lookup("neg"); got != usd {
+		t.Fatalf("after a negative cost (zero, beyond the band) baseline = %d, want %d", got, usd)
 	}
 }
 
-func TestAnomalyIsDamped(t *testing.T) {
+func TestAnomalyDoesNotMoveTheBaseline(t *testing.T) {
 	cfg := DefaultConfig()
 	s := mustNew(t, cfg)
 	warm(s, "k", usd, int(cfg.WarmUp))
 
-	// One 100x spike: flagged, and it enters the average capped at 3x: 0.8 × 1 + 0.2 × 3 = $1.40.
-	if r := s.Observe("k", 100*usd); !r.Anomalous || r.Ratio != 100 {
+	// One 100x spike: flagged, and the baseline does not chase it.
+	if r := s.Observe("k", 100*usd); !r.Anomalous || r.Ratio != 100 || r.LevelShift {
 		t.Fatalf("spike = %+v", r)
 	}
-	if got, _, _ := s.Lookup("k"); got != 1_400_000_000 {
-		t.Fatalf("baseline after one spike = %d, want 1400000000", got)
+	if got, _, _ := s.Lookup("k"); got != usd {
+		t.Fatalf("baseline after one spike = %d, want %d", got, usd)
 	}
 
-	// A sustained shift to $10 becomes the new normal: the flag clears within a few calls and the
-	// baseline converges on $10.
-	cleared := -1
+	// A sustained shift to $10 becomes the new normal: the flag clears within shift_calls + a few
+	// and the level shift is reported once.
+	cleared, shifts := -1, 0
 	for i := range 60 {
-		if r := s.Observe("k", 10*usd); !r.Anomalous && cleared < 0 {
+		r := s.Observe("k", 10*usd)
+		if r.LevelShift {
+			shifts++
+		}
+		if !r.Anomalous && cleared < 0 {
 			cleared = i
 		}
 	}
-	if cleared < 0 || cleared > 10 {
-		t.Fatalf("sustained $10 calls cleared the flag after %d calls, want within 10", cleared)
+	if cleared < 0 || cleared > 10 || shifts != 1 || s.LevelShifts() != 1 {
+		t.Fatalf("sustained $10 calls cleared the flag after %d calls with %d level shifts, want within 10 and one", cleared, shifts)
 	}
-	if got, _, _ := s.Lookup("k"); got < 9_990_000_000 || got > 10*usd {
+	if got, _, _ := s.Lookup("k"); got < 9_990_000_000 || got > 10_010_000_000 {
 		t.Fatalf("baseline after the shift = %d, want ≈ $10", got)
 	}
 }
@@ -356,7 +363,8 @@ func TestRestoreRejectsCorruptSnapshots(t *testing.T) {
 		{"truncated", string(good[:len(good)/2]), "decoding"},
 		{"not an object", `[1,2]`, "decoding"},
 		{"no version", `{"entries":[]}`, "no version"},
-		{"future version", `{"version":2,"entries":[]}`, "version 2"},
+		{"future version", `{"version":3,"entries":[]}`, "version 3"},
+		{"negative fast average", `{"version":2,"entries":[{"key":"x","baseline_nanos":1,"count":1,"fast_nanos":-1}]}`, "fast_nanos"},
 		{"negative baseline", `{"version":1,"entries":[{"key":"x","baseline_nanos":-1,"count":1}]}`, "baseline_nanos"},
 		{"zero count", `{"version":1,"entries":[{"key":"x","baseline_nanos":1,"count":0}]}`, "count"},
 		{"duplicate key", `{"version":1,"entries":[{"key":"x","baseline_nanos":1,"count":1},{"key":"x","baseline_nanos":1,"count":1}]}`, "duplicate"},
@@ -375,7 +383,7 @@ func TestRestoreRejectsCorruptSnapshots(t *testing.T) {
 		})
 	}
 	var doc map[string]any
-	if err := json.Unmarshal(good, &doc); err != nil || doc["version"] != float64(1) {
+	if err := json.Unmarshal(good, &doc); err != nil || doc["version"] != float64(2) {
 		t.Fatalf("snapshot is not versioned JSON: %s", good)
 	}
 }

@@ -30,10 +30,17 @@ type Batch struct {
 	// Invalid counts priced spans whose agentcost.cost_usd is not a finite, non-negative number or
 	// whose ids are missing; they are not booked.
 	Invalid int
+	// OverLimit counts priced spans whose agentcost.cost_usd is above FromTracesWithin's limit
+	// (spans priced upstream by another collector); they are not booked.
+	OverLimit int
 }
 
 // FromTraces collects the spends of td's priced spans.
-func FromTraces(td ptrace.Traces) Batch {
+func FromTraces(td ptrace.Traces) Batch { return FromTracesWithin(td, 0) }
+
+// FromTracesWithin collects the spends of td's priced spans whose cost is at most maxCost (0: any
+// cost); a costlier span is counted in OverLimit and left out.
+func FromTracesWithin(td ptrace.Traces, maxCost money.Nanos) Batch {
 	var b Batch
 	rss := td.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {
@@ -43,14 +50,14 @@ func FromTraces(td ptrace.Traces) Batch {
 		for j := 0; j < sss.Len(); j++ {
 			spans := sss.At(j).Spans()
 			for k := 0; k < spans.Len(); k++ {
-				b.add(spans.At(k), resRun)
+				b.add(spans.At(k), resRun, maxCost)
 			}
 		}
 	}
 	return b
 }
 
-func (b *Batch) add(span ptrace.Span, resRun string) {
+func (b *Batch) add(span ptrace.Span, resRun string, maxCost money.Nanos) {
 	attrs := span.Attributes()
 	costVal, priced := attrs.Get(genai.KeyCostUSD)
 	if !priced {
@@ -62,6 +69,10 @@ func (b *Batch) add(span ptrace.Span, resRun string) {
 	cost, ok := usd(costVal)
 	if !ok || span.TraceID().IsEmpty() || span.SpanID().IsEmpty() {
 		b.Invalid++
+		return
+	}
+	if maxCost > 0 && cost > maxCost {
+		b.OverLimit++
 		return
 	}
 	run := str(attrs, genai.KeyRunID)
@@ -94,9 +105,16 @@ func (b *Batch) add(span ptrace.Span, resRun string) {
 			CacheWrite: cacheWrite,
 			Reasoning:  count(attrs, genai.KeyReasoningTokens),
 		},
-		Anomaly: hasAnomaly && anomaly.Type() == pcommon.ValueTypeBool && anomaly.Bool(),
+		Anomaly:    hasAnomaly && anomaly.Type() == pcommon.ValueTypeBool && anomaly.Bool(),
+		Escalating: flag(attrs, genai.KeyEscalating),
 	})
 	b.Providers = append(b.Providers, str(attrs, genai.KeyProviderName))
+}
+
+// flag reports whether attrs hold key as the boolean true.
+func flag(attrs pcommon.Map, key string) bool {
+	v, ok := attrs.Get(key)
+	return ok && v.Type() == pcommon.ValueTypeBool && v.Bool()
 }
 
 // usd reads agentcost.cost_usd back into nano-dollars. The processor wrote float64(nanos)/1e9; the

@@ -22,6 +22,8 @@ type Metrics struct {
 	overflow   *prometheus.CounterVec
 	bookErrors prometheus.Counter
 	duplicates prometheus.Counter
+	mismatched prometheus.Counter
+	refused    *prometheus.CounterVec
 
 	// Mirror re-exposes the metrics pipeline.
 	Mirror *Mirror
@@ -38,8 +40,11 @@ func New(maxValues int) *Metrics {
 	m.overflow = prometheus.NewCounterVec(prometheus.CounterOpts{Name: NameOverflow, Help: HelpOverflow}, []string{"label"})
 	m.bookErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: NameBookErrors, Help: HelpBookErrors})
 	m.duplicates = prometheus.NewCounter(prometheus.CounterOpts{Name: NameDuplicates, Help: HelpDuplicates})
+	m.mismatched = prometheus.NewCounter(prometheus.CounterOpts{Name: NameMismatched, Help: HelpMismatched})
+	m.refused = prometheus.NewCounterVec(prometheus.CounterOpts{Name: NameRefused, Help: HelpRefused}, []string{"reason"})
 	m.Mirror = NewMirror(m.labels.limit)
-	m.reg.MustRegister(m.spend, m.tokens, m.anomalies, m.unpriced, m.overflow, m.bookErrors, m.duplicates, m.Mirror)
+	m.reg.MustRegister(m.spend, m.tokens, m.anomalies, m.unpriced, m.overflow, m.bookErrors, m.duplicates, m.Mirror,
+		m.mismatched, m.refused)
 	return m
 }
 
@@ -73,6 +78,9 @@ func (m *Metrics) RecordSpend(s ledger.Spend, provider string) {
 	if s.Anomaly {
 		m.anomalies.WithLabelValues(agent, "call").Inc()
 	}
+	if s.Escalating {
+		m.anomalies.WithLabelValues(agent, "escalation").Inc()
+	}
 }
 
 // RecordUnpriced counts a span whose model matched no price.
@@ -85,6 +93,15 @@ func (m *Metrics) RecordBookError() { m.bookErrors.Inc() }
 
 // RecordDuplicates counts spans that were already booked.
 func (m *Metrics) RecordDuplicates(n int) { m.duplicates.Add(float64(n)) }
+
+// RecordMismatched counts booked spans whose decision id named another agent's or run's
+// reservation.
+func (m *Metrics) RecordMismatched(n int) { m.mismatched.Add(float64(n)) }
+
+// RecordRefused counts priced spans not booked, by reason (invalid_cost, cost_over_limit).
+func (m *Metrics) RecordRefused(reason string, n int) {
+	m.refused.WithLabelValues(reason).Add(float64(n))
+}
 
 func (m *Metrics) bound(label, value string) string {
 	v, overflowed := m.labels.value(label, value)

@@ -4,14 +4,28 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"math"
 
 	"github.com/agentcost/agentcost/internal/evidence"
 	"github.com/agentcost/agentcost/internal/ledger"
+	"github.com/agentcost/agentcost/internal/money"
+	"github.com/agentcost/agentcost/internal/policy"
 	"github.com/agentcost/agentcost/pkg/decisionapi"
 )
 
-// maxListedApprovals bounds GET /v1/approvals.
-const maxListedApprovals = 1000
+// RuleApprovalPendingCap is the rule id of a deny because the agent already has
+// approvals.max_pending_per_agent approvals pending.
+const RuleApprovalPendingCap = "approval.pending_cap"
+
+// pendingCap is the policy's approvals.max_pending_per_agent as the ledger takes it.
+func pendingCap(p *policy.Policy) int {
+	return int(min(p.MaxPendingApprovals(), math.MaxInt32))
+}
+
+func pendingCapReason(err *ledger.PendingCapError) string {
+	return fmt.Sprintf("agent %q already has %d approvals pending (approvals.max_pending_per_agent); wait for a reviewer to answer one or for one to expire", err.Agent, err.Max)
+}
 
 // Approval returns one approval. An agent may read only its own.
 func (e *Engine) Approval(ctx context.Context, c Caller, id string) (decisionapi.Approval, error) {
@@ -28,8 +42,9 @@ func (e *Engine) Approval(ctx context.Context, c Caller, id string) (decisionapi
 	return wireApproval(ap), nil
 }
 
-// ListApprovals lists approvals in a state (every state when empty), oldest first. Reviewers only.
-func (e *Engine) ListApprovals(ctx context.Context, c Caller, state string) (decisionapi.ApprovalList, error) {
+// ListApprovals lists one page of the approvals in a state (every state when empty), oldest
+// first; NextCursor continues the list. Reviewers only.
+func (e *Engine) ListApprovals(ctx context.Context, c Caller, state string, page decisionapi.ListParams) (decisionapi.ApprovalList, error) {
 	if c.Role == RoleAgent {
 		return decisionapi.ApprovalList{}, decisionapi.NewError(decisionapi.CodeForbidden, "only reviewers list approvals")
 	}
@@ -37,20 +52,32 @@ func (e *Engine) ListApprovals(ctx context.Context, c Caller, state string) (dec
 	if err != nil {
 		return decisionapi.ApprovalList{}, err
 	}
-	aps, err := e.ledger.ListApprovals(ctx, ledger.ApprovalState(st), maxListedApprovals, e.now())
+	after, err := parseApprovalCursor(page.Cursor)
+	if err != nil {
+		return decisionapi.ApprovalList{}, err
+	}
+	limit := page.PageSize()
+	// One more than the page tells whether another page follows.
+	aps, err := e.ledger.ListApprovals(ctx, ledger.ApprovalState(st), after, limit+1, e.now())
 	if err != nil {
 		e.warnLedger("list approvals", err)
 		return decisionapi.ApprovalList{}, e.unavailableError(err)
 	}
-	out := decisionapi.ApprovalList{Approvals: make([]decisionapi.Approval, 0, len(aps))}
+	var out decisionapi.ApprovalList
+	if len(aps) > limit {
+		aps = aps[:limit]
+		out.NextCursor = approvalCursor(aps[limit-1].Cursor())
+	}
+	out.Approvals = make([]decisionapi.Approval, 0, len(aps))
 	for _, ap := range aps {
 		out.Approvals = append(out.Approvals, wireApproval(ap))
 	}
 	return out, nil
 }
 
-// Approve approves a pending approval, optionally with modified constraints and a lower cost cap;
-// the reviewer is the caller's subject. Reviewers only; agents can never approve.
+// Approve approves a pending approval, optionally with modified constraints and a cost cap at or
+// below the approval's estimate (a higher one is a 400 naming cost_cap_usd); the reviewer is the
+// caller's subject. Reviewers only; agents can never approve.
 func (e *Engine) Approve(ctx context.Context, c Caller, id string, req decisionapi.ApproveRequest) (decisionapi.Approval, error) {
 	if err := e.mayResolve(c, id); err != nil {
 		return decisionapi.Approval{}, err
@@ -63,6 +90,18 @@ func (e *Engine) Approve(ctx context.Context, c Caller, id string, req decisiona
 		res.Constraints, _ = json.Marshal(req.Constraints)
 	}
 	res.CostCap, res.HasCostCap, _ = req.CostCap()
+	if res.HasCostCap {
+		// The cap only lowers what was asked: the estimate is fixed at creation, so reading it
+		// before resolving cannot race.
+		ap, err := e.ledger.GetApproval(ctx, id, res.Time)
+		if err != nil {
+			return decisionapi.Approval{}, e.approvalError(id, err)
+		}
+		if res.CostCap > ap.Estimate {
+			return decisionapi.Approval{}, (&decisionapi.FieldError{Field: "cost_cap_usd",
+				Message: fmt.Sprintf("%s is above the approval's estimated cost %s: a cost cap can only lower it", usdString(res.CostCap), usdString(ap.Estimate))}).APIError()
+		}
+	}
 	return e.resolve(ctx, id, res, evidenceConstraints(req.Constraints))
 }
 
@@ -162,3 +201,6 @@ func wireApproval(ap ledger.Approval) decisionapi.Approval {
 	}
 	return out
 }
+
+// usdString formats nano-dollars as exact dollars for a message.
+func usdString(n money.Nanos) string { return "$" + n.String() }

@@ -28,6 +28,18 @@ const (
 	metaApprovalID       = "approval_id"
 )
 
+// errLedgerTimeout is the cause of a decision's ledger deadline (Config.LedgerTimeout).
+var errLedgerTimeout = errors.New("the ledger did not answer within the decision's ledger timeout")
+
+// boundLedger bounds ctx by the decision's ledger timeout. A context past that deadline is a
+// failing ledger, answered under the fail mode; one its caller canceled is not.
+func (e *Engine) boundLedger(ctx context.Context) (context.Context, context.CancelFunc) {
+	if e.cfg.LedgerTimeout <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeoutCause(ctx, e.cfg.LedgerTimeout, errLedgerTimeout)
+}
+
 // ledgerError is a ledger failure on the way to an answer; decisions answer it under the fail
 // mode, other operations with 503.
 type ledgerError struct {
@@ -105,6 +117,11 @@ func (e *Engine) Decide(ctx context.Context, c Caller, req decisionapi.DecisionR
 		return decisionapi.DecisionResponse{}, decisionapi.NewError(decisionapi.CodeForbidden,
 			"agent_id %q is not the token's subject: an agent decides only for itself", req.AgentID)
 	}
+	team, err := c.team(req.Team)
+	if err != nil {
+		return decisionapi.DecisionResponse{}, err
+	}
+	req.Team = team
 	traceID := parseTraceparent(traceparent)
 	if req.IdempotencyKey != "" {
 		return e.idempotent(ctx, c, &req, traceID)
@@ -112,8 +129,11 @@ func (e *Engine) Decide(ctx context.Context, c Caller, req decisionapi.DecisionR
 	return e.decide(ctx, c, &req, traceID, newID("dec"))
 }
 
-// decide answers a validated request with decision id id.
+// decide answers a validated request with decision id id, its ledger calls bounded by the
+// ledger timeout (Config.LedgerTimeout).
 func (e *Engine) decide(ctx context.Context, c Caller, req *decisionapi.DecisionRequest, traceID, id string) (decisionapi.DecisionResponse, error) {
+	ctx, cancel := e.boundLedger(ctx)
+	defer cancel()
 	a := &action{caller: c, req: req, p: e.cfg.Policy(), now: e.now(), id: id, evidenceID: id, traceID: traceID}
 	a.preq = requestOf(req)
 	if req.ApprovalID != "" {
@@ -148,7 +168,7 @@ func (e *Engine) fail(ctx context.Context, a *action, err error) (decisionapi.De
 	if !errors.As(err, &le) {
 		return decisionapi.DecisionResponse{}, err
 	}
-	if ctx.Err() != nil {
+	if ctx.Err() != nil && !errors.Is(context.Cause(ctx), errLedgerTimeout) {
 		return decisionapi.DecisionResponse{}, ctx.Err()
 	}
 	e.warnLedger(le.op, le.err)
@@ -342,8 +362,13 @@ func (e *Engine) requestApproval(ctx context.Context, a *action) error {
 		ID: newID("apr"), Agent: a.req.AgentID, Action: a.req.Action, Estimate: a.preq.EstimatedCost,
 		Items: a.req.Items, Rule: a.ruleID, Reason: a.reason, Requester: a.caller.Subject,
 		CreatedAt: a.now, ExpiresAt: a.now.Add(e.cfg.ApprovalTTL), Payload: payload,
-	})
-	if err != nil {
+	}, pendingCap(a.p))
+	var capErr *ledger.PendingCapError
+	switch {
+	case errors.As(err, &capErr):
+		a.set(policy.Deny, RuleApprovalPendingCap, pendingCapReason(capErr), 0)
+		return nil
+	case err != nil:
 		return ledgerErr("create approval", err)
 	}
 	a.approvalID, a.expiresAt = ap.ID, ap.ExpiresAt
@@ -398,6 +423,7 @@ func (e *Engine) answer(a *action) decisionapi.DecisionResponse {
 		RuleID:        a.ruleID,
 		Reason:        a.reason,
 		PolicyVersion: a.p.Version(),
+		PolicySHA256:  a.p.SHA256(),
 		LeaseID:       a.leaseID,
 		ApprovalID:    a.approvalID,
 		Budget:        a.rs.budgetMap(a.p),
@@ -414,7 +440,7 @@ func (e *Engine) answer(a *action) decisionapi.DecisionResponse {
 			RunID: a.req.RunID, AgentID: a.req.AgentID, Team: a.req.Team, Action: a.req.Action,
 			DecisionID: a.id, TraceID: a.traceID, LeaseID: a.leaseID, ApprovalID: a.approvalID,
 			EstimatedCostUSD: evidence.USD(a.preq.EstimatedCost), Decision: string(resp.Decision),
-			RuleID: a.ruleID, Reason: a.reason, PolicyVersion: resp.PolicyVersion,
+			RuleID: a.ruleID, Reason: a.reason, PolicyVersion: resp.PolicyVersion, PolicySHA256: resp.PolicySHA256,
 			Constraints: evidenceConstraints(resp.Constraints),
 		}
 		if e.appendEvidence(rec) {

@@ -12,6 +12,8 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,6 +23,7 @@ import (
 	"github.com/agentcost/agentcost/internal/evidence"
 	"github.com/agentcost/agentcost/internal/ledger"
 	"github.com/agentcost/agentcost/internal/policy"
+	"github.com/agentcost/agentcost/pkg/decisionapi"
 )
 
 // Role is what an authenticated caller may do.
@@ -52,6 +55,26 @@ type Caller struct {
 	// Subject is the token's subject: the agent id of an agent, the identity of a reviewer; empty
 	// for RoleOpen.
 	Subject string
+	// Teams are the teams an agent may charge (its token's teams), the first its default: a
+	// request naming another team is refused (403), a request naming none is decided for the
+	// first. Empty: the request's team stands. Read-only; not part of a caller's identity.
+	Teams []string
+}
+
+// team returns the team a request of c naming team is decided for, or a 403 naming the team field
+// when c's token does not list it.
+func (c Caller) team(team string) (string, error) {
+	if c.Role != RoleAgent || len(c.Teams) == 0 {
+		return team, nil
+	}
+	if team == "" {
+		return c.Teams[0], nil
+	}
+	if !slices.Contains(c.Teams, team) {
+		return "", decisionapi.NewError(decisionapi.CodeForbidden,
+			"team %q is not one of the agent's teams (its token lists %s)", team, strings.Join(c.Teams, ", "))
+	}
+	return team, nil
 }
 
 // anonymousReviewer is recorded as the reviewer of an approval resolved on an open API.
@@ -93,6 +116,9 @@ type Recorder interface {
 	ActionAnomaly(agent string)
 	// TokenCapBreach counts one settled action whose matched spans exceeded its max_tokens.
 	TokenCapBreach(agent string)
+	// ReportedCostClipped counts one release whose actual_cost_usd was above the policy's bound
+	// (policy.Policy.ReportedCostLimit) and was clipped to it.
+	ReportedCostClipped(agent string)
 	// Evidence is told about every evidence record written (for the logs pipeline).
 	Evidence(rec evidence.Record)
 	// EvidenceFailed counts a record that could not be written.
@@ -113,6 +139,9 @@ func (NopRecorder) ActionAnomaly(string) {}
 
 // TokenCapBreach implements Recorder.
 func (NopRecorder) TokenCapBreach(string) {}
+
+// ReportedCostClipped implements Recorder.
+func (NopRecorder) ReportedCostClipped(string) {}
 
 // Evidence implements Recorder.
 func (NopRecorder) Evidence(evidence.Record) {}
@@ -146,6 +175,9 @@ type Config struct {
 	FailOpenTopics, FailClosedTopics policy.TopicSet
 	// RetryAfter is the retry hint of an answer the ledger could not back (default 5s).
 	RetryAfter time.Duration
+	// LedgerTimeout bounds the ledger calls of one decision; past it the ledger counts as
+	// unavailable and the decision is answered under the fail mode (0: no bound of its own).
+	LedgerTimeout time.Duration
 	// Recorder is told what happened; nil records nothing.
 	Recorder Recorder
 	// Logger logs ledger failures (rate limited) and nothing per request.

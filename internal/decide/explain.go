@@ -9,12 +9,22 @@ import (
 )
 
 // Explain shows what a decision request would get now and how every rule and budget layer saw it;
-// it reserves, counts and records nothing. An approval_id is taken into account when it names an
-// approval that the request could use.
+// it reserves, counts and records nothing. An agent explains only requests for itself (agent_id
+// is its token's subject), as it decides only for itself. An approval_id is taken into account
+// when it names an approval that the request could use.
 func (e *Engine) Explain(ctx context.Context, c Caller, req decisionapi.DecisionRequest) (decisionapi.ExplainResponse, error) {
 	if err := req.Validate(); err != nil {
 		return decisionapi.ExplainResponse{}, err
 	}
+	if c.Role == RoleAgent && req.AgentID != c.Subject {
+		return decisionapi.ExplainResponse{}, decisionapi.NewError(decisionapi.CodeForbidden,
+			"agent_id %q is not the token's subject: an agent explains only its own decisions", req.AgentID)
+	}
+	team, err := c.team(req.Team)
+	if err != nil {
+		return decisionapi.ExplainResponse{}, err
+	}
+	req.Team = team
 	a := &action{caller: c, req: &req, p: e.cfg.Policy(), now: e.now(), preq: requestOf(&req)}
 	if req.ApprovalID != "" {
 		if err := e.attachApproval(ctx, a); err != nil {
@@ -38,6 +48,7 @@ func (e *Engine) Explain(ctx context.Context, c Caller, req decisionapi.Decision
 		RuleID:        o.RuleID,
 		Reason:        o.Reason,
 		PolicyVersion: ex.PolicyVersion,
+		PolicySHA256:  ex.PolicySHA256,
 		Constraints:   apiConstraints(o.Constraints),
 		DerivedTags:   ex.DerivedTags,
 		SelectedRule:  ex.SelectedRule,

@@ -85,10 +85,12 @@ func (e *Engine) idempotent(ctx context.Context, c Caller, req *decisionapi.Deci
 	claim := idemClaim{DecisionID: newID("dec"), RequestHash: requestHash(req, traceID), At: e.cfg.Now()}
 	raw, _ := json.Marshal(claim)
 	key := idemClaimKey(c, req)
-	existing, created, err := e.ledger.PutIfAbsent(ctx, key, raw, e.cfg.IdempotencyTTL)
+	cctx, cancel := e.boundLedger(ctx) // the claim is bounded like a decision's ledger calls
+	defer cancel()
+	existing, created, err := e.ledger.PutIfAbsent(cctx, key, raw, e.cfg.IdempotencyTTL)
 	if err != nil {
 		// Without the ledger there is nothing to be idempotent against, and nothing is reserved.
-		return e.fail(ctx, &action{caller: c, req: req, p: e.cfg.Policy(), now: e.now(), id: claim.DecisionID,
+		return e.fail(cctx, &action{caller: c, req: req, p: e.cfg.Policy(), now: e.now(), id: claim.DecisionID,
 			evidenceID: claim.DecisionID, traceID: traceID, preq: requestOf(req)}, ledgerErr("idempotency claim", err))
 	}
 	if created {

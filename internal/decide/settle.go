@@ -14,8 +14,9 @@ import (
 )
 
 // Release releases an allowed action's lease: it settles the reservation (the matched span spend,
-// else the reported actual_cost_usd), frees the rest, gives the concurrency slot back, and judges
-// the action against its per-action baseline. An agent may release only leases granted to it.
+// else the reported actual_cost_usd, clipped to the policy's ReportedCostLimit for the decision's
+// estimate), frees the rest, gives the concurrency slot back, and judges the action against its
+// per-action baseline. An agent may release only leases granted to it.
 // Errors: 400 naming the field, 403, 404 (unknown lease), 409 (already settled), 503.
 func (e *Engine) Release(ctx context.Context, c Caller, leaseID string, req decisionapi.ReleaseRequest) (decisionapi.ReleaseResponse, error) {
 	if c.Role == RoleReviewer {
@@ -35,7 +36,8 @@ func (e *Engine) Release(ctx context.Context, c Caller, leaseID string, req deci
 		return decisionapi.ReleaseResponse{}, err
 	}
 	cost, hasCost, _ := req.ActualCost()
-	s, err := e.ledger.Release(ctx, ledger.ReleaseRequest{ID: decisionID, ReportedCost: cost, HasReported: hasCost, Time: e.now()})
+	s, err := e.ledger.Release(ctx, ledger.ReleaseRequest{ID: decisionID, ReportedCost: cost, HasReported: hasCost,
+		ReportedLimit: e.cfg.Policy().ReportedCostLimit, Time: e.now()})
 	switch {
 	case errors.Is(err, ledger.ErrNotFound):
 		return decisionapi.ReleaseResponse{}, decisionapi.NewError(decisionapi.CodeNotFound, "no lease %q", leaseID)
@@ -63,8 +65,9 @@ func (e *Engine) ExpireDue(ctx context.Context) (int, error) {
 func baselineKey(agent, action string) string { return agent + "\x00" + action }
 
 // settle judges a settled action: it gives the concurrency slot back, observes the cost against
-// the (agent, action) baseline, records an anomaly at 3x (for anomaly_within), notes a token-cap
-// breach, and writes the settlement record when the decision wrote one or the action stands out.
+// the (agent, action) baseline, records an anomaly at 3x or for a clipped reported cost (for
+// anomaly_within), notes a token-cap breach, and writes the settlement record when the decision
+// wrote one, the release carried an actual_cost_usd, or the action stands out.
 func (e *Engine) settle(ctx context.Context, s ledger.Settlement) decisionapi.Settlement {
 	md := s.Metadata
 	if key, lease := md[metaConcurrencyKey], md[metaConcurrencyLease]; key != "" && lease != "" {
@@ -98,23 +101,38 @@ func (e *Engine) settle(ctx context.Context, s ledger.Settlement) decisionapi.Se
 			CacheWrite: s.Tokens.CacheWrite, Reasoning: s.Tokens.Reasoning}
 	}
 
+	if s.HasReported && !s.AlreadySettled {
+		claimed := usd(s.ReportedClaimed)
+		out.ReportedCostUSD, out.Clipped = &claimed, s.ReportedClipped
+		rc := evidence.USD(s.ReportedClaimed)
+		rec.ReportedCostUSD, rec.Clipped = &rc, s.ReportedClipped
+	}
+
 	// An action that reported nothing and matched nothing has no known cost: it would only drag
-	// the baseline down.
-	anomalous := false
-	if s.Source != ledger.SourceNone && s.Agent != "" && s.Action != "" {
+	// the baseline down; nor is a clipped report a measured cost. A clipped report is an anomaly
+	// of its own.
+	anomalous := s.ReportedClipped
+	if s.ReportedClipped {
+		out.Anomaly = true
+		rec.Anomaly = &evidence.Anomaly{Anomalous: true}
+		e.rec.ReportedCostClipped(s.Agent)
+	}
+	if s.Source != ledger.SourceNone && !(s.Source == ledger.SourceReported && s.ReportedClipped) && s.Agent != "" && s.Action != "" {
 		r := e.cfg.Baselines.Observe(baselineKey(s.Agent, s.Action), s.Cost)
-		anomalous = r.Anomalous
 		if r.Count > 1 {
 			out.BaselineUSD = usd(r.Baseline)
-			rec.Anomaly = &evidence.Anomaly{Anomalous: r.Anomalous, BaselineUSD: evidence.USD(r.Baseline)}
+			rec.Anomaly = &evidence.Anomaly{Anomalous: r.Anomalous || anomalous, BaselineUSD: evidence.USD(r.Baseline)}
 		}
-		if anomalous {
+		if r.Anomalous {
+			anomalous = true
 			out.Anomaly, out.AnomalyRatio = true, r.Ratio
 			rec.Anomaly.Ratio = r.Ratio
-			e.rec.ActionAnomaly(s.Agent)
-			if err := e.ledger.RecordAnomaly(ctx, s.Agent, ledger.LevelAction, s.SettledAt); err != nil {
-				e.warnLedger("record anomaly", err)
-			}
+		}
+	}
+	if anomalous && s.Agent != "" {
+		e.rec.ActionAnomaly(s.Agent)
+		if err := e.ledger.RecordAnomaly(ctx, s.Agent, ledger.LevelAction, s.SettledAt); err != nil {
+			e.warnLedger("record anomaly", err)
 		}
 	}
 	if capText, ok := md[metaMaxTokens]; ok {
@@ -126,7 +144,7 @@ func (e *Engine) settle(ctx context.Context, s ledger.Settlement) decisionapi.Se
 			e.rec.TokenCapBreach(s.Agent)
 		}
 	}
-	if rec.EvidenceID != "" && (md[metaEvidence] == "1" || anomalous || rec.TokenCapBreach) {
+	if rec.EvidenceID != "" && (md[metaEvidence] == "1" || anomalous || rec.TokenCapBreach || rec.ReportedCostUSD != nil) {
 		if e.appendEvidence(rec) {
 			out.EvidenceID = rec.EvidenceID
 		}

@@ -138,64 +138,155 @@ func fleetLevelName(l policy.FleetLevel) decisionapi.BudgetLevel {
 	return decisionapi.LevelNormal
 }
 
-// Budgets lists every scope the policy budgets with its state in the current window: the fleet,
-// each team and agent with a budget of its own, and each team and agent under default_team or
-// default_agent that has spend or reservations now. Runs are left out (ask a decision for one).
-func (e *Engine) Budgets(ctx context.Context) (decisionapi.BudgetsResponse, error) {
+// budgetItem is one budget of the budgets listing.
+type budgetItem struct {
+	scope policy.Scope
+	id    string
+	b     policy.Budget
+}
+
+// scopeRank orders the listing: fleet, teams, agents.
+func scopeRank(name string) int {
+	switch name {
+	case "fleet":
+		return 0
+	case "team":
+		return 1
+	}
+	return 2
+}
+
+// before reports whether the cursor is before the item, so that the item belongs to the page.
+func (c budgetCursor) before(it budgetItem) bool {
+	if c.scope == "" {
+		return true
+	}
+	if r, rc := scopeRank(it.scope.String()), scopeRank(c.scope); r != rc {
+		return r > rc
+	}
+	return it.id > c.id
+}
+
+// Budgets lists one page of the budgets the caller may see with their state in the current
+// window, fleet first, then teams and agents by id: each team and agent with a budget of its own,
+// and each team and agent under default_team or default_agent that has spend or reservations now.
+// Runs are left out (ask a decision for one). An agent's token sees the fleet and its own agent
+// budget only: a team is named by the request, not bound to the token, so it is not the agent's
+// to read. NextCursor continues the list.
+func (e *Engine) Budgets(ctx context.Context, c Caller, page decisionapi.ListParams) (decisionapi.BudgetsResponse, error) {
+	after, err := parseBudgetCursor(page.Cursor)
+	if err != nil {
+		return decisionapi.BudgetsResponse{}, err
+	}
 	p := e.cfg.Policy()
 	now := e.now()
-	snap, err := e.ledger.Snapshot(ctx, now)
-	if err != nil {
-		e.warnLedger("snapshot", err)
-		return decisionapi.BudgetsResponse{}, e.unavailableError(err)
+	limit := page.PageSize()
+	var items []budgetItem
+	fleet, hasFleet := p.Budget(policy.ScopeFleet, "")
+	if it := (budgetItem{policy.ScopeFleet, "", fleet}); hasFleet && after.before(it) {
+		items = append(items, it)
 	}
-	type key struct {
-		scope  ledger.Scope
-		id     string
-		window ledger.Window
-	}
-	active := make(map[key]ledger.State, len(snap.States))
-	activeIDs := map[ledger.Scope][]string{}
-	for _, st := range snap.States {
-		k := key{st.Scope, st.ID, st.Window}
-		if _, seen := active[k]; !seen && !slices.Contains(activeIDs[st.Scope], st.ID) {
-			activeIDs[st.Scope] = append(activeIDs[st.Scope], st.ID)
+	if c.Role == RoleAgent {
+		if b, ok := p.Budget(policy.ScopeAgent, c.Subject); ok && after.before(budgetItem{scope: policy.ScopeAgent, id: c.Subject}) {
+			items = append(items, budgetItem{policy.ScopeAgent, c.Subject, b})
 		}
-		active[k] = st
-	}
-	stateOf := func(s ledger.Scope, id string, w ledger.Window) ledger.State {
-		if st, ok := active[key{s, id, w}]; ok {
-			return st
-		}
-		start, end := ledger.WindowBounds(w, now, e.loc)
-		return ledger.State{Scope: s, ID: id, Window: w, Start: start, End: end, At: now}
-	}
-	resp := decisionapi.BudgetsResponse{PolicyVersion: p.Version(), Fleet: decisionapi.FleetStatus{Name: decisionapi.LevelNormal}}
-	if b, ok := p.Budget(policy.ScopeFleet, ""); ok {
-		st := stateOf(ledger.ScopeFleet, ledger.FleetID, ledgerWindow(b.Window))
-		level := p.FleetLevel(policy.Usage{Spent: st.Spent, Reserved: st.Reserved})
-		resp.Fleet = decisionapi.FleetStatus{Level: int(level), Name: fleetLevelName(level)}
-		resp.Scopes = append(resp.Scopes, decisionapi.ScopeBudget{Scope: "fleet", BudgetStatus: status(p, policy.ScopeFleet, st, b.Limit)})
-	}
-	for _, s := range [...]policy.Scope{policy.ScopeTeam, policy.ScopeAgent} {
-		ids := p.BudgetIDs(s)
-		// An id no policy names has only the default budget, if there is one.
-		if _, ok := p.Budget(s, "\x00default"); ok {
-			for _, id := range activeIDs[ledgerScope(s)] {
-				if !slices.Contains(ids, id) {
-					ids = append(ids, id)
-				}
-			}
-			slices.Sort(ids)
-		}
-		for _, id := range ids {
-			b, ok := p.Budget(s, id)
-			if !ok {
+	} else {
+		for _, s := range [...]policy.Scope{policy.ScopeTeam, policy.ScopeAgent} {
+			need := limit + 1 - len(items) // one more than the page tells whether another follows
+			if need <= 0 || scopeRank(after.scope) > scopeRank(s.String()) && after.scope != "" {
 				continue
 			}
-			st := stateOf(ledgerScope(s), id, ledgerWindow(b.Window))
-			resp.Scopes = append(resp.Scopes, decisionapi.ScopeBudget{Scope: s.String(), BudgetStatus: status(p, s, st, b.Limit)})
+			from := ""
+			if after.scope == s.String() {
+				from = after.id
+			}
+			ids, err := e.budgetIDs(ctx, p, s, from, need, now)
+			if err != nil {
+				e.warnLedger("active scopes", err)
+				return decisionapi.BudgetsResponse{}, e.unavailableError(err)
+			}
+			for _, id := range ids {
+				if b, ok := p.Budget(s, id); ok {
+					items = append(items, budgetItem{s, id, b})
+				}
+			}
 		}
 	}
+	resp := decisionapi.BudgetsResponse{PolicyVersion: p.Version(), Fleet: decisionapi.FleetStatus{Name: decisionapi.LevelNormal}}
+	if len(items) > limit {
+		items = items[:limit]
+		last := items[limit-1]
+		resp.NextCursor = budgetCursor{scope: last.scope.String(), id: last.id}.String()
+	}
+	queries := make([]ledger.StateQuery, 0, len(items)+1)
+	for _, it := range items {
+		queries = append(queries, ledger.StateQuery{Scope: ledgerScope(it.scope), ID: ledgerID(it.scope, it.id), Window: ledgerWindow(it.b.Window)})
+	}
+	if hasFleet {
+		queries = append(queries, ledger.StateQuery{Scope: ledger.ScopeFleet, ID: ledger.FleetID, Window: ledgerWindow(fleet.Window)})
+	}
+	if len(queries) == 0 {
+		return resp, nil
+	}
+	res, err := e.ledger.Read(ctx, ledger.ReadRequest{States: queries, Time: now})
+	if err != nil {
+		e.warnLedger("read budgets", err)
+		return decisionapi.BudgetsResponse{}, e.unavailableError(err)
+	}
+	if hasFleet {
+		st := res.States[len(res.States)-1]
+		level := p.FleetLevel(policy.Usage{Spent: st.Spent, Reserved: st.Reserved})
+		resp.Fleet = decisionapi.FleetStatus{Level: int(level), Name: fleetLevelName(level)}
+	}
+	for i, it := range items {
+		resp.Scopes = append(resp.Scopes, decisionapi.ScopeBudget{Scope: it.scope.String(), BudgetStatus: status(p, it.scope, res.States[i], it.b.Limit)})
+	}
 	return resp, nil
+}
+
+// budgetIDs returns, sorted, up to limit ids of scope after from that the listing shows: the ids
+// the policy budgets by name, and when it has a default budget for the scope, every id with spend
+// or reservations now.
+func (e *Engine) budgetIDs(ctx context.Context, p *policy.Policy, s policy.Scope, from string, limit int, now time.Time) ([]string, error) {
+	var ids []string
+	for _, id := range p.BudgetIDs(s) {
+		if id > from {
+			ids = append(ids, id)
+		}
+	}
+	// An id no policy names has only the default budget, if there is one.
+	if _, ok := p.Budget(s, "\x00default"); ok {
+		active, err := e.ledger.ActiveIDs(ctx, ledgerScope(s), from, limit, now)
+		if err != nil {
+			return nil, err
+		}
+		ids = append(ids, active...)
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	if len(ids) > limit {
+		ids = ids[:limit]
+	}
+	return ids, nil
+}
+
+// AllBudgets follows the budgets listing (as an open caller) page by page until it ends or holds
+// at least max scopes; truncated reports the latter. The metrics pipeline publishes it.
+func (e *Engine) AllBudgets(ctx context.Context, max int) (all decisionapi.BudgetsResponse, truncated bool, err error) {
+	page := decisionapi.ListParams{Limit: decisionapi.MaxListLimit}
+	for {
+		resp, err := e.Budgets(ctx, Caller{Role: RoleOpen}, page)
+		if err != nil {
+			return all, false, err
+		}
+		scopes := append(all.Scopes, resp.Scopes...)
+		all, all.Scopes = resp, scopes
+		if resp.NextCursor == "" {
+			return all, false, nil
+		}
+		if len(all.Scopes) >= max {
+			return all, true, nil
+		}
+		page.Cursor = resp.NextCursor
+	}
 }

@@ -135,6 +135,7 @@ type Record struct {
 	RuleID           string       `json:"rule_id,omitempty"`
 	Reason           string       `json:"reason,omitempty"`
 	PolicyVersion    string       `json:"policy_version,omitempty"`
+	PolicySHA256     string       `json:"policy_sha256,omitempty"`
 	Constraints      *Constraints `json:"constraints,omitempty"`
 
 	// Approval fields.
@@ -151,6 +152,11 @@ type Record struct {
 	SpansMatched   int64      `json:"spans_matched,omitempty"`
 	Anomaly        *Anomaly   `json:"anomaly,omitempty"`
 	TokenCapBreach bool       `json:"token_cap_breach,omitempty"`
+	// ReportedCostUSD is the actual_cost_usd a release carried, before clipping; Clipped says it
+	// was above the policy's bound and ActualCostUSD (when the cost came from the report) is the
+	// bound that was booked.
+	ReportedCostUSD *USD `json:"reported_cost_usd,omitempty"`
+	Clipped         bool `json:"clipped,omitempty"`
 
 	// Hash is the record's own hash (see the package documentation). Assigned by the Writer, which
 	// writes it as the line's last member.

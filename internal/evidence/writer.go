@@ -39,6 +39,22 @@ type Options struct {
 	MaxFileBytes int64
 	// Now is the clock that stamps records without a time; default time.Now.
 	Now func() time.Time
+	// OnDurable, when set, is told the chain's head each time records become durable: after each
+	// fsync under SyncAlways and SyncInterval (one call per shared fsync), after each append under
+	// SyncNever (a process crash keeps what was written). It is called without the Writer's locks
+	// but on the appending goroutine, so it must not block (the budgetledger extension hands the
+	// head to a goroutine that anchors it in the ledger).
+	OnDurable func(Head)
+}
+
+// Head is the last record of a chain: what the ledger anchors.
+type Head struct {
+	// ChainID is the chain's id.
+	ChainID string
+	// Seq is the last record's seq; 0 for a chain without records.
+	Seq uint64
+	// Hash is the last record's hash (the genesis hash for a chain without records).
+	Hash string
 }
 
 // Validate reports the first invalid option, naming it.
@@ -81,6 +97,8 @@ type OpenReport struct {
 	NewChain bool
 	// LastSeq is the seq of the last complete record found (0 for a new chain).
 	LastSeq uint64
+	// LastHash is that record's hash (empty for a new chain).
+	LastHash string
 	// File is the path of the file the next record goes to.
 	File string
 	// Truncated describes the half-written last line removed after a crash; nil when there was none.
@@ -231,6 +249,9 @@ func (w *Writer) resume() (OpenReport, error) {
 	}
 	w.f, w.fileNum, w.size = f, last, st.Size()
 	rep.ChainID, rep.LastSeq, rep.File = w.chainID, w.seq, f.Name()
+	if w.seq > 0 {
+		rep.LastHash = w.prevHash
+	}
 	ok = true
 	return rep, nil
 }
@@ -330,10 +351,13 @@ func (w *Writer) Append(rec Record) (Appended, error) {
 
 	rec.Seq, rec.ChainID, rec.PrevHash, rec.Hash = seq, chainID, prev, hash
 	out := Appended{Record: rec, File: file, Offset: off}
-	if w.opts.Sync == SyncAlways {
+	switch {
+	case w.opts.Sync == SyncAlways:
 		if err := w.syncTo(gen); err != nil {
 			return out, err
 		}
+	case w.opts.Sync == SyncNever && w.opts.OnDurable != nil:
+		w.opts.OnDurable(Head{ChainID: chainID, Seq: seq, Hash: hash})
 	}
 	return out, nil
 }
@@ -376,6 +400,7 @@ func (w *Writer) syncTo(gen uint64) error {
 	}
 	w.mu.Lock()
 	f, target, broken := w.f, w.written, w.err
+	head := Head{ChainID: w.chainID, Seq: w.seq, Hash: w.prevHash}
 	w.mu.Unlock()
 	if broken != nil {
 		return broken
@@ -391,7 +416,17 @@ func (w *Writer) syncTo(gen uint64) error {
 		return err
 	}
 	w.synced = target
+	if w.opts.OnDurable != nil && head.Seq > 0 {
+		w.opts.OnDurable(head)
+	}
 	return nil
+}
+
+// Head returns the chain's head: its last record written (durable once Sync or Close returned).
+func (w *Writer) Head() Head {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return Head{ChainID: w.chainID, Seq: w.seq, Hash: w.prevHash}
 }
 
 // Sync makes every record appended so far durable, whatever the policy.

@@ -399,6 +399,18 @@ const (
 	KeyCostCacheRead  = "agentcost.cost.cache_read_usd"
 	KeyCostCacheWrite = "agentcost.cost.cache_write_usd"
 	KeyPriceSource    = "agentcost.price.source"
+	// KeyPriceMatch says how a price not found under an exact key was found (pricing.MatchKind,
+	// "provider_prefix,dated_snapshot"); written only when the match is not exact.
+	KeyPriceMatch = "agentcost.price.match"
 	// EventAnomaly is the name of the span event added to anomalous spans.
 	EventAnomaly = "agentcost.anomaly"
+	// KeyEscalating marks a span whose (agent, model) cost per call climbs steadily (written only
+	// when true); the costledger exporter counts it as an anomaly of level escalation.
+	KeyEscalating = "agentcost.escalating"
+	// EventLevelShift is the span event of a call that completed a sustained change of its
+	// (agent, model) cost level; it carries agentcost.baseline_usd (before) and
+	// agentcost.baseline.new_usd (after).
+	EventLevelShift = "agentcost.baseline.level_shift"
+	// KeyNewBaselineUSD is the baseline after a level shift, on EventLevelShift.
+	KeyNewBaselineUSD = "agentcost.baseline.new_usd"
 )

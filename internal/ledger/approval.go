@@ -1,8 +1,13 @@
 package ledger
 
 import (
+	"cmp"
+	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/agentcost/agentcost/internal/money"
@@ -105,6 +110,90 @@ func (a Approval) validate() error {
 		return errors.New("approval expires before it is created")
 	}
 	return nil
+}
+
+// ApprovalCursor is a place in the order ListApprovals lists in: creation time (to the
+// microsecond, the precision both backends index), then id. The zero ApprovalCursor is the start.
+type ApprovalCursor struct {
+	CreatedMicros int64
+	ID            string
+}
+
+// IsZero reports whether c is the start of the list.
+func (c ApprovalCursor) IsZero() bool { return c == ApprovalCursor{} }
+
+// Cursor returns the cursor that lists the approvals after a.
+func (a Approval) Cursor() ApprovalCursor {
+	return ApprovalCursor{CreatedMicros: micros(a.CreatedAt), ID: a.ID}
+}
+
+// compare orders a cursor against another in list order.
+func (c ApprovalCursor) compare(o ApprovalCursor) int {
+	if c.CreatedMicros != o.CreatedMicros {
+		return cmp.Compare(c.CreatedMicros, o.CreatedMicros)
+	}
+	return strings.Compare(c.ID, o.ID)
+}
+
+// PendingCapError is returned by CreateApproval when the agent already has the most pending
+// approvals it may have; it matches ErrPendingCap.
+type PendingCapError struct {
+	Agent string
+	// Max is the cap that refused the approval.
+	Max int
+}
+
+func (e *PendingCapError) Error() string {
+	return fmt.Sprintf("agent %q already has %d pending approvals, the most allowed", e.Agent, e.Max)
+}
+
+// Is makes every PendingCapError match ErrPendingCap.
+func (e *PendingCapError) Is(target error) bool { return target == ErrPendingCap }
+
+// ErrPendingCap is matched by every *PendingCapError.
+var ErrPendingCap = errors.New("too many pending approvals")
+
+// pageApprovals sorts as in list order and keeps the first limit after the cursor.
+func pageApprovals(as []Approval, after ApprovalCursor, limit int) []Approval {
+	if !after.IsZero() {
+		as = slices.DeleteFunc(as, func(a Approval) bool { return a.Cursor().compare(after) <= 0 })
+	}
+	slices.SortFunc(as, func(a, b Approval) int { return a.Cursor().compare(b.Cursor()) })
+	if len(as) > limit {
+		as = as[:limit]
+	}
+	return as
+}
+
+// approvalIndexKey is an approval's key in the embedded list-order index: created (8 bytes, Unix
+// microseconds, big-endian) then the id, so that byte order is ApprovalCursor order.
+func approvalIndexKey(c ApprovalCursor) []byte {
+	return append(binary.BigEndian.AppendUint64(nil, uint64(c.CreatedMicros)), c.ID...)
+}
+
+// indexApprovals fills the embedded list-order index from the approvals when it is empty and they
+// are not: a file written before the index existed. Opening the file calls it.
+func indexApprovals(t *txn) error {
+	if k, _ := t.approvalsByCreated().Cursor().First(); k != nil {
+		return nil
+	}
+	return t.approvals().ForEach(func(k, v []byte) error {
+		var a Approval
+		if err := json.Unmarshal(v, &a); err != nil {
+			return fmt.Errorf("decoding approval %q: %w", k, err)
+		}
+		return t.approvalsByCreated().Put(approvalIndexKey(a.Cursor()), nil)
+	})
+}
+
+// pendingKey is the key of an agent's pending approval in the embedded pending index: the
+// length-prefixed agent, then the id, so that one agent's entries are one prefix.
+func pendingKey(agent, id string) []byte {
+	return append(pendingPrefix(agent), id...)
+}
+
+func pendingPrefix(agent string) []byte {
+	return append(binary.AppendUvarint(nil, uint64(len(agent))), agent...)
 }
 
 // ApprovalStateError is returned when an approval cannot move to the asked state from the one it is

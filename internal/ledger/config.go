@@ -28,9 +28,14 @@ type Config struct {
 	Redis RedisConfig `mapstructure:"redis"`
 	// TimeZone is the IANA time zone that aligns every window (default UTC).
 	TimeZone string `mapstructure:"time_zone"`
-	// IdempotencyHorizon is how long a booked span's id, and a settled reservation, are remembered
-	// (default 48h). A span booked again after the horizon counts again.
+	// IdempotencyHorizon is how long a booked span's id is remembered (default 48h). A span booked
+	// again after the horizon counts again.
 	IdempotencyHorizon time.Duration `mapstructure:"idempotency_horizon"`
+	// SettledRetention is how long a settled reservation is kept after its settlement (default 15m):
+	// a repeated release within it answers the first settlement, one after it is not found. Spans
+	// of a settled action are booked as ordinary spend either way, so it bounds only how long a
+	// release can be retried; it is what each decision leaves in the ledger.
+	SettledRetention time.Duration `mapstructure:"settled_retention"`
 	// RunRetention is how long a run's lifetime counter is kept after its last activity (default 7 days).
 	RunRetention time.Duration `mapstructure:"run_retention"`
 	// ApprovalRetention is how long an approval is kept after it expires (default 7 days).
@@ -71,6 +76,7 @@ func NewDefaultConfig() Config {
 		Directory:           "./data/ledger",
 		TimeZone:            "UTC",
 		IdempotencyHorizon:  48 * time.Hour,
+		SettledRetention:    15 * time.Minute,
 		RunRetention:        7 * 24 * time.Hour,
 		ApprovalRetention:   7 * 24 * time.Hour,
 		SnapshotLimit:       10000,
@@ -124,7 +130,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	for key, d := range map[string]time.Duration{
-		"idempotency_horizon": c.IdempotencyHorizon, "run_retention": c.RunRetention,
+		"idempotency_horizon": c.IdempotencyHorizon, "run_retention": c.RunRetention, "settled_retention": c.SettledRetention,
 		"approval_retention": c.ApprovalRetention, "maintenance_interval": c.MaintenanceInterval,
 	} {
 		if d < 0 {
@@ -156,6 +162,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.IdempotencyHorizon == 0 {
 		c.IdempotencyHorizon = d.IdempotencyHorizon
+	}
+	if c.SettledRetention == 0 {
+		c.SettledRetention = d.SettledRetention
 	}
 	if c.RunRetention == 0 {
 		c.RunRetention = d.RunRetention

@@ -178,6 +178,24 @@ func newReservation(req ReserveRequest, checks []preparedCheck) *reservation {
 	return r
 }
 
+// accepts reports whether sp may commit against r: it is r's agent's spend and, when r has a
+// run, that run's.
+func (r *reservation) accepts(sp Spend) bool {
+	return (r.Agent == "" || r.Agent == sp.Agent) && (r.RunID == "" || r.RunID == sp.Run())
+}
+
+// clipReported applies req.ReportedLimit to the reported cost for a reservation of estimate and
+// returns the figure to book and whether it was clipped.
+func clipReported(req ReleaseRequest, estimate money.Nanos) (money.Nanos, bool) {
+	if !req.HasReported || req.ReportedLimit == nil {
+		return req.ReportedCost, false
+	}
+	if limit := max(req.ReportedLimit(estimate), 0); req.ReportedCost > limit {
+		return limit, true
+	}
+	return req.ReportedCost, false
+}
+
 // commit applies a matched spend and returns how much of the remaining reservation it consumed.
 func (r *reservation) commit(sp Spend) money.Nanos {
 	take := min(sp.Cost, r.Remaining)

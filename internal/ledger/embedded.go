@@ -42,13 +42,19 @@ var (
 	bucketRates = []byte("rates")
 	// approvals: id → JSON approval.
 	bucketApprovals = []byte("approvals")
+	// approvals_pending: len(agent) (uvarint) | agent | id → expiry (8, Unix nanoseconds) of each
+	// approval created pending and not yet resolved; an entry past its expiry is stale.
+	bucketApprovalsPending = []byte("approvals_pending")
+	// approvals_by_created: created (8, Unix microseconds) | id → nothing; the list order.
+	bucketApprovalsByCreated = []byte("approvals_by_created")
 	// anomalies: level ":" agent → time (8, Unix nanoseconds).
 	bucketAnomalies = []byte("anomalies")
 	// meta: metaJournalApplied → the sequence number (8) of the last journal record applied.
 	bucketMeta = []byte("meta")
 
 	allBuckets = [][]byte{bucketCounters, bucketKV, bucketExpiry, bucketRes, bucketResOpen, bucketResTrace,
-		bucketLeases, bucketRates, bucketApprovals, bucketAnomalies, bucketMeta}
+		bucketLeases, bucketRates, bucketApprovals, bucketAnomalies, bucketMeta, bucketApprovalsPending,
+		bucketApprovalsByCreated}
 )
 
 var metaJournalApplied = []byte("journal_applied")
@@ -136,7 +142,7 @@ func OpenEmbedded(cfg Config, set Settings) (*Embedded, error) {
 				return err
 			}
 		}
-		return nil
+		return indexApprovals(newTxn(tx))
 	}); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("initialising ledger file %q: %w", path, err)
@@ -189,9 +195,7 @@ func (e *Embedded) maintain() {
 		case <-e.flushNow:
 			e.flushPending()
 		case <-t.C:
-			if err := e.Prune(context.Background(), e.now()); err != nil {
-				e.log.Warn("Pruning the ledger failed", zap.Error(err))
-			}
+			e.pruneAll()
 		}
 	}
 }
@@ -231,7 +235,8 @@ type txn struct {
 
 // bucketNames lists the buckets in txn.buckets order.
 var bucketNames = [...][]byte{bucketCounters, bucketKV, bucketExpiry, bucketRes, bucketResOpen, bucketResTrace,
-	bucketLeases, bucketRates, bucketApprovals, bucketAnomalies, bucketMeta}
+	bucketLeases, bucketRates, bucketApprovals, bucketAnomalies, bucketMeta, bucketApprovalsPending,
+	bucketApprovalsByCreated}
 
 func newTxn(tx *bolt.Tx) *txn { return &txn{tx: tx} }
 
@@ -253,6 +258,12 @@ func (t *txn) rates() *bolt.Bucket     { return t.bucket(7) }
 func (t *txn) approvals() *bolt.Bucket { return t.bucket(8) }
 func (t *txn) anomalies() *bolt.Bucket { return t.bucket(9) }
 func (t *txn) meta() *bolt.Bucket      { return t.bucket(10) }
+
+// approvalsPending is the per-agent index of pending approvals (bucketApprovalsPending).
+func (t *txn) approvalsPending() *bolt.Bucket { return t.bucket(11) }
+
+// approvalsByCreated is the list-order index of approvals (bucketApprovalsByCreated).
+func (t *txn) approvalsByCreated() *bolt.Bucket { return t.bucket(12) }
 
 // appliedSeq is the sequence number of the last journal record applied to the file.
 func (t *txn) appliedSeq() uint64 {
@@ -438,7 +449,7 @@ func (e *Embedded) Book(ctx context.Context, spends []Spend) (BookResult, error)
 			for _, k := range e.cal.bookCounters(sp.Agent, sp.Team, sp.Model, sp.Run(), sp.Time) {
 				deltaFor(deltas, k).spent += sp.Cost
 			}
-			if sp.Anomaly && sp.Agent != "" && sp.Time.After(anomalies[sp.Agent]) {
+			if sp.flagged() && sp.Agent != "" && sp.Time.After(anomalies[sp.Agent]) {
 				anomalies[sp.Agent] = sp.Time
 			}
 			var match *reservation
@@ -448,7 +459,11 @@ func (e *Embedded) Book(ctx context.Context, spends []Spend) (BookResult, error)
 					return err
 				}
 				if r != nil && !r.Settled {
-					match = r
+					if r.accepts(sp) {
+						match = r
+					} else {
+						res.Mismatched++
+					}
 				}
 			}
 			if match == nil {
@@ -457,7 +472,7 @@ func (e *Embedded) Book(ctx context.Context, spends []Spend) (BookResult, error)
 					if err != nil {
 						return err
 					}
-					if r != nil && !r.Settled {
+					if r != nil && !r.Settled && r.accepts(sp) {
 						match = r
 					}
 				}
@@ -521,7 +536,7 @@ func (e *Embedded) settle(t *txn, r *reservation, reason SettleReason, reported 
 		return Settlement{}, err
 	}
 	clock := e.now()
-	if err := t.expireLater(kvReservation, r.ID, clock.Add(e.cfg.IdempotencyHorizon)); err != nil {
+	if err := t.expireLater(kvReservation, r.ID, clock.Add(e.cfg.SettledRetention)); err != nil {
 		return Settlement{}, err
 	}
 	return r.settlement(), t.applyDeltas(deltas, clock)
@@ -546,7 +561,11 @@ func (e *Embedded) Release(ctx context.Context, req ReleaseRequest) (Settlement,
 			out.AlreadySettled = true
 			return nil
 		}
-		out, err = e.settle(t, r, ReasonReleased, req.ReportedCost, req.HasReported, req.Time)
+		reported, clipped := clipReported(req, r.Estimate)
+		out, err = e.settle(t, r, ReasonReleased, reported, req.HasReported, req.Time)
+		if req.HasReported {
+			out.ReportedClaimed, out.ReportedClipped = req.ReportedCost, clipped && out.Source == SourceReported
+		}
 		return err
 	})
 	return out, err
@@ -788,7 +807,7 @@ func (t *txn) putApproval(a Approval) error {
 }
 
 // CreateApproval implements Ledger.
-func (e *Embedded) CreateApproval(ctx context.Context, a Approval) (Approval, error) {
+func (e *Embedded) CreateApproval(ctx context.Context, a Approval, maxPending int) (Approval, error) {
 	a.CreatedAt = at(a.CreatedAt)
 	if err := a.validate(); err != nil {
 		return Approval{}, err
@@ -798,12 +817,49 @@ func (e *Embedded) CreateApproval(ctx context.Context, a Approval) (Approval, er
 		if t.approvals().Get([]byte(a.ID)) != nil {
 			return fmt.Errorf("approval %q: %w", a.ID, ErrExists)
 		}
+		if maxPending > 0 {
+			n, err := t.countPending(a.Agent, a.CreatedAt)
+			if err != nil {
+				return err
+			}
+			if n >= maxPending {
+				return &PendingCapError{Agent: a.Agent, Max: maxPending}
+			}
+		}
 		if err := t.putApproval(a); err != nil {
+			return err
+		}
+		if err := t.approvalsPending().Put(pendingKey(a.Agent, a.ID), be64(a.ExpiresAt.UnixNano())); err != nil {
+			return err
+		}
+		if err := t.approvalsByCreated().Put(approvalIndexKey(a.Cursor()), nil); err != nil {
 			return err
 		}
 		return t.expireLater(kvApproval, a.ID, a.ExpiresAt.Add(e.cfg.ApprovalRetention))
 	})
 	return a, err
+}
+
+// countPending counts agent's pending approvals at now and deletes the index entries of those
+// that expired meanwhile. Resolving removes an entry, so the live entries are at most the cap.
+func (t *txn) countPending(agent string, now time.Time) (int, error) {
+	prefix := pendingPrefix(agent)
+	var stale [][]byte
+	n := 0
+	c := t.approvalsPending().Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		if len(v) != 8 || int64(binary.BigEndian.Uint64(v)) <= now.UnixNano() {
+			stale = append(stale, slices.Clone(k))
+			continue
+		}
+		n++
+	}
+	for _, k := range stale {
+		if err := t.approvalsPending().Delete(k); err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
 }
 
 // GetApproval implements Ledger.
@@ -817,8 +873,9 @@ func (e *Embedded) GetApproval(ctx context.Context, id string, now time.Time) (A
 	return a.effective(at(now)), err
 }
 
-// ListApprovals implements Ledger.
-func (e *Embedded) ListApprovals(ctx context.Context, state ApprovalState, limit int, now time.Time) ([]Approval, error) {
+// ListApprovals implements Ledger. It walks the list-order index from the cursor, reading
+// approvals until limit match the state.
+func (e *Embedded) ListApprovals(ctx context.Context, state ApprovalState, after ApprovalCursor, limit int, now time.Time) ([]Approval, error) {
 	if _, err := ParseApprovalState(string(state)); err != nil {
 		return nil, err
 	}
@@ -828,31 +885,34 @@ func (e *Embedded) ListApprovals(ctx context.Context, state ApprovalState, limit
 	now = at(now)
 	var out []Approval
 	err := e.view(ctx, func(t *txn) error {
-		return t.approvals().ForEach(func(k, v []byte) error {
-			var a Approval
-			if err := json.Unmarshal(v, &a); err != nil {
-				return fmt.Errorf("decoding approval %q: %w", k, err)
+		c := t.approvalsByCreated().Cursor()
+		var k []byte
+		if after.IsZero() {
+			k, _ = c.First()
+		} else {
+			seek := approvalIndexKey(after)
+			if k, _ = c.Seek(seek); bytes.Equal(k, seek) {
+				k, _ = c.Next()
+			}
+		}
+		for ; k != nil && len(out) < limit; k, _ = c.Next() {
+			if len(k) <= 8 {
+				continue
+			}
+			a, err := t.approval(string(k[8:]))
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
 			}
 			if a = a.effective(now); state == "" || a.State == state {
 				out = append(out, a)
 			}
-			return nil
-		})
-	})
-	return sortApprovals(out, limit), err
-}
-
-func sortApprovals(as []Approval, limit int) []Approval {
-	slices.SortFunc(as, func(a, b Approval) int {
-		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
-			return c
 		}
-		return bytes.Compare([]byte(a.ID), []byte(b.ID))
+		return nil
 	})
-	if len(as) > limit {
-		as = as[:limit]
-	}
-	return as
+	return out, err
 }
 
 // ResolveApproval implements Ledger.
@@ -879,6 +939,11 @@ func (e *Embedded) transition(ctx context.Context, id string, fn func(Approval) 
 		}
 		if out, err = fn(a.effective(now)); err != nil {
 			return err
+		}
+		if a.State == ApprovalPending && out.State != ApprovalPending {
+			if err := t.approvalsPending().Delete(pendingKey(a.Agent, a.ID)); err != nil {
+				return err
+			}
 		}
 		return t.putApproval(out)
 	})
@@ -1019,6 +1084,14 @@ func (t *txn) pruneExpiry(now time.Time) error {
 				}
 			}
 		case kvApproval:
+			if a, err := t.approval(string(d.key)); err == nil {
+				if err := t.approvalsPending().Delete(pendingKey(a.Agent, a.ID)); err != nil {
+					return err
+				}
+				if err := t.approvalsByCreated().Delete(approvalIndexKey(a.Cursor())); err != nil {
+					return err
+				}
+			}
 			if err := t.approvals().Delete(d.key); err != nil {
 				return err
 			}

@@ -57,7 +57,7 @@ func TestEmbeddedPrune(t *testing.T) {
 	if _, _, err := e.PutIfAbsent(ctx, "k", []byte("v"), 30*time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.CreateApproval(ctx, Approval{ID: "ap", CreatedAt: t0, ExpiresAt: t0.Add(10 * time.Minute)}); err != nil {
+	if _, err := e.CreateApproval(ctx, Approval{ID: "ap", CreatedAt: t0, ExpiresAt: t0.Add(10 * time.Minute)}, 0); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, _, err := e.AcquireLease(ctx, "l", 1, time.Minute, t0); err != nil {
@@ -96,7 +96,8 @@ func TestEmbeddedPrune(t *testing.T) {
 	if n := e.count(t, bucketCounters); n != 6 {
 		t.Errorf("%d counters, want 6 (agent and fleet day, week, month)", n)
 	}
-	for name, b := range map[string][]byte{"kv": bucketKV, "expiry": bucketExpiry, "reservations": bucketRes, "approvals": bucketApprovals} {
+	for name, b := range map[string][]byte{"kv": bucketKV, "expiry": bucketExpiry, "reservations": bucketRes, "approvals": bucketApprovals,
+		"approvals_pending": bucketApprovalsPending, "approvals_by_created": bucketApprovalsByCreated} {
 		if n := e.count(t, b); n != 0 {
 			t.Errorf("%d %s records left", n, name)
 		}

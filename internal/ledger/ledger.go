@@ -26,7 +26,9 @@ import (
 type Ledger interface {
 	// Book books a batch of priced spends in one transaction (embedded) or one script (Redis). It is
 	// idempotent on (TraceID, SpanID) within the idempotency horizon. A spend whose DecisionID names
-	// an open reservation, or else whose TraceID is an open reservation's trace, commits against it.
+	// an open reservation, or else whose TraceID is an open reservation's trace, commits against it
+	// when it is the reservation's agent's spend (and its run's, when the reservation has a run);
+	// a decision id of another agent's or run's reservation is counted in BookResult.Mismatched.
 	// An invalid spend rejects the whole batch before anything is written.
 	Book(ctx context.Context, spends []Spend) (BookResult, error)
 
@@ -58,6 +60,12 @@ type Ledger interface {
 	// considers at most the configured snapshot_limit counters and sets Truncated beyond that.
 	Snapshot(ctx context.Context, now time.Time) (Snapshot, error)
 
+	// ActiveIDs returns, sorted, up to limit ids of scope (agent, team or model) after the id
+	// after (every id when empty) that have spend or reservations in a calendar window current at
+	// now. Unlike Snapshot it is not bounded by snapshot_limit: a caller pages by passing the last
+	// id it got.
+	ActiveIDs(ctx context.Context, scope Scope, after string, limit int, now time.Time) ([]string, error)
+
 	// AcquireLease takes one of max concurrent leases on key for ttl. When all max are held (expired
 	// leases do not count) ok is false and retryAfter is the time until the earliest lease expires.
 	AcquireLease(ctx context.Context, key string, limit int, ttl time.Duration, now time.Time) (leaseID string, ok bool, retryAfter time.Duration, err error)
@@ -75,14 +83,18 @@ type Ledger interface {
 	// exists, which it returns instead.
 	PutIfAbsent(ctx context.Context, key string, value []byte, ttl time.Duration) (existing []byte, created bool, err error)
 
-	// CreateApproval stores a new pending approval. An existing ID returns ErrExists.
-	CreateApproval(ctx context.Context, a Approval) (Approval, error)
+	// CreateApproval stores a new pending approval. An existing ID returns ErrExists. When
+	// maxPending > 0 and the approval's agent already has maxPending approvals pending (unexpired
+	// and unresolved) it stores nothing and returns a *PendingCapError (errors.Is ErrPendingCap);
+	// the count and the insert are one atomic step, so concurrent creates cannot pass the cap.
+	CreateApproval(ctx context.Context, a Approval, maxPending int) (Approval, error)
 	// GetApproval returns an approval with its state as of now (a pending or approved approval past
 	// ExpiresAt reads as expired).
 	GetApproval(ctx context.Context, id string, now time.Time) (Approval, error)
 	// ListApprovals returns up to limit approvals in state as of now (all states when state is
-	// empty), oldest first; limit <= 0 means 1000.
-	ListApprovals(ctx context.Context, state ApprovalState, limit int, now time.Time) ([]Approval, error)
+	// empty) that come after the cursor, oldest first (by ApprovalCursor order); limit <= 0 means
+	// 1000. The last approval's Cursor() continues the list.
+	ListApprovals(ctx context.Context, state ApprovalState, after ApprovalCursor, limit int, now time.Time) ([]Approval, error)
 	// ResolveApproval approves or denies a pending, unexpired approval. Any other state returns an
 	// *ApprovalStateError (errors.Is ErrConflict).
 	ResolveApproval(ctx context.Context, id string, res Resolution) (Approval, error)
@@ -139,6 +151,9 @@ type Spend struct {
 	Tokens     Tokens
 	// Anomaly marks a span the processor flagged as a per-call anomaly.
 	Anomaly bool
+	// Escalating marks a span the processor flagged as escalating (its agent's cost per call with
+	// the model climbs steadily); like Anomaly it records a call-level anomaly for anomaly_within.
+	Escalating bool
 }
 
 // Run returns the run a spend is booked into: RunID, else the trace id.
@@ -173,6 +188,10 @@ type BookResult struct {
 	Duplicates int
 	// Matched spends (a subset of Booked) committed against an open reservation.
 	Matched int
+	// Mismatched spends (a subset of Booked, not of Matched) carried the decision id of an open
+	// reservation of another agent, or of another run when the reservation has one: they were
+	// booked as their own agent's spend and did not commit against it.
+	Mismatched int
 	// New tells, per spend of the call in order, whether this call booked it (false: a duplicate).
 	New []bool
 }
@@ -268,6 +287,10 @@ type ReleaseRequest struct {
 	// HasReported is set.
 	ReportedCost money.Nanos
 	HasReported  bool
+	// ReportedLimit, when set, returns the most of a reported cost that counts, given the
+	// reservation's estimate: a larger ReportedCost is clipped to it (and booked clipped) and the
+	// Settlement says so. Nil counts any reported cost in full.
+	ReportedLimit func(estimate money.Nanos) money.Nanos
 	// Time is when the release happened; a reported cost is booked into the windows containing it.
 	Time time.Time
 }
@@ -310,10 +333,17 @@ type Settlement struct {
 	MaxOutputTokens int64
 	Tokens          Tokens
 	AnomalousSpans  int64
-	// ReportedCost is the caller's figure when HasReported; it counts only for SourceReported.
+	// ReportedCost is the caller's figure when HasReported, clipped to the release's ReportedLimit;
+	// it counts only for SourceReported.
 	ReportedCost money.Nanos
 	HasReported  bool
-	Source       SettlementSource
+	// ReportedClaimed is the figure the caller reported before clipping, and ReportedClipped says
+	// it was above the release's ReportedLimit and counted (SourceReported) clipped; a report
+	// ignored because spans matched is never clipped. Only the call that settled sets them (a
+	// settlement read back with AlreadySettled has the clipped ReportedCost alone).
+	ReportedClaimed money.Nanos
+	ReportedClipped bool
+	Source          SettlementSource
 	// Cost is the settled cost of the action: MatchedCost, ReportedCost or zero, by Source.
 	Cost      money.Nanos
 	Reason    SettleReason
@@ -323,6 +353,9 @@ type Settlement struct {
 	// AlreadySettled is set when this call found the reservation settled by an earlier one.
 	AlreadySettled bool
 }
+
+// flagged reports whether the spend records a call-level anomaly: anomalous or escalating.
+func (sp *Spend) flagged() bool { return sp.Anomaly || sp.Escalating }
 
 // AnomalyLevel is the level an anomaly was detected at.
 type AnomalyLevel string

@@ -62,6 +62,7 @@ func OpenRedis(ctx context.Context, cfg Config, set Settings) (*Redis, error) {
 		DialTimeout:              cfg.Redis.DialTimeout,
 		ReadTimeout:              cfg.Redis.ReadTimeout,
 		WriteTimeout:             cfg.Redis.WriteTimeout,
+		ContextTimeoutEnabled:    true, // a caller's deadline (a decision's ledger timeout) bounds a command too
 		PoolSize:                 cfg.Redis.PoolSize,
 		Protocol:                 2,
 		DisableIdentity:          true,
@@ -122,6 +123,9 @@ func (r *Redis) rateKey(key string) string    { return r.prefix + "rl:" + key }
 func (r *Redis) putKey(key string) string     { return r.prefix + "id:" + key }
 func (r *Redis) approvalKey(id string) string { return r.prefix + "ap:" + id }
 func (r *Redis) approvalIndexKey() string     { return r.prefix + "aps" }
+
+// approvalPendingKey is agent's set of pending approval ids scored by expiry (µs).
+func (r *Redis) approvalPendingKey(agent string) string { return r.prefix + "app:" + agent }
 func (r *Redis) anomalyKey(agent string, l AnomalyLevel) string {
 	return r.prefix + "an:" + string(l) + ":" + agent
 }
@@ -216,6 +220,7 @@ func (r *Redis) Book(ctx context.Context, spends []Spend) (BookResult, error) {
 		total.Booked += res.Booked
 		total.Duplicates += res.Duplicates
 		total.Matched += res.Matched
+		total.Mismatched += res.Mismatched
 		total.New = append(total.New, res.New...)
 		if err != nil {
 			return total, fmt.Errorf("booking %d spends: %w", len(spends), err)
@@ -242,13 +247,15 @@ func (r *Redis) bookOnce(ctx context.Context, spends []Spend) (BookResult, bool,
 	type cand struct {
 		id   string
 		keys []string
+		// owner holds the reservation's agent and run, which a spend must share to commit.
+		owner *reservation
 	}
 	decisions := map[string]*redis.SliceCmd{}
 	traces := map[string]*redis.SliceCmd{}
 	pipe := r.client.Pipeline()
 	for _, sp := range spends {
 		if sp.DecisionID != "" && decisions[sp.DecisionID] == nil {
-			decisions[sp.DecisionID] = pipe.HMGet(ctx, r.resKey(sp.DecisionID), "state", "keys")
+			decisions[sp.DecisionID] = pipe.HMGet(ctx, r.resKey(sp.DecisionID), "state", "keys", "info")
 		}
 		if traces[sp.TraceID] == nil {
 			traces[sp.TraceID] = pipe.HMGet(ctx, r.traceKey(sp.TraceID), "id", "c")
@@ -260,15 +267,21 @@ func (r *Redis) bookOnce(ctx context.Context, spends []Spend) (BookResult, bool,
 	byDecision := map[string]cand{}
 	for id, cmd := range decisions {
 		v := cmd.Val()
-		if len(v) == 2 && v[0] == "open" {
+		if len(v) == 3 && v[0] == "open" {
 			keys, err := decodeKeys(v[1])
 			if err != nil {
 				return BookResult{}, false, fmt.Errorf("reservation %q: %w", id, err)
 			}
-			byDecision[id] = cand{id, keys}
+			owner, err := decodeOwner(v[2])
+			if err != nil {
+				return BookResult{}, false, fmt.Errorf("reservation %q: %w", id, err)
+			}
+			byDecision[id] = cand{id, keys, owner}
 		}
 	}
 	byTrace := map[string]cand{}
+	owners := map[string]*redis.StringCmd{}
+	pipe = r.client.Pipeline()
 	for trace, cmd := range traces {
 		v := cmd.Val()
 		if len(v) == 2 {
@@ -277,10 +290,29 @@ func (r *Redis) bookOnce(ctx context.Context, spends []Spend) (BookResult, bool,
 				if err != nil {
 					return BookResult{}, false, fmt.Errorf("trace index %q: %w", trace, err)
 				}
-				byTrace[trace] = cand{id, keys}
+				byTrace[trace] = cand{id: id, keys: keys}
+				if owners[id] == nil {
+					owners[id] = pipe.HGet(ctx, r.resKey(id), "info")
+				}
 			}
 		}
 	}
+	if len(owners) > 0 {
+		// The owner is immutable, so reading it apart from the script is safe; the script checks
+		// that the trace index still names the same reservation.
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return BookResult{}, false, err
+		}
+		for trace, c := range byTrace {
+			owner, err := decodeOwner(owners[c.id].Val())
+			if err != nil {
+				return BookResult{}, false, fmt.Errorf("reservation %q: %w", c.id, err)
+			}
+			c.owner = owner
+			byTrace[trace] = c
+		}
+	}
+	mismatched := make([]bool, len(spends))
 
 	// Phase 2: one script with every key declared.
 	var keys keyList
@@ -301,7 +333,7 @@ func (r *Redis) bookOnce(ctx context.Context, spends []Spend) (BookResult, bool,
 		return len(plan.Res)
 	}
 	traceDeclared := map[string]bool{}
-	for _, sp := range spends {
+	for i, sp := range spends {
 		sp.Time = at(sp.Time)
 		ls := luaSpend{I: keys.add(r.spanKey(sp.TraceID, sp.SpanID)), C: itoa(int64(sp.Cost)), K: []int{},
 			O: sp.Tokens.Output, AN: sp.Anomaly,
@@ -318,16 +350,20 @@ func (r *Redis) bookOnce(ctx context.Context, spends []Spend) (BookResult, bool,
 			ls.K = append(ls.K, j)
 		}
 		if c, ok := byDecision[sp.DecisionID]; ok {
-			ls.D = declareRes(c)
+			if c.owner.accepts(sp) {
+				ls.D = declareRes(c)
+			} else {
+				mismatched[i] = true
+			}
 		}
 		if !traceDeclared[sp.TraceID] {
 			traceDeclared[sp.TraceID] = true
 			plan.Traces = append(plan.Traces, luaTraceIdx{K: keys.add(r.traceKey(sp.TraceID)), ID: byTrace[sp.TraceID].id})
 		}
-		if c, ok := byTrace[sp.TraceID]; ok {
+		if c, ok := byTrace[sp.TraceID]; ok && c.owner.accepts(sp) {
 			ls.T = declareRes(c)
 		}
-		if sp.Anomaly && sp.Agent != "" {
+		if sp.flagged() && sp.Agent != "" {
 			ls.A, ls.AT = keys.add(r.anomalyKey(sp.Agent, LevelCall)), itoa(micros(sp.Time))
 		}
 		plan.Spends = append(plan.Spends, ls)
@@ -351,10 +387,29 @@ func (r *Redis) bookOnce(ctx context.Context, spends []Spend) (BookResult, bool,
 		return BookResult{}, false, fmt.Errorf("unexpected booking mask of %d spends for %d", len(mask), len(spends))
 	}
 	isNew := make([]bool, len(mask))
+	nMismatched := 0
 	for i := range mask {
 		isNew[i] = mask[i] == '1'
+		if isNew[i] && mismatched[i] {
+			nMismatched++
+		}
 	}
-	return BookResult{Booked: asInt(reply[0]), Duplicates: asInt(reply[1]), Matched: asInt(reply[2]), New: isNew}, false, nil
+	return BookResult{Booked: asInt(reply[0]), Duplicates: asInt(reply[1]), Matched: asInt(reply[2]),
+		Mismatched: nMismatched, New: isNew}, false, nil
+}
+
+// decodeOwner reads the agent and run of a reservation from its "info" field (a reservation
+// without one owns nothing and accepts every spend).
+func decodeOwner(v any) (*reservation, error) {
+	owner := &reservation{}
+	s, _ := v.(string)
+	if s == "" {
+		return owner, nil
+	}
+	if err := json.Unmarshal([]byte(s), owner); err != nil {
+		return nil, fmt.Errorf("decoding reservation: %w", err)
+	}
+	return &reservation{Agent: owner.Agent, RunID: owner.RunID}, nil
 }
 
 func decodeKeys(v any) ([]string, error) {
@@ -538,7 +593,7 @@ func (r *Redis) settle(ctx context.Context, m map[string]string, reason SettleRe
 	keys.add(r.expiryKey())
 	plan := settlePlan{ID: res.ID, Reason: reason, Now: itoa(micros(now)), Reported: itoa(int64(reported)),
 		HasReported: hasReported, ResCounters: []int{}, Book: []luaCounter{}, Trace: res.TraceID != "",
-		SettledTTL: ms(r.cfg.IdempotencyHorizon), At: now.UTC().Format(time.RFC3339Nano)}
+		SettledTTL: ms(r.cfg.SettledRetention), At: now.UTC().Format(time.RFC3339Nano)}
 	ck, err := decodeKeys(m["keys"])
 	if err != nil {
 		return Settlement{}, false, err
@@ -586,7 +641,12 @@ func (r *Redis) Release(ctx context.Context, req ReleaseRequest) (Settlement, er
 	if len(m) == 0 {
 		return Settlement{}, fmt.Errorf("reservation %q: %w", req.ID, ErrNotFound)
 	}
-	s, _, err := r.settle(ctx, m, ReasonReleased, req.ReportedCost, req.HasReported, req.Time)
+	est, _ := strconv.ParseInt(m["est"], 10, 64)
+	reported, clipped := clipReported(req, money.Nanos(est))
+	s, settled, err := r.settle(ctx, m, ReasonReleased, reported, req.HasReported, req.Time)
+	if settled && req.HasReported {
+		s.ReportedClaimed, s.ReportedClipped = req.ReportedCost, clipped && s.Source == SourceReported
+	}
 	return s, err
 }
 
@@ -798,7 +858,7 @@ func (r *Redis) PutIfAbsent(ctx context.Context, key string, value []byte, ttl t
 }
 
 // CreateApproval implements Ledger.
-func (r *Redis) CreateApproval(ctx context.Context, a Approval) (Approval, error) {
+func (r *Redis) CreateApproval(ctx context.Context, a Approval, maxPending int) (Approval, error) {
 	a.CreatedAt = at(a.CreatedAt)
 	if err := a.validate(); err != nil {
 		return Approval{}, err
@@ -809,13 +869,17 @@ func (r *Redis) CreateApproval(ctx context.Context, a Approval) (Approval, error
 		return Approval{}, err
 	}
 	ttl := a.ExpiresAt.Sub(a.CreatedAt) + r.cfg.ApprovalRetention
-	created, err := approvalCreateScript.Run(ctx, r.client, []string{r.approvalKey(a.ID), r.approvalIndexKey()},
-		micros(a.ExpiresAt), v, ms(ttl), micros(a.CreatedAt), a.ID).Int()
+	keys := []string{r.approvalKey(a.ID), r.approvalIndexKey(), r.approvalPendingKey(a.Agent)}
+	created, err := approvalCreateScript.Run(ctx, r.client, keys,
+		micros(a.ExpiresAt), v, ms(ttl), micros(a.CreatedAt), a.ID, max(maxPending, 0), ms(a.ExpiresAt.Sub(a.CreatedAt))).Int()
 	if err != nil {
 		return Approval{}, fmt.Errorf("creating approval %q: %w", a.ID, r.wrap(err))
 	}
-	if created == 0 {
+	switch created {
+	case 0:
 		return Approval{}, fmt.Errorf("approval %q: %w", a.ID, ErrExists)
+	case -1:
+		return Approval{}, &PendingCapError{Agent: a.Agent, Max: maxPending}
 	}
 	return a, nil
 }
@@ -845,8 +909,9 @@ func (r *Redis) GetApproval(ctx context.Context, id string, now time.Time) (Appr
 	return a.effective(at(now)), nil
 }
 
-// ListApprovals implements Ledger.
-func (r *Redis) ListApprovals(ctx context.Context, state ApprovalState, limit int, now time.Time) ([]Approval, error) {
+// ListApprovals implements Ledger. It walks the index (id by created µs, which orders like
+// ApprovalCursor) from the cursor in batches, reading each approval, until limit match.
+func (r *Redis) ListApprovals(ctx context.Context, state ApprovalState, after ApprovalCursor, limit int, now time.Time) ([]Approval, error) {
 	if _, err := ParseApprovalState(string(state)); err != nil {
 		return nil, err
 	}
@@ -854,22 +919,40 @@ func (r *Redis) ListApprovals(ctx context.Context, state ApprovalState, limit in
 		limit = 1000
 	}
 	now = at(now)
-	ids, err := r.client.ZRange(ctx, r.approvalIndexKey(), 0, -1).Result()
-	if err != nil {
-		return nil, fmt.Errorf("listing approvals: %w", r.wrap(err))
+	const batch = 500
+	var (
+		out    []Approval
+		gone   []any
+		pos    = after
+		min    = "-inf"
+		offset int64
+	)
+	if !after.IsZero() {
+		min = itoa(after.CreatedMicros)
 	}
-	var out []Approval
-	for chunk := range slices.Chunk(ids, 500) {
-		pipe := r.client.Pipeline()
-		cmds := make([]*redis.MapStringStringCmd, len(chunk))
-		for i, id := range chunk {
-			cmds[i] = pipe.HGetAll(ctx, r.approvalKey(id))
-		}
-		if _, err := pipe.Exec(ctx); err != nil {
+	for len(out) < limit {
+		zs, err := r.client.ZRangeByScoreWithScores(ctx, r.approvalIndexKey(), &redis.ZRangeBy{Min: min, Max: "+inf", Offset: offset, Count: batch}).Result()
+		if err != nil {
 			return nil, fmt.Errorf("listing approvals: %w", r.wrap(err))
 		}
-		var gone []any
-		for i, id := range chunk {
+		var ids []string
+		for _, z := range zs {
+			id, _ := z.Member.(string)
+			if c := (ApprovalCursor{CreatedMicros: int64(z.Score), ID: id}); c.compare(pos) > 0 {
+				ids = append(ids, id)
+			}
+		}
+		pipe := r.client.Pipeline()
+		cmds := make([]*redis.MapStringStringCmd, len(ids))
+		for i, id := range ids {
+			cmds[i] = pipe.HGetAll(ctx, r.approvalKey(id))
+		}
+		if len(ids) > 0 {
+			if _, err := pipe.Exec(ctx); err != nil {
+				return nil, fmt.Errorf("listing approvals: %w", r.wrap(err))
+			}
+		}
+		for i, id := range ids {
 			a, err := decodeApproval(id, cmds[i].Val())
 			if errors.Is(err, ErrNotFound) {
 				gone = append(gone, id) // the record outlived its retention
@@ -878,17 +961,30 @@ func (r *Redis) ListApprovals(ctx context.Context, state ApprovalState, limit in
 			if err != nil {
 				return nil, err
 			}
-			if a = a.effective(now); state == "" || a.State == state {
+			if a = a.effective(now); (state == "" || a.State == state) && len(out) < limit {
 				out = append(out, a)
 			}
 		}
-		if len(gone) > 0 {
-			if err := r.client.ZRem(ctx, r.approvalIndexKey(), gone...).Err(); err != nil {
-				return nil, r.wrap(err)
-			}
+		if len(zs) < batch {
+			break
+		}
+		last := zs[len(zs)-1]
+		id, _ := last.Member.(string)
+		if lc := (ApprovalCursor{CreatedMicros: int64(last.Score), ID: id}); lc.compare(pos) > 0 {
+			pos = lc
+		}
+		if next := itoa(int64(last.Score)); next == min {
+			offset += batch // a whole batch created in one microsecond
+		} else {
+			min, offset = next, 0
 		}
 	}
-	return sortApprovals(out, limit), nil
+	if len(gone) > 0 {
+		if err := r.client.ZRem(ctx, r.approvalIndexKey(), gone...).Err(); err != nil {
+			return nil, r.wrap(err)
+		}
+	}
+	return pageApprovals(out, after, limit), nil
 }
 
 // ResolveApproval implements Ledger.
@@ -931,7 +1027,8 @@ func (r *Redis) transition(ctx context.Context, id string, now time.Time, fn fun
 		if err != nil {
 			return Approval{}, err
 		}
-		reply, err := approvalCASScript.Run(ctx, r.client, []string{r.approvalKey(id)}, string(stored), string(next.State), v).StringSlice()
+		keys := []string{r.approvalKey(id), r.approvalPendingKey(a.Agent)}
+		reply, err := approvalCASScript.Run(ctx, r.client, keys, string(stored), string(next.State), v, id).StringSlice()
 		if err != nil {
 			return Approval{}, fmt.Errorf("updating approval %q: %w", id, r.wrap(err))
 		}

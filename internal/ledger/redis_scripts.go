@@ -221,22 +221,30 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return {1, ''}
 `)
 
-// approvalCreateScript: KEYS[1] approval, KEYS[2] index; ARGV expiry (µs), JSON, ttl (ms),
-// created (µs), id.
+// approvalCreateScript: KEYS[1] approval, KEYS[2] index, KEYS[3] the agent's pending set (id by
+// expiry µs); ARGV expiry (µs), JSON, ttl (ms), created (µs), id, the pending cap (0: none),
+// pending set ttl (ms). It returns 0 when the id exists, -1 when the agent is at the cap, else 1.
 var approvalCreateScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[4])
+local cap = tonumber(ARGV[6])
+if cap > 0 and redis.call('ZCARD', KEYS[3]) >= cap then return -1 end
 redis.call('HSET', KEYS[1], 'state', 'pending', 'exp', ARGV[1], 'json', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5])
+redis.call('ZADD', KEYS[3], ARGV[1], ARGV[5])
+redis.call('PEXPIRE', KEYS[3], ARGV[7])
 return 1
 `)
 
-// approvalCASScript moves an approval from state ARGV[1] to ARGV[2] with JSON ARGV[3].
+// approvalCASScript moves an approval from state ARGV[1] to ARGV[2] with JSON ARGV[3]; leaving
+// pending removes id ARGV[4] from KEYS[2], its agent's pending set.
 var approvalCASScript = redis.NewScript(`
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st then return {'notfound', ''} end
 if st ~= ARGV[1] then return {'state', st} end
 redis.call('HSET', KEYS[1], 'state', ARGV[2], 'json', ARGV[3])
+if st == 'pending' and ARGV[2] ~= 'pending' then redis.call('ZREM', KEYS[2], ARGV[4]) end
 return {'ok', ''}
 `)
 

@@ -15,6 +15,8 @@ import (
 type Explanation struct {
 	// PolicyVersion is the policy's Version.
 	PolicyVersion string `json:"policy_version"`
+	// PolicySHA256 is the policy's SHA256, the identity of its content.
+	PolicySHA256 string `json:"policy_sha256"`
 	// DerivedTags are the tags derive_tags added to the request's own.
 	DerivedTags []string `json:"derived_tags"`
 	// Rules lists every rule in evaluation order.
@@ -63,6 +65,7 @@ func Explain(p *Policy, req Request, state State, now time.Time) Explanation {
 	if p == nil {
 		return ex
 	}
+	ex.PolicySHA256 = p.sha256
 	derived := p.derivedTags(&req)
 	for i := range p.derive {
 		if derived&(1<<i) != 0 && !slices.Contains(ex.DerivedTags, p.derive[i].tag) {

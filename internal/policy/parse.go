@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"math/bits"
-	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -18,6 +17,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/agentcost/agentcost/internal/boundedfile"
 	"github.com/agentcost/agentcost/internal/money"
 )
 
@@ -110,15 +110,16 @@ func (e *ValidationError) Unwrap() []error {
 }
 
 // Load reads, validates and compiles a policy file and its overlay files (which hold only
-// `topics:`; later overlays win).
+// `topics:`; later overlays win). Each file is bounded by boundedfile.DefaultLimit, checked on its
+// size before it is read.
 func Load(path string, overlays ...string) (*Policy, error) {
-	data, err := os.ReadFile(path)
+	data, err := boundedfile.Read(path, 0)
 	if err != nil {
 		return nil, fmt.Errorf("reading policy file %q: %w", path, err)
 	}
 	srcs := make([]Source, len(overlays))
 	for i, ov := range overlays {
-		d, err := os.ReadFile(ov)
+		d, err := boundedfile.Read(ov, 0)
 		if err != nil {
 			return nil, fmt.Errorf("reading policy overlay %q: %w", ov, err)
 		}
@@ -138,9 +139,11 @@ func Parse(name string, data []byte, overlays ...Source) (*Policy, error) {
 			teamBudgets:     map[string]Budget{},
 			critical:        map[string]bool{},
 			topics:          map[string]TopicSettings{},
+			maxPending:      DefaultMaxPendingPerAgent,
 		},
 		topics: map[string]*topicEntry{},
 	}
+	b.p.reportedMultiple, b.p.reportedFloor = DefaultReportedCostMaxMultiple*ratioScale, DefaultReportedCostFloorUSD*money.NanosPerUSD
 	h := sha256.New()
 	hashPart(h, data)
 	d := &decoder{b: b, file: name}
@@ -164,7 +167,8 @@ func Parse(name string, data []byte, overlays ...Source) (*Policy, error) {
 		})
 		return nil, &ValidationError{Errors: b.errs, Omitted: b.omitted}
 	}
-	b.p.hash = "sha256:" + hex.EncodeToString(h.Sum(nil))[:12]
+	b.p.sha256 = hex.EncodeToString(h.Sum(nil))
+	b.p.hash = "sha256:" + b.p.sha256[:12]
 	if b.p.version == "" {
 		b.p.version = b.p.hash
 	}
@@ -551,7 +555,36 @@ func (d *decoder) globs(n *yaml.Node, field string) globSet {
 	return out
 }
 
-const policyKeys = "version, policy_version, default_decision, derive_tags, budgets, agents, topics, rules, evidence"
+const policyKeys = "version, policy_version, default_decision, derive_tags, budgets, agents, topics, rules, evidence, approvals, settlement"
+
+const settlementKeys = "reported_cost_max_multiple, reported_cost_floor_usd"
+
+// settlement reads the `settlement:` block: how far an agent's self-reported actual_cost_usd is
+// believed (see Policy.ReportedCostLimit).
+func (b *builder) settlement(d *decoder, n *yaml.Node) {
+	d.mapping(n, "settlement", func(key string, k, v *yaml.Node) {
+		field := join("settlement", key)
+		switch key {
+		case "reported_cost_max_multiple":
+			s, ok := d.scalar(v, field)
+			if !ok {
+				return
+			}
+			m, err := money.ParseUSD(s)
+			if err != nil || v.ShortTag() == "!!bool" || m < ratioScale || m > 1000*ratioScale {
+				d.fail(v, field, "%q is not a multiple between 1 and 1000", s)
+				return
+			}
+			b.p.reportedMultiple = m
+		case "reported_cost_floor_usd":
+			if f, ok := d.usd(v, field); ok {
+				b.p.reportedFloor = f
+			}
+		default:
+			d.unknown(k, "settlement", key, settlementKeys)
+		}
+	})
+}
 
 func (b *builder) policyDoc(d *decoder, root *yaml.Node) {
 	sawVersion := false
@@ -582,6 +615,18 @@ func (b *builder) policyDoc(d *decoder, root *yaml.Node) {
 			b.topicsDoc(d, v)
 		case "rules":
 			d.sequence(v, key, func(i int, item *yaml.Node) { b.rule(d, item, index("rules", i)) })
+		case "approvals":
+			d.mapping(v, key, func(ak string, k, v *yaml.Node) {
+				if ak != "max_pending_per_agent" {
+					d.unknown(k, key, ak, "max_pending_per_agent")
+					return
+				}
+				if n, ok := d.integer(v, join(key, ak), 0); ok {
+					b.p.maxPending = n
+				}
+			})
+		case "settlement":
+			b.settlement(d, v)
 		case "evidence":
 			d.mapping(v, key, func(ek string, k, v *yaml.Node) {
 				if ek != "min_estimated_cost_usd" {

@@ -6,6 +6,7 @@
 package policy
 
 import (
+	"math/bits"
 	"slices"
 	"time"
 
@@ -17,6 +18,7 @@ type Policy struct {
 	name            string
 	version         string
 	hash            string
+	sha256          string
 	defaultDecision Decision
 	defaultReason   string
 
@@ -38,6 +40,11 @@ type Policy struct {
 	topicGlobs []topicGlob // later declarations first
 
 	evidenceMin money.Nanos // 0: only non-allow decisions write evidence
+
+	reportedMultiple money.Nanos // settlement.reported_cost_max_multiple scaled by 1e9
+	reportedFloor    money.Nanos // settlement.reported_cost_floor_usd
+
+	maxPending int64 // approvals.max_pending_per_agent; 0: no cap
 }
 
 // Budget is a spending limit over a window. The zero Budget is unconfigured.
@@ -120,6 +127,13 @@ func (p *Policy) Version() string { return p.version }
 // overlays, whatever policy_version says.
 func (p *Policy) Hash() string { return p.hash }
 
+// SHA256 returns the policy's identity: the 64 lowercase hex digits of the SHA-256 over the policy
+// file's content and then each overlay's content in order, each part framed by its length as an
+// 8-byte big-endian integer. It changes whenever any byte of the content changes, whatever
+// policy_version says; file names do not enter it, so the same content has the same identity on
+// every replica.
+func (p *Policy) SHA256() string { return p.sha256 }
+
 // DefaultDecision returns the decision when no rule matches.
 func (p *Policy) DefaultDecision() Decision { return p.defaultDecision }
 
@@ -197,8 +211,42 @@ func (p *Policy) FleetLevel(u Usage) FleetLevel {
 	return p.fleetLevel(BudgetCheck{Spent: u.Spent, Reserved: u.Reserved})
 }
 
+// DefaultMaxPendingPerAgent is approvals.max_pending_per_agent when the policy does not set it.
+const DefaultMaxPendingPerAgent = 20
+
+// MaxPendingApprovals returns approvals.max_pending_per_agent: the most approvals one agent may
+// have pending at once (0: no cap).
+func (p *Policy) MaxPendingApprovals() int64 { return p.maxPending }
+
 // PerActionMax returns per_action_max_usd and whether it is set.
 func (p *Policy) PerActionMax() (money.Nanos, bool) { return p.perActionMax, p.hasActionMax }
+
+// Defaults of the `settlement:` block.
+const (
+	// DefaultReportedCostMaxMultiple is settlement.reported_cost_max_multiple's default.
+	DefaultReportedCostMaxMultiple = 3
+	// DefaultReportedCostFloorUSD is settlement.reported_cost_floor_usd's default.
+	DefaultReportedCostFloorUSD = 1
+)
+
+// ReportedCostLimit returns the most of an agent's self-reported actual_cost_usd that a release
+// may book for an action whose decision reserved estimate: reported_cost_max_multiple times the
+// estimate, at least reported_cost_floor_usd (so a $0 estimate still settles small real costs),
+// and never above per_action_max_usd when that is set. A larger report is clipped to it.
+func (p *Policy) ReportedCostLimit(estimate money.Nanos) money.Nanos {
+	limit := money.MaxNanos
+	if hi, lo := bits.Mul64(uint64(max(estimate, 0)), uint64(p.reportedMultiple)); hi < ratioScale {
+		// hi < 1e9 keeps the quotient below 2^64; it is clamped to the largest amount.
+		if q, _ := bits.Div64(hi, lo, ratioScale); q < uint64(money.MaxNanos) {
+			limit = money.Nanos(q)
+		}
+	}
+	limit = max(limit, p.reportedFloor)
+	if p.hasActionMax {
+		limit = min(limit, p.perActionMax)
+	}
+	return limit
+}
 
 // Topic returns the settings for an action topic: an exact key wins, else the last declared
 // matching pattern.

@@ -1,6 +1,9 @@
 package pricing
 
-import "testing"
+import (
+	"runtime"
+	"testing"
+)
 
 func BenchmarkLookupHit(b *testing.B) {
 	table := mustBuild(b, fullLayer(b), embeddedLayer(b))
@@ -80,4 +83,36 @@ func BenchmarkLoadFull(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkDefaultTableStartup is the start-up cost of the embedded upstream map: parse and
+// build, as the processor does once; retained-MB is the heap the built table keeps.
+func BenchmarkDefaultTableStartup(b *testing.B) {
+	b.ReportAllocs()
+	b.SetBytes(int64(len(defaultJSON)))
+	for b.Loop() {
+		l, err := ParseLiteLLM(defaultJSON, "default", DefaultSource)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := Build(l); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	l, err := ParseLiteLLM(defaultJSON, "default", DefaultSource)
+	if err != nil {
+		b.Fatal(err)
+	}
+	t, err := Build(l)
+	if err != nil {
+		b.Fatal(err)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/1e6, "retained-MB")
+	runtime.KeepAlive(t)
 }

@@ -24,7 +24,7 @@ type lookupCache struct {
 
 type cacheShard struct {
 	mu sync.RWMutex
-	m  map[cacheKey]*Entry
+	m  map[cacheKey]Hit
 	_  [40]byte // keep shards on separate cache lines
 }
 
@@ -39,7 +39,7 @@ func newLookupCache(capacity int) *lookupCache {
 	}
 	c := &lookupCache{seed: maphash.MakeSeed(), perShard: per}
 	for i := range c.shards {
-		c.shards[i].m = make(map[cacheKey]*Entry)
+		c.shards[i].m = make(map[cacheKey]Hit)
 	}
 	return c
 }
@@ -50,15 +50,15 @@ func (c *lookupCache) shard(model string) *cacheShard {
 
 // get returns the cached resolution; ok is false when the names were never resolved (a cached
 // miss is ok with a nil entry).
-func (c *lookupCache) get(model, provider string) (e *Entry, ok bool) {
+func (c *lookupCache) get(model, provider string) (h Hit, ok bool) {
 	s := c.shard(model)
 	s.mu.RLock()
-	e, ok = s.m[cacheKey{model, provider}]
+	h, ok = s.m[cacheKey{model, provider}]
 	s.mu.RUnlock()
-	return e, ok
+	return h, ok
 }
 
-func (c *lookupCache) put(model, provider string, e *Entry) {
+func (c *lookupCache) put(model, provider string, e Hit) {
 	// Span attribute strings may share memory with a large request buffer: keep copies.
 	k := cacheKey{strings.Clone(model), strings.Clone(provider)}
 	s := c.shard(model)

@@ -1,7 +1,9 @@
 package pricing
 
 import (
+	"encoding/json"
 	"errors"
+	"math/big"
 	"testing"
 
 	"github.com/agentcost/agentcost/internal/money"
@@ -338,5 +340,61 @@ func TestCostDoesNotAllocate(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { _, _ = e.Cost(Usage{InputTokens: -1}) }); n != 0 {
 		t.Errorf("Cost allocates %v times on malformed usage", n)
+	}
+}
+
+// TestCostGoldenEveryUpstreamEntry prices one call with cached and written tokens at every priced
+// entry of the embedded upstream map, against an oracle computed with exact rationals from the
+// file's decimal text (cache rates fall back to the input rate when the entry has none; DeepSeek's
+// input_cost_per_token_cache_hit stands for the cache-read rate).
+func TestCostGoldenEveryUpstreamEntry(t *testing.T) {
+	table := mustBuild(t, embeddedLayer(t))
+	raw := rawPrices(t, defaultJSON)
+	// Below the smallest prompt-size threshold (128k), so the standard columns apply.
+	u := Usage{InputTokens: 123_457, CacheReadTokens: 10_001, CacheWriteTokens: 2_003, OutputTokens: 45_679}
+	n, subFemto := 0, 0
+	for _, e := range table.Entries() {
+		entry := raw[e.Model]
+		field := func(names ...string) string {
+			for _, f := range names {
+				if _, ok := entry[f].(json.Number); ok {
+					return f
+				}
+			}
+			return ""
+		}
+		in := field("input_cost_per_token")
+		out := field("output_cost_per_token")
+		if out == "" { // an embedding priced by its input alone
+			entry["output_cost_per_token"] = json.Number("0")
+			out = "output_cost_per_token"
+		}
+		read := field("cache_read_input_token_cost", cacheHitField, in)
+		write := field("cache_creation_input_token_cost", in)
+		parts := []part{{u.InputTokens - u.CacheReadTokens - u.CacheWriteTokens, in}, {u.OutputTokens, out},
+			{u.CacheReadTokens, read}, {u.CacheWriteTokens, write}}
+		got, err := e.Cost(u)
+		if err != nil {
+			t.Fatalf("%s: %v", e.Model, err)
+		}
+		// Rates are held to the femto-dollar per token, rounded half-even from the text. 23
+		// Databricks entries carry float artefacts below that (2.5000010000000002e-05); for them
+		// the oracle rounds the rates first, and the difference is counted, never hidden.
+		want := money.Nanos(oracleNanos(t, entry, parts...))
+		if got.Total != want {
+			femto := map[string]any{}
+			for _, p := range parts {
+				r, _ := new(big.Rat).SetString(string(entry[p.field].(json.Number)))
+				femto[p.field] = json.Number(new(big.Rat).SetInt64(roundHalfEven(r.Mul(r, big.NewRat(1e15, 1)))).FloatString(0) + "e-15")
+			}
+			if want = money.Nanos(oracleNanos(t, femto, parts...)); got.Total != want {
+				t.Errorf("%s: cost %s, want %s from the file's decimals", e.Model, got.Total, want)
+			}
+			subFemto++
+		}
+		n++
+	}
+	if n < 2480 || subFemto > 23 {
+		t.Fatalf("checked %d entries; %d differ from the unrounded decimals (want at most the 23 Databricks entries)", n, subFemto)
 	}
 }

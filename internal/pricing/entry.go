@@ -120,7 +120,7 @@ type Entry struct {
 	Provider string
 	// Mode is the LiteLLM mode ("chat", "embedding", ...), when the file gives one.
 	Mode string
-	// Source is the label of the layer the entry came from ("litellm-2026-07-24", a file name, or the
+	// Source is the label of the layer the entry came from ("litellm-2026-07-18", a file name, or the
 	// YAML `source`); the processor shows it in `agentcost.price.source`.
 	Source string
 	// Fallback marks a per-provider fallback price used for a model the table does not know.

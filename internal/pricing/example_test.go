@@ -21,8 +21,11 @@ func ExampleTable_Lookup() {
 		panic(err)
 	}
 	fmt.Println(e.Model, e.Source, cost.Total, "USD")
-	fmt.Println(table.Explain("us.anthropic.claude-haiku-4-5-20251001-v1:0", "aws.bedrock").Reason)
+	m := table.Explain("gpt-5.4-mini-2026-09-30", "openai")
+	fmt.Println(m.Reason)
+	fmt.Println("agentcost.price.match:", m.Kind)
 	// Output:
-	// gpt-5.4-mini litellm-2026-07-24 0.002475 USD
-	// "us.anthropic.claude-haiku-4-5-20251001-v1:0" matched "claude-haiku-4-5-20251001" by regional prefix, vendor prefix, version suffix; source litellm-2026-07-24
+	// gpt-5.4-mini litellm-2026-07-18 0.002475 USD
+	// "gpt-5.4-mini-2026-09-30" matched "gpt-5.4-mini" by dated snapshot; source litellm-2026-07-18
+	// agentcost.price.match: dated_snapshot
 }

@@ -2,23 +2,19 @@ package pricing
 
 import (
 	"bytes"
-	_ "embed"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+
+	"github.com/agentcost/agentcost/internal/boundedfile"
 )
 
-// DefaultSource is the source label of the embedded default price table.
-const DefaultSource = "litellm-2026-07-24"
-
-// maxFileSize bounds a price file read from disk; the full upstream LiteLLM map is under 2 MB.
-const maxFileSize = 64 << 20
-
-//go:embed data/litellm-model-prices-2026-07-24.json
-var defaultJSON []byte
+// maxFileSize bounds a price file read from disk; the full upstream LiteLLM map is under 2 MB. It
+// is the bound every file the distribution loads shares (policy files use it too).
+const maxFileSize = boundedfile.DefaultLimit
 
 // Layer is the content of one price file: entries, aliases and per-provider fallback prices. Build
 // stacks layers; later layers win.
@@ -37,6 +33,15 @@ type Layer struct {
 	Skipped int
 	// SkippedModels names the skipped entries.
 	SkippedModels []string
+	// Skips are the skipped entries with their line and reason, in file order.
+	Skips []Skip
+}
+
+// skip records an entry the loader did not load.
+func (l *Layer) skip(s Skip) {
+	l.Skipped++
+	l.SkippedModels = append(l.SkippedModels, s.Model)
+	l.Skips = append(l.Skips, s)
 }
 
 // Alias names a model by another name.
@@ -94,7 +99,8 @@ func LoadFile(path string) (*Layer, error) {
 		return nil, fmt.Errorf("loading price file %q: %w", path, err)
 	}
 	if len(data) > maxFileSize {
-		return nil, fmt.Errorf("loading price file %q: larger than %d bytes", path, maxFileSize)
+		// An invalid file, not an I/O failure: a *FileError like any other rejected content.
+		return nil, &FileError{File: path, Err: fmt.Errorf("larger than the limit of %d bytes", maxFileSize)}
 	}
 	source := filepath.Base(path)
 	switch strings.ToLower(filepath.Ext(path)) {
@@ -115,8 +121,8 @@ var embedded struct {
 	err   error
 }
 
-// DefaultLayer returns the embedded default price layer (LiteLLM's price map of 2026-07-24, source
-// label DefaultSource). Its entries are shared and must not be modified.
+// DefaultLayer returns the embedded default price layer (LiteLLM's price map at commit DefaultCommit,
+// source label DefaultSource). Its entries are shared and must not be modified.
 func DefaultLayer() (*Layer, error) {
 	embedded.once.Do(func() {
 		embedded.layer, embedded.err = ParseLiteLLM(defaultJSON, "embedded:"+DefaultSource+".json", DefaultSource)

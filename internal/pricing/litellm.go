@@ -146,7 +146,9 @@ func (p *jsonParser) token(model, field string) (json.Token, error) {
 	off := p.dec.InputOffset()
 	var syn *json.SyntaxError
 	if errors.As(err, &syn) {
-		off = syn.Offset
+		// The decoder's SyntaxError offset can lag behind the bad byte (it is counted from the start
+		// of the value being scanned); the decoder's position is past it.
+		off = max(syn.Offset, off)
 	}
 	if errors.Is(err, io.EOF) {
 		err = io.ErrUnexpectedEOF
@@ -184,17 +186,15 @@ func (p *jsonParser) parse(layer *Layer) error {
 			if err := p.skipValue(model, ""); err != nil {
 				return err
 			}
-			layer.Skipped++
-			layer.SkippedModels = append(layer.SkippedModels, model)
+			layer.skip(Skip{Model: model, Line: line, Reason: SkipDocumentation})
 			continue
 		}
-		e, priced, err := p.parseEntry(model)
+		e, reason, err := p.parseEntry(model)
 		if err != nil {
 			return err
 		}
-		if !priced {
-			layer.Skipped++
-			layer.SkippedModels = append(layer.SkippedModels, model)
+		if reason != "" {
+			layer.skip(Skip{Model: model, Line: line, Reason: reason, Provider: e.Provider})
 			continue
 		}
 		e.Source = layer.Source
@@ -209,29 +209,32 @@ func (p *jsonParser) parse(layer *Layer) error {
 	return nil
 }
 
-// parseEntry parses one model object. priced is false when the entry lacks a standard input or
-// output token price.
-func (p *jsonParser) parseEntry(model string) (*Entry, bool, error) {
+// parseEntry parses one model object. skip is the reason (a Skip* constant) when the entry lacks a
+// standard input or output token price, "" when it is priced.
+func (p *jsonParser) parseEntry(model string) (e *Entry, skip string, err error) {
 	tok, err := p.token(model, "")
 	if err != nil {
-		return nil, false, err
+		return nil, "", err
 	}
 	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return nil, false, p.errorf(model, "", "want an object of model fields")
+		return nil, "", p.errorf(model, "", "want an object of model fields")
 	}
-	e := &Entry{Model: model}
+	e = &Entry{Model: model}
 	tiers := map[int64]*Tier{}
 	var cacheHit money.Rate
 	hasCacheHit := false
 	seen := make(map[string]bool)
+	var otherCosts []string // non-token price columns, for the skip reason
+	allowHigh := false
+	var high *FileError // the first price above MaxRate
 	for p.dec.More() {
 		tok, err := p.token(model, "")
 		if err != nil {
-			return nil, false, err
+			return nil, "", err
 		}
 		field, _ := tok.(string)
 		if seen[field] {
-			return nil, false, p.errorf(model, field, "duplicate field")
+			return nil, "", p.errorf(model, field, "duplicate field")
 		}
 		seen[field] = true
 		pf, isPrice := parsePriceField(field)
@@ -239,10 +242,14 @@ func (p *jsonParser) parseEntry(model string) (*Entry, bool, error) {
 		case isPrice || field == cacheHitField:
 			rate, present, err := p.rate(model, field)
 			if err != nil {
-				return nil, false, err
+				return nil, "", err
 			}
 			if !present {
 				continue
+			}
+			if rate > MaxRate && high == nil {
+				high = &FileError{File: p.file, Line: p.lineAt(p.dec.InputOffset()), Model: model, Field: field,
+					Err: highPriceError(rate, `"`+AllowHighPriceField+`": true`)}
 			}
 			if !isPrice {
 				cacheHit, hasCacheHit = rate, true
@@ -266,21 +273,37 @@ func (p *jsonParser) parseEntry(model string) (*Entry, bool, error) {
 		case field == "litellm_provider" || field == "mode":
 			s, err := p.str(model, field)
 			if err != nil {
-				return nil, false, err
+				return nil, "", err
 			}
 			if field == "mode" {
 				e.Mode = s
 			} else {
 				e.Provider = s
 			}
+		case field == AllowHighPriceField:
+			tok, err := p.token(model, field)
+			if err != nil {
+				return nil, "", err
+			}
+			b, ok := tok.(bool)
+			if !ok {
+				return nil, "", p.errorf(model, field, "want true or false")
+			}
+			allowHigh = b
 		default:
+			if strings.Contains(field, "cost") || field == "tiered_pricing" {
+				otherCosts = append(otherCosts, field)
+			}
 			if err := p.skipValue(model, field); err != nil {
-				return nil, false, err
+				return nil, "", err
 			}
 		}
 	}
 	if _, err := p.token(model, ""); err != nil { // the closing '}'
-		return nil, false, err
+		return nil, "", err
+	}
+	if high != nil && !allowHigh {
+		return nil, "", high
 	}
 	if hasCacheHit && !e.Standard.Has(HasCacheRead) {
 		e.Standard.set(HasCacheRead, cacheHit)
@@ -289,7 +312,17 @@ func (p *jsonParser) parseEntry(model string) (*Entry, bool, error) {
 		e.Tiers = append(e.Tiers, *t)
 	}
 	sort.Slice(e.Tiers, func(i, j int) bool { return e.Tiers[i].AboveTokens < e.Tiers[j].AboveTokens })
-	return e, e.Standard.Has(HasInput | HasOutput), nil
+	if e.Mode == "embedding" && e.Standard.Has(HasInput) && !e.Standard.Has(HasOutput) {
+		e.Standard.set(HasOutput, 0) // an embedding has no output tokens
+	}
+	if !e.Standard.Has(HasInput | HasOutput) {
+		tiered := false
+		for _, f := range otherCosts {
+			tiered = tiered || f == "tiered_pricing"
+		}
+		return e, skipReason(e.Standard.Has(HasInput), e.Standard.Has(HasOutput), tiered, otherCosts), nil
+	}
+	return e, "", nil
 }
 
 // rate reads a price value: a JSON number (or a numeric string, as LiteLLM tolerates) in dollars
@@ -313,6 +346,9 @@ func (p *jsonParser) rate(model, field string) (money.Rate, bool, error) {
 		return 0, false, p.errorf(model, field, "want a price in dollars per token, got %v", v)
 	}
 	r, err := money.RateFromPerToken(text)
+	if err == nil {
+		err = checkPrice(text, r)
+	}
 	if err != nil {
 		return 0, false, p.errorf(model, field, "price %q: %w", text, err)
 	}

@@ -1,8 +1,11 @@
 package pricing
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,6 +21,9 @@ func pricedCount(tb testing.TB, data []byte) (priced, skipped int) {
 	for k, v := range rawPrices(tb, data) {
 		_, in := v["input_cost_per_token"].(json.Number)
 		_, out := v["output_cost_per_token"].(json.Number)
+		if in && v["mode"] == "embedding" {
+			out = true // an embedding priced by its input alone
+		}
 		if in && out && k != "sample_spec" {
 			priced++
 		} else {
@@ -54,14 +60,14 @@ func TestLoadFullLiteLLMFile(t *testing.T) {
 
 func TestDefaultLayer(t *testing.T) {
 	l := embeddedLayer(t)
-	shared, err := os.ReadFile("data/litellm-model-prices-2026-07-24.json")
+	shared, err := os.ReadFile("data/litellm-model-prices-2026-07-18.json")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if string(shared) != string(defaultJSON) {
-		t.Fatal("embedded data differs from data/litellm-model-prices-2026-07-24.json")
+		t.Fatal("embedded data differs from data/litellm-model-prices-2026-07-18.json")
 	}
-	if _, err := os.Stat("data/litellm-model-prices-2026-07-24.LICENSE"); err != nil {
+	if _, err := os.Stat("data/litellm-model-prices-2026-07-18.LICENSE"); err != nil {
 		t.Fatalf("licence beside the embedded data: %v", err)
 	}
 	priced, skipped := pricedCount(t, defaultJSON)
@@ -73,7 +79,7 @@ func TestDefaultLayer(t *testing.T) {
 		t.Fatal(err)
 	}
 	e, ok := tb.Lookup("gpt-5.4-mini", "openai")
-	if !ok || e.Source != "litellm-2026-07-24" {
+	if !ok || e.Source != "litellm-2026-07-18" {
 		t.Fatalf("gpt-5.4-mini: %+v %v", e, ok)
 	}
 	// The parsed tiers of an entry with both 272k columns and service columns.
@@ -133,6 +139,14 @@ func TestLiteLLMRejectsBadFiles(t *testing.T) {
 		{"trailing data", "{\"a\": {}}\n{}", 2, "", ""},
 		{"truncated", "{\"a\": {\"mode\": \"chat\"", 1, "a", ""},
 		{"empty", "", 1, "", ""},
+		// A bare NaN is reported on its own line, not at the start of the entry.
+		{"bare NaN", "{\n \"a\": {\n  \"input_cost_per_token\": 1e-6,\n  \"output_cost_per_token\": 1e-6\n },\n \"b\": {\n  \"mode\": \"chat\",\n  \"x\": 1,\n  \"input_cost_per_token\": NaN\n }\n}", 9, "b", "input_cost_per_token"},
+		{"negative zero", "{\"a\": {\"input_cost_per_token\": 1e-6,\n\"output_cost_per_token\": -0.0}}", 2, "a", "output_cost_per_token"},
+		{"below representable", "{\"a\": {\"input_cost_per_token\": 1e-6,\n\"output_cost_per_token\": 1e-308}}", 2, "a", "output_cost_per_token"},
+		{"below representable, text", "{\"a\": {\n\"input_cost_per_token\": \"0.0000000000000001\", \"output_cost_per_token\": 1e-6}}", 2, "a", "input_cost_per_token"},
+		{"absurd price", "{\"a\": {\"input_cost_per_token\": 1e-6,\n\"output_cost_per_token\": 1000}}", 2, "a", "output_cost_per_token"},
+		{"absurd tier price", "{\"a\": {\"input_cost_per_token\": 1e-6, \"output_cost_per_token\": 1e-6,\n\n\"input_cost_per_token_above_200k_tokens\": 2}}", 3, "a", "input_cost_per_token_above_200k_tokens"},
+		{"override not a bool", "{\"a\": {\n\"agentcost_allow_high_price\": \"yes\"}}", 2, "a", "agentcost_allow_high_price"},
 	}
 	checkBadFiles(t, "bad.json", func(data []byte) (*Layer, error) { return ParseLiteLLM(data, "bad.json", "bad") }, cases)
 }
@@ -351,6 +365,11 @@ func TestYAMLRejectsBadFiles(t *testing.T) {
 		{"empty", "", 0, "", ""},
 		{"scalar document", "just text\n", 1, "", ""},
 		{"fallback without output", "fallback:\n  openai: {input_per_million: 1}\n", 2, "openai", "output_per_million"},
+		{"negative zero", "models:\n  a:\n    input_per_million: -0.0\n    output_per_million: 1\n", 3, "a", "input_per_million"},
+		{"below representable", "models:\n  a:\n    input_per_million: 1\n    output_per_million: 1e-308\n", 4, "a", "output_per_million"},
+		{"absurd price", "models:\n  a:\n    input_per_million: 1\n    output_per_million: 1000000001\n", 4, "a", "output_per_million"},
+		{"absurd batch price", "models:\n  a:\n    input_per_million: 1\n    output_per_million: 1\n    batch:\n      input_per_million: 2e9\n", 6, "a", "batch.input_per_million"},
+		{"override not a bool", "models:\n  a:\n    input_per_million: 1\n    output_per_million: 1\n    allow_high_price: maybe\n", 5, "a", "allow_high_price"},
 	}
 	checkBadFiles(t, "bad.yaml", func(data []byte) (*Layer, error) { return ParseYAML(data, "bad.yaml") }, cases)
 }
@@ -461,7 +480,173 @@ func TestDocExampleParses(t *testing.T) {
 	if _, err := Build(embeddedLayer(t), l); err != nil {
 		t.Fatal(err)
 	}
-	if l.Source != "team-prices" || len(l.Entries) != 2 || len(l.Aliases) != 2 || len(l.Fallbacks) != 1 {
+	if l.Source != "team-prices" || len(l.Entries) != 3 || len(l.Aliases) != 2 || len(l.Fallbacks) != 1 ||
+		l.Entries[2].Standard.Input != 2*MaxRate {
 		t.Fatalf("doc example: %+v", l)
+	}
+}
+
+// TestPriceSanityBound: a price above MaxRate is rejected with a message naming the bound and the
+// per-entry override, and accepted, exactly, when the entry sets the override.
+func TestPriceSanityBound(t *testing.T) {
+	_, err := ParseLiteLLM([]byte(`{"a": {"input_cost_per_token": 1e-6, "output_cost_per_token": 1000}}`), "f.json", "f")
+	if err == nil || !strings.Contains(err.Error(), "$1000 per token is above the sanity bound of $1 per token") ||
+		!strings.Contains(err.Error(), AllowHighPriceField) {
+		t.Fatalf("err = %v", err)
+	}
+	l, err := ParseLiteLLM([]byte(`{"a": {"output_cost_per_token": 1000, "input_cost_per_token": 1e-6, "agentcost_allow_high_price": true}}`), "f.json", "f")
+	if err != nil || len(l.Entries) != 1 || l.Entries[0].Standard.Output != 1000*MaxRate {
+		t.Fatalf("override: %v %+v", err, l)
+	}
+	// The bound itself is allowed.
+	if _, err := ParseLiteLLM([]byte(`{"a": {"input_cost_per_token": 1, "output_cost_per_token": 1}}`), "f.json", "f"); err != nil {
+		t.Fatal(err)
+	}
+	y, err := ParseYAML([]byte("models:\n  a: {input_per_million: 1, output_per_million: 2000000000, allow_high_price: true}\n"), "f.yaml")
+	if err != nil || y.Entries[0].Standard.Output != 2000*MaxRate {
+		t.Fatalf("yaml override: %v", err)
+	}
+	_, err = ParseYAML([]byte("models:\n  a: {input_per_million: 1, output_per_million: 2000000000}\n"), "f.yaml")
+	if err == nil || !strings.Contains(err.Error(), "allow_high_price: true") {
+		t.Fatalf("yaml err = %v", err)
+	}
+	// A true zero stays a free model.
+	if _, err := ParseLiteLLM([]byte(`{"a": {"input_cost_per_token": 0.0, "output_cost_per_token": 0e-5}}`), "f.json", "f"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSkipReasons: every skipped entry carries a reason and its line; the upstream map's counts
+// by reason add up to its skipped entries.
+func TestSkipReasons(t *testing.T) {
+	data := `{
+  "sample_spec": {"input_cost_per_token": 0},
+  "copilot": {"litellm_provider": "github_copilot", "mode": "chat"},
+  "img": {"input_cost_per_image": 0.04},
+  "half": {"input_cost_per_token": 1e-6},
+  "out": {"output_cost_per_token": 1e-6},
+  "emb": {"input_cost_per_token": 1e-7, "mode": "embedding"},
+  "tier": {"tiered_pricing": [{"input_cost_per_token": 1e-7, "output_cost_per_token": 1e-7, "range": [0, 1000]}]},
+  "commit": {"input_cost_per_second": 0.01, "output_cost_per_second": 0.01},
+  "tts": {"input_cost_per_character": 1.5e-5},
+  "search": {"search_context_cost_per_query": {"low": 0.01}},
+  "audio": {"input_cost_per_audio_token": 1e-5}
+}`
+	l, err := ParseLiteLLM([]byte(data), "x.json", "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"sample_spec": SkipDocumentation, "copilot": SkipNoPrices, "img": SkipPerImage,
+		"half": SkipInputOnly, "out": SkipOutputOnly, "tier": SkipTieredOnly, "commit": SkipPerSecond,
+		"tts": SkipPerCharacter, "search": SkipPerRequest, "audio": SkipAudio}
+	if len(l.Skips) != len(want) || len(l.Entries) != 1 || l.Entries[0].Model != "emb" {
+		t.Fatalf("skips %+v, entries %d", l.Skips, len(l.Entries))
+	}
+	for i, s := range l.Skips {
+		if want[s.Model] != s.Reason || s.Line != i+2+boolInt(i >= 5) {
+			t.Errorf("skip %+v, want reason %q", s, want[s.Model])
+		}
+	}
+	if s := l.Skips[1]; s.Provider != "github_copilot" {
+		t.Errorf("provider %q", s.Provider)
+	}
+
+	def := embeddedLayer(t)
+	n := 0
+	for _, c := range SkipsByReason(def.Skips) {
+		n += c.Count
+	}
+	if n != def.Skipped || len(def.Skips) != def.Skipped {
+		t.Fatalf("counts by reason add up to %d, skipped %d", n, def.Skipped)
+	}
+	line := FormatSkips(SkipsByReason(def.Skips))
+	if !strings.Contains(line, SkipPerImage+" ") || !strings.Contains(line, SkipPerSecond+" ") {
+		t.Errorf("one line: %s", line)
+	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// TestOversizeFileIsInvalid: a file over the size limit is an invalid file (a *FileError), not an
+// I/O error.
+func TestOversizeFileIsInvalid(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "big.json")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(maxFileSize + 1); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	_, err = LoadFile(path)
+	var fe *FileError
+	if !errors.As(err, &fe) || fe.File != path || !strings.Contains(err.Error(), "limit") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestEmbeddedProvenance: the embedded file is the upstream file the constants name.
+func TestEmbeddedProvenance(t *testing.T) {
+	sum := sha256.Sum256(defaultJSON)
+	if got := hex.EncodeToString(sum[:]); got != DefaultSHA256 {
+		t.Fatalf("embedded sha256 %s, DefaultSHA256 %s", got, DefaultSHA256)
+	}
+	if !strings.Contains(DefaultUpstream, DefaultCommit) || len(DefaultCommit) != 40 {
+		t.Fatalf("upstream %q commit %q", DefaultUpstream, DefaultCommit)
+	}
+	if _, err := os.Stat(filepath.Join("data", DefaultFile)); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(rawPrices(t, defaultJSON)); n != 2968 {
+		t.Fatalf("%d keys, want the upstream map's 2,968", n)
+	}
+}
+
+// TestRenderEmbeddedGo: the refresh command's generator reproduces embedded.go for the current
+// file, so a refresh changes only what it must.
+func TestRenderEmbeddedGo(t *testing.T) {
+	src, err := os.ReadFile("embedded.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := Embedded()
+	if err := info.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if got := RenderEmbeddedGo(info); string(got) != string(src) {
+		t.Fatalf("RenderEmbeddedGo differs from embedded.go:\n%s", got)
+	}
+	if info.Source() != DefaultSource || info.File() != DefaultFile || info.Upstream() != DefaultUpstream ||
+		SHA256Hex(EmbeddedData()) != DefaultSHA256 {
+		t.Fatalf("info %+v", info)
+	}
+	for _, bad := range []EmbeddedInfo{{Date: "2026-7-18", Commit: DefaultCommit}, {Date: "2026-07-18", Commit: "00035b69"}} {
+		if bad.Validate() == nil {
+			t.Errorf("%+v accepted", bad)
+		}
+	}
+}
+
+// TestDiffLayers: added, removed and changed entries by key, rates exact per million tokens.
+func TestDiffLayers(t *testing.T) {
+	a, err := ParseYAML([]byte("models:\n  x: {input_per_million: 1, output_per_million: 2}\n  y: {input_per_million: 1, output_per_million: 2}\n  gone: {input_per_million: 1, output_per_million: 2}\n"), "a.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := ParseYAML([]byte("models:\n  x: {input_per_million: 1, output_per_million: 2}\n  y: {input_per_million: 1.25, output_per_million: 2, cache_read_per_million: 0.1}\n  new: {input_per_million: 1, output_per_million: 2}\n"), "b.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := DiffLayers(a, b)
+	want := LayerDiff{Added: []string{"new"}, Removed: []string{"gone"}, Unchanged: 1, Changed: []PriceChange{
+		{Model: "y", Column: "input", Old: "1", New: "1.25"}, {Model: "y", Column: "cache_read", Old: "", New: "0.1"}}}
+	if fmt.Sprint(d) != fmt.Sprint(want) {
+		t.Fatalf("diff %+v, want %+v", d, want)
 	}
 }

@@ -116,6 +116,125 @@ const (
 	RuleFallback          = "provider fallback"
 )
 
+// MatchKind is a set of the non-exact ways a lookup found a price: the rules beyond the exact key,
+// the provider-qualified key and an alias. The zero value is an exact match. The processor writes
+// a non-zero kind in agentcost.price.match and prices a span only when each of its kinds is allowed
+// (`prices.allow_match`).
+type MatchKind uint8
+
+// The match kinds, in the order String lists them.
+const (
+	// MatchCaseInsensitive: the key differs from the name in letter case only.
+	MatchCaseInsensitive MatchKind = 1 << iota
+	// MatchProviderPrefix: leading route segments were removed ("openai/gpt-4o" → "gpt-4o").
+	MatchProviderPrefix
+	// MatchRegionalPrefix: a Bedrock cross-region prefix was removed ("us.", "eu.", "jp.", ...).
+	MatchRegionalPrefix
+	// MatchVendorPrefix: a Bedrock vendor prefix was removed ("anthropic.").
+	MatchVendorPrefix
+	// MatchVersionSuffix: a Bedrock version suffix was removed ("-v1:0").
+	MatchVersionSuffix
+	// MatchDatedSnapshot: a snapshot date the table lacks was removed ("gpt-3.5-turbo-0613").
+	MatchDatedSnapshot
+	// MatchFallback: nothing matched; the provider's fallback price was used.
+	MatchFallback
+
+	numMatchKinds = 7
+	// AllMatchKinds allows every kind.
+	AllMatchKinds MatchKind = 1<<numMatchKinds - 1
+)
+
+// matchKindNames are the kinds' names, as agentcost.price.match, the metrics and
+// `prices.allow_match` spell them.
+var matchKindNames = [numMatchKinds]string{"case_insensitive", "provider_prefix", "regional_prefix",
+	"vendor_prefix", "version_suffix", "dated_snapshot", "provider_fallback"}
+
+// matchKindStrings caches String for every set, so that writing the attribute never allocates.
+var matchKindStrings = func() (out [AllMatchKinds + 1]string) {
+	for k := range out {
+		var parts []string
+		for i, name := range matchKindNames {
+			if k&(1<<i) != 0 {
+				parts = append(parts, name)
+			}
+		}
+		out[k] = strings.Join(parts, ",")
+	}
+	out[0] = "exact"
+	return out
+}()
+
+// MatchKindNames returns the names of every match kind, in order.
+func MatchKindNames() []string { return append([]string(nil), matchKindNames[:]...) }
+
+// ParseMatchKind returns the kind of a name ("dated_snapshot").
+func ParseMatchKind(name string) (MatchKind, bool) {
+	for i, n := range matchKindNames {
+		if n == name {
+			return 1 << i, true
+		}
+	}
+	return 0, false
+}
+
+// String lists the kinds in the set, comma-separated in a fixed order ("provider_prefix,
+// dated_snapshot" without the space); "exact" for none.
+func (k MatchKind) String() string {
+	if k > AllMatchKinds {
+		k &= AllMatchKinds
+	}
+	return matchKindStrings[k]
+}
+
+// Kinds returns each kind in the set, in order.
+func (k MatchKind) Kinds() []MatchKind {
+	var out []MatchKind
+	for i := range numMatchKinds {
+		if k&(1<<i) != 0 {
+			out = append(out, 1<<i)
+		}
+	}
+	return out
+}
+
+// ruleKinds maps the matching rules to their kind; the exact key, the provider-qualified key and
+// an alias are exact.
+var ruleKinds = map[string]MatchKind{
+	RuleCaseInsensitive: MatchCaseInsensitive,
+	RuleProviderPrefix:  MatchProviderPrefix,
+	RuleRegionalPrefix:  MatchRegionalPrefix,
+	RuleVendorPrefix:    MatchVendorPrefix,
+	RuleVersionSuffix:   MatchVersionSuffix,
+	RuleDatedSnapshot:   MatchDatedSnapshot,
+	RuleFallback:        MatchFallback,
+}
+
+// kindOf returns the match kind of the rules a Match lists.
+func kindOf(rules []string) MatchKind {
+	var k MatchKind
+	for _, r := range rules {
+		for _, part := range strings.Split(r, ", ") {
+			k |= ruleKinds[part]
+		}
+	}
+	return k
+}
+
+// separateBilling reports whether a leading route segment means a billing of its own that the
+// direct API's price must not stand for, so that the segment is never removed to find a price:
+// subscriptions (GitHub Copilot, ChatGPT), resellers whose file entries carry no token prices
+// (Snowflake, Perplexity's hosted third-party models) and Bedrock provisioned throughput
+// ("1-month-commitment").
+func separateBilling(segment, rest string) bool {
+	switch strings.ToLower(segment) {
+	case "github_copilot", "chatgpt", "snowflake":
+		return true
+	case "perplexity":
+		return strings.Contains(rest, "/") // perplexity/openai/gpt-5.2: another vendor's model
+	}
+	return strings.Contains(rest, "-commitment/") || strings.HasSuffix(segment, "-commitment")
+}
+
 // Bedrock cross-region inference profile prefixes ("us.anthropic.claude-...").
 var regionalPrefixes = []string{"us.", "eu.", "apac.", "global.", "us-gov.", "jp.", "au.", "ca."}
 
@@ -151,7 +270,7 @@ func candidates(model string) []candidate {
 	add(model, nil, "")
 	for s := model; ; {
 		i := strings.IndexByte(s, '/')
-		if i < 0 {
+		if i < 0 || separateBilling(s[:i], s[i+1:]) {
 			break
 		}
 		s = s[i+1:]

@@ -12,8 +12,24 @@ type Table struct {
 	lower     map[string]slot
 	qualified map[string]map[string]slot // route → key without "route/" → slot
 	fallbacks map[string]*Entry          // NormalizeProvider(provider) → fallback price
-	layers    []LayerStats
-	cache     *lookupCache
+	// unpriced are the keys a file lists without token prices (subscription, per-second, image
+	// models): a name that reaches one is not priced as another model by a further rule.
+	unpriced map[string]unpricedKey
+	layers   []LayerStats
+	cache    *lookupCache
+}
+
+// unpricedKey is a key a layer lists without token prices.
+type unpricedKey struct {
+	reason string
+	source string
+}
+
+// Hit is the result of a lookup: the entry, nil when none matched, and how it was found.
+type Hit struct {
+	Entry *Entry
+	// Kind is zero for an exact match (the exact key, the provider-qualified key, an alias).
+	Kind MatchKind
 }
 
 // slot is a table key's entry with the layer that set the key.
@@ -32,6 +48,8 @@ type LayerStats struct {
 	Loaded int
 	// Skipped is the file's entries without token prices.
 	Skipped int
+	// Skips counts the skipped entries by reason, most frequent first.
+	Skips []SkipCount
 	// Shadowed is the layer's entries replaced by a later layer's entry or alias of the same name.
 	Shadowed int
 	// Aliases and Fallbacks count the layer's aliases and per-provider fallback prices.
@@ -59,11 +77,17 @@ func Build(layers ...*Layer) (*Table, error) {
 		lower:     make(map[string]slot),
 		qualified: make(map[string]map[string]slot),
 		fallbacks: make(map[string]*Entry),
+		unpriced:  make(map[string]unpricedKey),
 		cache:     newLookupCache(defaultCacheCapacity),
 	}
 	for i, l := range layers {
 		if l == nil {
 			return nil, fmt.Errorf("building price table: layer %d is nil", i)
+		}
+		for _, s := range l.Skips {
+			if s.Reason != SkipDocumentation {
+				t.unpriced[s.Model] = unpricedKey{reason: s.Reason, source: l.Source}
+			}
 		}
 		for _, e := range l.Entries {
 			t.index(slot{e: e, key: e.Model, layer: i})
@@ -88,7 +112,7 @@ func Build(layers ...*Layer) (*Table, error) {
 	}
 	for _, l := range layers {
 		st := LayerStats{Source: l.Source, File: l.File, Loaded: len(l.Entries), Skipped: l.Skipped,
-			Aliases: len(l.Aliases), Fallbacks: len(l.Fallbacks)}
+			Aliases: len(l.Aliases), Fallbacks: len(l.Fallbacks), Skips: SkipsByReason(l.Skips)}
 		for _, e := range l.Entries {
 			if t.exact[e.Model].e != e {
 				st.Shadowed++
@@ -163,23 +187,31 @@ func (t *Table) Fallback(provider string) (*Entry, bool) {
 // LLM span: an exact hit costs a few map reads, and any other result, miss included, is cached per
 // raw (model, provider), so neither allocates after the first time.
 func (t *Table) Lookup(model, provider string) (*Entry, bool) {
+	h := t.LookupHit(model, provider)
+	return h.Entry, h.Entry != nil
+}
+
+// LookupHit is Lookup that also says how the entry was found (Hit.Kind), for the processor's
+// agentcost.price.match attribute and `prices.allow_match`. It costs what Lookup costs.
+func (t *Table) LookupHit(model, provider string) Hit {
 	if route, known := providerRoutes[provider]; known {
 		if e, ok := t.exactHit(model, route); ok {
-			return e, true
+			return Hit{Entry: e}
 		}
 	}
 	if len(model) > maxNameLen || len(provider) > maxNameLen {
 		// Not a model name: resolved with the exact key and the fallback only, and not cached, so
 		// hostile spans can neither pin memory nor make the rules scan long strings.
 		m := t.resolve(model, provider, true)
-		return m.Entry, m.Entry != nil
+		return Hit{Entry: m.Entry, Kind: m.Kind}
 	}
-	if e, ok := t.cache.get(model, provider); ok {
-		return e, e != nil
+	if h, ok := t.cache.get(model, provider); ok {
+		return h
 	}
 	m := t.resolve(model, provider, true)
-	t.cache.put(model, provider, m.Entry)
-	return m.Entry, m.Entry != nil
+	h := Hit{Entry: m.Entry, Kind: m.Kind}
+	t.cache.put(model, provider, h)
+	return h
 }
 
 // exactHit is the allocation-free first step of resolve: the provider-qualified key, else the
@@ -209,6 +241,11 @@ type Match struct {
 	Key string
 	// Rules are the matching rules applied, in order (RuleExact, RuleDatedSnapshot, ...).
 	Rules []string
+	// Kind is the set of non-exact rules applied (zero for an exact match).
+	Kind MatchKind
+	// Unpriced is the skip reason when the name reached a key a price file lists without token
+	// prices (SkipPerSecond, ...): such a name is not priced as another model.
+	Unpriced string
 	// Reason says in words which rule matched, for `agentcostctl prices lookup`.
 	Reason string
 }
@@ -236,6 +273,12 @@ func (t *Table) resolve(model, provider string, withFallback bool) Match {
 	for _, c := range cands {
 		s, via, ok := t.find(c.name, route)
 		if !ok {
+			if u, key, listed := t.listedUnpriced(c.name, route); listed {
+				m.Key, m.Unpriced = key, u.reason
+				m.Reason = fmt.Sprintf("%q reaches %q, which %s lists without token prices (%s): not priced as another model",
+					model, key, u.source, u.reason)
+				break
+			}
 			continue
 		}
 		m.Entry, m.Key = s.e, s.key
@@ -249,18 +292,22 @@ func (t *Table) resolve(model, provider string, withFallback bool) Match {
 		if len(m.Rules) == 0 {
 			m.Rules = []string{RuleExact}
 		}
+		m.Kind = kindOf(m.Rules)
 		m.Reason = describe(m, s)
+		return m
+	}
+	if m.Unpriced != "" {
 		return m
 	}
 	if withFallback {
 		p := route
-		if p == "" { // "openai/gpt-9" names its provider in the model
-			if r, _, ok := strings.Cut(name, "/"); ok {
-				p = NormalizeProvider(r)
-			}
+		if r, rest, ok := strings.Cut(name, "/"); ok && (p == "" || separateBilling(r, rest)) {
+			// "openai/gpt-9" names its provider in the model; "github_copilot/gpt-9" is billed by
+			// the subscription, never at the span provider's fallback price.
+			p = NormalizeProvider(r)
 		}
 		if e, ok := t.fallbacks[p]; ok && p != "" {
-			m.Entry, m.Key, m.Rules = e, e.Model, []string{RuleFallback}
+			m.Entry, m.Key, m.Rules, m.Kind = e, e.Model, []string{RuleFallback}, MatchFallback
 			m.Reason = fmt.Sprintf("%q matched no model; using the fallback price for provider %q (source %s)",
 				model, e.Provider, e.Source)
 			return m
@@ -297,6 +344,21 @@ func (t *Table) find(name, route string) (s slot, via string, ok bool) {
 		return b, RuleCaseInsensitive, true
 	}
 	return slot{}, "", false
+}
+
+// listedUnpriced reports whether a price file lists the candidate name (provider-qualified or
+// bare) without token prices.
+func (t *Table) listedUnpriced(name, route string) (unpricedKey, string, bool) {
+	if len(t.unpriced) == 0 {
+		return unpricedKey{}, "", false
+	}
+	if route != "" {
+		if u, ok := t.unpriced[route+"/"+name]; ok {
+			return u, route + "/" + name, true
+		}
+	}
+	u, ok := t.unpriced[name]
+	return u, name, ok
 }
 
 func describe(m Match, s slot) string {

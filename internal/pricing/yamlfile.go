@@ -77,6 +77,8 @@ func yamlErrorLine(err error) int {
 
 type yamlParser struct {
 	file string
+	// high is the current entry's first price above MaxRate.
+	high *FileError
 }
 
 func (p *yamlParser) errorf(n *yaml.Node, model, field, format string, args ...any) error {
@@ -233,6 +235,8 @@ func (p *yamlParser) entry(n *yaml.Node, name string, isModel bool) (*Entry, []y
 	var above [numServiceTiers]Rates // above-threshold rates per service tier (slot 0: standard)
 	var aboveTokens int64
 	var aboveNode *yaml.Node
+	p.high = nil
+	allowHigh := false
 	err := p.mapping(n, name, "", func(key string, k, v *yaml.Node) error {
 		if rate, ok := yamlRateKeys[key]; ok {
 			return p.rate(v, name, key, &e.Standard, rate)
@@ -245,6 +249,12 @@ func (p *yamlParser) entry(n *yaml.Node, name string, isModel bool) (*Entry, []y
 			return p.serviceBlock(v, name, key, &e.Service[tier], &above[tier], &aboveNode)
 		}
 		switch {
+		case key == "allow_high_price":
+			if v.Kind != yaml.ScalarNode || (v.Value != "true" && v.Value != "false") {
+				return p.errorf(v, name, key, "want true or false")
+			}
+			allowHigh = v.Value == "true"
+			return nil
 		case key == "above_tokens":
 			if v.Kind != yaml.ScalarNode {
 				return p.errorf(v, name, key, "want a token count")
@@ -284,6 +294,9 @@ func (p *yamlParser) entry(n *yaml.Node, name string, isModel bool) (*Entry, []y
 	})
 	if err != nil {
 		return nil, nil, err
+	}
+	if p.high != nil && !allowHigh {
+		return nil, nil, p.high
 	}
 	hasAbove := false
 	for _, r := range above {
@@ -334,9 +347,17 @@ func (p *yamlParser) rate(n *yaml.Node, model, field string, into *Rates, which 
 	if n.Kind != yaml.ScalarNode || n.ShortTag() == "!!null" {
 		return p.errorf(n, model, field, "want a price in dollars per million tokens")
 	}
-	r, err := money.RateFromPerMillion(strings.ReplaceAll(n.Value, "_", ""))
+	text := strings.ReplaceAll(n.Value, "_", "")
+	r, err := money.RateFromPerMillion(text)
+	if err == nil {
+		err = checkPrice(text, r)
+	}
 	if err != nil {
 		return p.errorf(n, model, field, "price %q: %w", n.Value, err)
+	}
+	if r > MaxRate && p.high == nil {
+		p.high = &FileError{File: p.file, Line: n.Line, Model: model, Field: field,
+			Err: highPriceError(r, "allow_high_price: true")}
 	}
 	into.set(which, r)
 	return nil

@@ -163,7 +163,7 @@ func (f *fakeDecisionAPI) decide(w http.ResponseWriter, r *http.Request) {
 	}
 	f.seq++
 	n := strconv.Itoa(f.seq)
-	resp := decisionapi.DecisionResponse{DecisionID: "dec-" + n, PolicyVersion: "fake-v1"}
+	resp := decisionapi.DecisionResponse{DecisionID: "dec-" + n, PolicyVersion: "fake-v1", PolicySHA256: strings.Repeat("0", 64)}
 	estimate, err := money.FromUSD(req.EstimatedCostUSD)
 	if err != nil {
 		f.t.Errorf("estimate %v: %v", req.EstimatedCostUSD, err)

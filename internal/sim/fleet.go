@@ -154,6 +154,13 @@ func NewFleet(ctx context.Context, cfg FleetConfig, clock *Clock) (*Fleet, error
 // Close flushes every agent's spans and stops the exporter.
 func (f *Fleet) Close(ctx context.Context) error { return f.tel.Shutdown(ctx) }
 
+// Flush exports the spans of agent's actions that have ended, governed or not.
+func (f *Fleet) Flush(ctx context.Context, agent, team string) error {
+	fctx, cancel := context.WithTimeout(ctx, flushTimeout)
+	defer cancel()
+	return f.tel.Provider(agent, team).ForceFlush(fctx)
+}
+
 func (f *Fleet) client(agent, team string) (*guard.Client, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

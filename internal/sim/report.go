@@ -53,6 +53,8 @@ type Report struct {
 	Fleet     FleetReport     `json:"fleet"`
 	Approvals ApprovalsReport `json:"approvals"`
 	Anomalies AnomaliesReport `json:"anomalies"`
+	// Creep is where the creep scenario's loop was flagged and stopped; nil for other scenarios.
+	Creep *CreepReport `json:"creep,omitempty"`
 
 	DecisionLatency  *LatencyReport `json:"decision_latency,omitempty"`
 	TargetRate       float64        `json:"target_rate,omitempty"`
@@ -421,6 +423,20 @@ func (r *Report) WriteText(w io.Writer) error {
 		action = fmt.Sprintf("%d (settlements)%s", r.Anomalies.ActionLevel, paren(counts(r.Anomalies.ActionAgents)))
 	}
 	fmt.Fprintf(tw, "anomalies\tper call %s; per action %s\n", calls, action)
+	if c := r.Creep; c != nil {
+		fmt.Fprintf(tw, "loop\t+%s per step from %s a call: 3x at step %d; spent %s of %s planned\n",
+			strconv.FormatFloat(100*c.Growth, 'f', -1, 64)+"%", "$"+trimFloat(c.NormalCallUSD), c.ThreeXStep, usd(c.LoopSpentUSD), usd(c.LoopPlannedUSD))
+		flagged := "not seen (--metrics-url)"
+		if c.FlaggedStep > 0 {
+			flagged = fmt.Sprintf("at step %d (%s), the loop having spent %s", c.FlaggedStep, c.FlaggedLevel, usd(c.FlaggedSpentUSD))
+		}
+		fmt.Fprintf(tw, "loop flagged\t%s\n", flagged)
+		stopped := "never: every step ran"
+		if c.StoppedStep > 0 {
+			stopped = fmt.Sprintf("at step %d by %s, the loop having spent %s", c.StoppedStep, ruleName(c.StoppedRule), usd(c.StoppedSpentUSD))
+		}
+		fmt.Fprintf(tw, "loop stopped\t%s\n", stopped)
+	}
 	if l := r.DecisionLatency; l != nil {
 		fmt.Fprintf(tw, "decision latency\tp50 %.2f ms, p99 %.2f ms, max %.2f ms over %d requests\n", l.P50Ms, l.P99Ms, l.MaxMs, l.Count)
 	}

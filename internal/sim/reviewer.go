@@ -56,14 +56,32 @@ func (r *Reviewer) Run(ctx context.Context) {
 	}
 }
 
-// ReviewOnce approves every pending approval of the fleet once.
+// maxReviewPages bounds the pages of pending approvals one review reads.
+const maxReviewPages = 100
+
+// ReviewOnce approves every pending approval of the fleet once, following the list's cursor.
 func (r *Reviewer) ReviewOnce(ctx context.Context) {
-	var list decisionapi.ApprovalList
-	if err := r.call(ctx, http.MethodGet, decisionapi.PathApprovals+"?state=pending", nil, &list); err != nil {
-		r.fail(err)
-		return
+	cursor := ""
+	for range maxReviewPages {
+		var list decisionapi.ApprovalList
+		path := decisionapi.PathApprovals + "?state=pending&limit=1000"
+		if cursor != "" {
+			path += "&cursor=" + url.QueryEscape(cursor)
+		}
+		if err := r.call(ctx, http.MethodGet, path, nil, &list); err != nil {
+			r.fail(err)
+			return
+		}
+		r.approve(ctx, list.Approvals)
+		if cursor = list.NextCursor; cursor == "" {
+			return
+		}
 	}
-	for _, ap := range list.Approvals {
+}
+
+// approve approves the fleet's pending approvals among aps.
+func (r *Reviewer) approve(ctx context.Context, aps []decisionapi.Approval) {
+	for _, ap := range aps {
 		if ap.State != decisionapi.ApprovalPending || !strings.HasPrefix(ap.RunID, r.runPrefix+"-") {
 			continue
 		}

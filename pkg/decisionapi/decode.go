@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 )
@@ -15,10 +16,12 @@ import (
 const DefaultBodyLimit = 64 << 10
 
 // Decode reads one JSON object from r into v, strictly: at most limit bytes (413 beyond), no
-// unknown fields, no trailing data. An empty body leaves v as it is. Every error is an *APIError:
-// 413 body_too_large, 400 invalid_field naming the field for unknown fields and values of the
-// wrong type, 400 invalid_json otherwise. A limit of 0 or less means DefaultBodyLimit. Decode
-// does not validate values; call Validate.
+// unknown fields, no duplicate keys, no key in another case than its field's (`AGENT_ID`), no
+// invalid UTF-8 or lone surrogates (which encoding/json would replace silently), no trailing data.
+// An empty body leaves v as it is. Every error is an *APIError: 413 body_too_large, 400
+// invalid_field naming the field for those violations and values of the wrong type, 400
+// invalid_json otherwise. A limit of 0 or less means DefaultBodyLimit. Decode does not validate
+// values; call Validate.
 func Decode(r io.Reader, limit int64, v any) error {
 	if limit <= 0 {
 		limit = DefaultBodyLimit
@@ -36,6 +39,9 @@ func Decode(r io.Reader, limit int64, v any) error {
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil
+	}
+	if err := strictScan(body, reflect.TypeOf(v)); err != nil {
+		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -58,10 +64,16 @@ func decodeError(err error) *APIError {
 	case errors.As(err, &syn):
 		return NewError(CodeInvalidJSON, "malformed JSON at byte %d: %s", syn.Offset, strings.TrimPrefix(syn.Error(), "json: "))
 	case errors.As(err, &typ):
+		want := jsonKind(typ.Type.Kind().String())
 		if typ.Field == "" {
-			return NewError(CodeInvalidJSON, "request body must be a JSON %s, not %s", jsonKind(typ.Type.Kind().String()), typ.Value)
+			return NewError(CodeInvalidJSON, "request body must be %s, not %s", strings.Replace(want, "an ", "a JSON ", 1), jsonValue(typ.Value))
 		}
-		return fieldErr(typ.Field, "must be %s, not %s", jsonKind(typ.Type.Kind().String()), typ.Value).APIError()
+		// A number of the right kind that does not fit: 1e400, or an integer past int64.
+		if num, ok := strings.CutPrefix(typ.Value, "number "); ok &&
+			(want == "a number" || want == "an integer" && !strings.ContainsAny(num, ".eE")) {
+			return fieldErr(typ.Field, "%s is out of range", num).APIError()
+		}
+		return fieldErr(typ.Field, "must be %s, not %s", want, jsonValue(typ.Value)).APIError()
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return NewError(CodeInvalidJSON, "truncated JSON")
 	case strings.HasPrefix(err.Error(), unknownFieldPrefix):
@@ -72,6 +84,18 @@ func decodeError(err error) *APIError {
 		return fieldErr(name, "unknown field").APIError()
 	}
 	return NewError(CodeInvalidJSON, "invalid JSON: %s", strings.TrimPrefix(err.Error(), "json: "))
+}
+
+// jsonValue names the JSON value encoding/json describes as "string", "object", "number 1.5"...
+func jsonValue(v string) string {
+	switch v {
+	case "string", "bool", "array", "object":
+		return jsonKind(v)
+	}
+	if num, ok := strings.CutPrefix(v, "number "); ok {
+		return num
+	}
+	return v
 }
 
 // jsonKind names a Go kind as the JSON value it decodes from.
@@ -87,7 +111,7 @@ func jsonKind(kind string) string {
 		return "a number"
 	case kind == "slice", kind == "array":
 		return "an array"
-	case kind == "map", kind == "struct":
+	case kind == "map", kind == "struct", kind == "object":
 		return "an object"
 	}
 	return "a " + kind

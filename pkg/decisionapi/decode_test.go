@@ -160,7 +160,8 @@ func TestWriteError(t *testing.T) {
 func TestCodeStatuses(t *testing.T) {
 	want := map[Code]int{
 		CodeInvalidJSON: 400, CodeInvalidField: 400, CodeUnauthorized: 401, CodeForbidden: 403, CodeNotFound: 404,
-		CodeMethodNotAllowed: 405, CodeConflict: 409, CodeBodyTooLarge: 413, CodeRateLimited: 429, CodeInternal: 500,
+		CodeMethodNotAllowed: 405, CodeRequestTimeout: 408, CodeConflict: 409, CodeBodyTooLarge: 413,
+		CodeUnsupportedMediaType: 415, CodeRateLimited: 429, CodeInternal: 500,
 		CodeUnavailable: 503,
 	}
 	if len(Codes()) != len(want) {

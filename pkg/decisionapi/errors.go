@@ -19,17 +19,23 @@ const (
 	CodeInvalidField Code = "invalid_field"
 	// CodeUnauthorized (401): no bearer token, or an unknown one.
 	CodeUnauthorized Code = "unauthorized"
-	// CodeForbidden (403): the token's role or subject may not do this.
+	// CodeForbidden (403): the token's role or subject may not do this, or (open API) the request
+	// came from a foreign Origin or named a non-loopback Host.
 	CodeForbidden Code = "forbidden"
 	// CodeNotFound (404): no such lease or approval.
 	CodeNotFound Code = "not_found"
 	// CodeMethodNotAllowed (405): the path exists but not for this method.
 	CodeMethodNotAllowed Code = "method_not_allowed"
+	// CodeRequestTimeout (408): the request body did not arrive within the server's read_timeout.
+	CodeRequestTimeout Code = "request_timeout"
 	// CodeConflict (409): the resource is not in a state that allows the operation (an approval
 	// already resolved, a lease already released, an idempotency key reused with another body).
 	CodeConflict Code = "conflict"
 	// CodeBodyTooLarge (413): the body exceeds the server's limit.
 	CodeBodyTooLarge Code = "body_too_large"
+	// CodeUnsupportedMediaType (415): a request with a body whose Content-Type header is not
+	// application/json.
+	CodeUnsupportedMediaType Code = "unsupported_media_type"
 	// CodeRateLimited (429): the API itself is rate limited; retry after Retry-After.
 	CodeRateLimited Code = "rate_limited"
 	// CodeInternal (500): the server failed.
@@ -41,7 +47,8 @@ const (
 // Codes returns every error code.
 func Codes() []Code {
 	return []Code{CodeInvalidJSON, CodeInvalidField, CodeUnauthorized, CodeForbidden, CodeNotFound,
-		CodeMethodNotAllowed, CodeConflict, CodeBodyTooLarge, CodeRateLimited, CodeInternal, CodeUnavailable}
+		CodeMethodNotAllowed, CodeRequestTimeout, CodeConflict, CodeBodyTooLarge, CodeUnsupportedMediaType,
+		CodeRateLimited, CodeInternal, CodeUnavailable}
 }
 
 // Status returns the HTTP status code the error code is sent with (500 for an unknown code).
@@ -57,10 +64,14 @@ func (c Code) Status() int {
 		return http.StatusNotFound
 	case CodeMethodNotAllowed:
 		return http.StatusMethodNotAllowed
+	case CodeRequestTimeout:
+		return http.StatusRequestTimeout
 	case CodeConflict:
 		return http.StatusConflict
 	case CodeBodyTooLarge:
 		return http.StatusRequestEntityTooLarge
+	case CodeUnsupportedMediaType:
+		return http.StatusUnsupportedMediaType
 	case CodeRateLimited:
 		return http.StatusTooManyRequests
 	case CodeUnavailable:

@@ -21,6 +21,10 @@ func FuzzDecodeDecisionRequest(f *testing.F) {
 		``,
 		`[]`,
 		`{"agent_id":"\u0000","action":"b"}`,
+		`{"agent_id":"a","action":"b","agent_id":"c"}`,
+		`{"AGENT_ID":"a","action":"b"}`,
+		`{"agent_id":"\ud800","action":"b"}`,
+		"{\"agent_id\":\"\xff\",\"action\":\"b\"}",
 	} {
 		f.Add([]byte(seed))
 	}

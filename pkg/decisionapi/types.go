@@ -100,6 +100,10 @@ type DecisionResponse struct {
 	Reason string `json:"reason,omitempty"`
 	// PolicyVersion is the version of the policy that decided.
 	PolicyVersion string `json:"policy_version"`
+	// PolicySHA256 is the hex SHA-256 of the policy content (file and overlays) that decided; it
+	// changes with any content change even when policy_version does not. The budget receiver
+	// always sets it.
+	PolicySHA256 string `json:"policy_sha256,omitempty"`
 	// Constraints are the limits an allowed action runs under.
 	Constraints Constraints `json:"constraints,omitzero"`
 	// RetryAfterSec is when asking again can succeed (throttle, and deny of an exhausted
@@ -268,7 +272,15 @@ type Settlement struct {
 	// TokenCapBreaches counts matched spans whose output tokens exceeded the decision's
 	// max_tokens.
 	TokenCapBreaches int64 `json:"token_cap_breaches,omitempty"`
-	// Anomaly reports an action costing at least 3x its per-action baseline.
+	// ReportedCostUSD is the actual_cost_usd the release carried, as reported (before clipping).
+	ReportedCostUSD *float64 `json:"reported_cost_usd,omitempty"`
+	// Clipped reports that ReportedCostUSD was above the policy's bound on a reported cost
+	// (settlement.reported_cost_max_multiple times the estimate, at least
+	// settlement.reported_cost_floor_usd, at most budgets.per_action_max_usd) and was cut to it:
+	// the bound is what was booked. A clipped report is also an anomaly. A report ignored because
+	// spans matched is never clipped.
+	Clipped bool `json:"clipped,omitempty"`
+	// Anomaly reports an action costing at least 3x its per-action baseline, or a clipped report.
 	Anomaly bool `json:"anomaly"`
 	// AnomalyRatio is the actual cost over the baseline, when Anomaly.
 	AnomalyRatio float64 `json:"anomaly_ratio,omitempty"`
@@ -335,8 +347,10 @@ type Approval struct {
 
 // ApprovalList is the answer to GET /v1/approvals.
 type ApprovalList struct {
-	// Approvals are the approvals in the asked state, oldest first.
+	// Approvals are the approvals in the asked state, oldest first: one page of at most limit.
 	Approvals []Approval `json:"approvals"`
+	// NextCursor, when set, is the cursor of the next page; empty on the last page.
+	NextCursor string `json:"next_cursor,omitempty"`
 }
 
 // ApproveRequest is the body of POST /v1/approvals/{id}/approve. An empty body approves as
@@ -344,7 +358,8 @@ type ApprovalList struct {
 type ApproveRequest struct {
 	// Constraints are modified constraints the approved action runs under.
 	Constraints Constraints `json:"constraints,omitzero"`
-	// CostCapUSD is a lower cost cap for the approved action.
+	// CostCapUSD is a cost cap for the approved action, at or below the approval's estimate (a cap
+	// only lowers what was asked; the server answers a higher one with a 400 naming it).
 	CostCapUSD *float64 `json:"cost_cap_usd,omitempty"`
 	// Comment is recorded with the approval.
 	Comment string `json:"comment,omitempty"`
@@ -362,8 +377,11 @@ type BudgetsResponse struct {
 	PolicyVersion string `json:"policy_version"`
 	// Fleet is the fleet's degradation level.
 	Fleet FleetStatus `json:"fleet"`
-	// Scopes lists every configured budget with its spend in the current window.
+	// Scopes lists the configured budgets the caller may see with their spend in the current
+	// window, fleet first, then teams and agents by id: one page of at most limit.
 	Scopes []ScopeBudget `json:"scopes"`
+	// NextCursor, when set, is the cursor of the next page; empty on the last page.
+	NextCursor string `json:"next_cursor,omitempty"`
 }
 
 // FleetStatus is the fleet's degradation level, as the agentcost_fleet_level metric reports it.
@@ -387,12 +405,13 @@ func Scopes() []string { return []string{"fleet", "team", "agent", "run"} }
 // ExplainResponse is the answer to POST /v1/explain: the decision the request would get (nothing
 // is reserved) and how every rule and budget layer saw it.
 type ExplainResponse struct {
-	// Decision, RuleID, Reason, PolicyVersion, Constraints and RetryAfterSec are what POST
+	// Decision, RuleID, Reason, PolicyVersion, PolicySHA256, Constraints and RetryAfterSec are what POST
 	// /v1/decisions would answer now.
 	Decision      Decision    `json:"decision"`
 	RuleID        string      `json:"rule_id,omitempty"`
 	Reason        string      `json:"reason,omitempty"`
 	PolicyVersion string      `json:"policy_version"`
+	PolicySHA256  string      `json:"policy_sha256,omitempty"`
 	Constraints   Constraints `json:"constraints,omitzero"`
 	RetryAfterSec int64       `json:"retry_after_sec,omitempty"`
 	// DerivedTags are the tags the policy's derive_tags added to the request's own.

@@ -8,8 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 
 	"go.opentelemetry.io/collector/component"
+
+	"github.com/agentcost/agentcost/internal/pricing"
 )
 
 // AttributeLevel selects which agentcost.* attributes the processor writes.
@@ -57,6 +60,13 @@ type Config struct {
 	// Baseline configures the per-call baselines and the anomaly rule.
 	Baseline BaselineConfig `mapstructure:"baseline"`
 
+	// Auth says how spans of requests authenticated by an agentauth extension are attributed.
+	Auth AuthConfig `mapstructure:"auth"`
+
+	// Limits are the plausibility bounds of one span (token counts, cost); a span beyond them is
+	// counted as malformed and not priced.
+	Limits LimitsConfig `mapstructure:"limits"`
+
 	// prevent unkeyed literal initialization
 	_ struct{}
 }
@@ -68,6 +78,21 @@ type PricesConfig struct {
 	// Files are user price files, LiteLLM JSON (.json) or agentcost YAML (.yaml, .yml), applied in
 	// order over the embedded default: later files win.
 	Files []string `mapstructure:"files"`
+	// AllowMatch lists the kinds of non-exact match that may price a span (provider_prefix,
+	// regional_prefix, vendor_prefix, version_suffix, dated_snapshot, case_insensitive,
+	// provider_fallback; default: all). A span priced by a kind not listed is left unpriced,
+	// marked agentcost.price.unknown and counted; an empty list allows exact keys only.
+	AllowMatch []string `mapstructure:"allow_match"`
+}
+
+// denyMatch returns the match kinds AllowMatch does not list; Validate has checked the names.
+func (c PricesConfig) denyMatch() pricing.MatchKind {
+	allowed := pricing.MatchKind(0)
+	for _, name := range c.AllowMatch {
+		k, _ := pricing.ParseMatchKind(name)
+		allowed |= k
+	}
+	return pricing.AllMatchKinds &^ allowed
 }
 
 // CacheRule marks usage whose input tokens exclude the cached parts.
@@ -77,6 +102,31 @@ type CacheRule struct {
 	Dialect string `mapstructure:"dialect"`
 	// Provider restricts the rule to one provider (e.g. anthropic); empty means any.
 	Provider string `mapstructure:"provider"`
+}
+
+// Modes of auth.mode.
+const (
+	// AuthModePrice prices spans, booking them to their authenticated sender (the default).
+	AuthModePrice = "price"
+	// AuthModeForward is an edge collector's: write the sender's subject on each resource as
+	// agentcost.auth.subject, for the replicas behind to trust from this collector's forwarder
+	// token, and price nothing.
+	AuthModeForward = "forward"
+)
+
+// AuthConfig says how the processor uses the agentauth authentication of a request. Without an
+// agentauth authenticator on the receiver there is none, and spans are attributed from their own
+// attributes.
+type AuthConfig struct {
+	// Mode is price (default: price the spans; an agent or reviewer token's subject is the agent of
+	// every span it sends, a forwarder's carried agentcost.auth.subject is trusted within its
+	// agents list) or forward (an edge collector: carry the sender's subject to the replicas,
+	// price nothing).
+	Mode string `mapstructure:"mode"`
+	// Required refuses (permanent error, nothing priced or booked) every batch that does not carry
+	// an agentauth authentication: it catches an OTLP receiver without auth, or a component that
+	// drops the request context (a batch processor) in front of this processor (default false).
+	Required bool `mapstructure:"required"`
 }
 
 // BaselineConfig configures the per-(agent, model) baselines of cost per call.
@@ -117,10 +167,24 @@ func (cfg *Config) Validate() error {
 			errs = errors.Join(errs, fmt.Errorf("prices.files[%d]: empty path", i))
 		}
 	}
+	for i, name := range cfg.Prices.AllowMatch {
+		if _, ok := pricing.ParseMatchKind(name); !ok {
+			errs = errors.Join(errs, fmt.Errorf("prices.allow_match[%d]: %q is not a match kind (want one of %s)",
+				i, name, strings.Join(pricing.MatchKindNames(), ", ")))
+		}
+	}
 	for i, r := range cfg.InputExcludesCache {
 		if r.Dialect == "" && r.Provider == "" {
 			errs = errors.Join(errs, fmt.Errorf("input_excludes_cache[%d]: set dialect, provider or both", i))
 		}
+	}
+	switch cfg.Auth.Mode {
+	case AuthModePrice, AuthModeForward:
+	default:
+		errs = errors.Join(errs, fmt.Errorf("auth.mode: %q is not price or forward", cfg.Auth.Mode))
+	}
+	if err := cfg.Limits.validate(); err != nil {
+		errs = errors.Join(errs, err)
 	}
 	b := cfg.Baseline
 	if b.Multiplier <= 1 || math.IsNaN(b.Multiplier) || math.IsInf(b.Multiplier, 0) {

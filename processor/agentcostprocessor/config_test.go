@@ -31,7 +31,8 @@ func TestLoadConfig(t *testing.T) {
 	if c.Attributes != AttributesDetailed || c.Normalize || len(c.Prices.Files) != 1 ||
 		c.InputExcludesCache[0] != (CacheRule{Dialect: "openinference", Provider: "anthropic"}) ||
 		c.Fields["agent"][0] != `resource.attributes["k8s.deployment.name"]` ||
-		c.Baseline.Multiplier != 4 || c.Baseline.MaxKeys != 500 || c.Baseline.Storage.String() != "file_storage" {
+		c.Baseline.Multiplier != 4 || c.Baseline.MaxKeys != 500 || c.Baseline.Storage.String() != "file_storage" ||
+		strings.Join(c.Prices.AllowMatch, ",") != "provider_prefix,dated_snapshot" {
 		t.Fatalf("custom config not read: %+v", c)
 	}
 
@@ -39,7 +40,7 @@ func TestLoadConfig(t *testing.T) {
 	if err == nil {
 		t.Fatal("bad config accepted")
 	}
-	for _, key := range []string{"attributes:", "baseline.multiplier:", "baseline.warmup_calls:", "baseline.alpha:", "baseline.max_keys:"} {
+	for _, key := range []string{"prices.allow_match[0]:", "attributes:", "baseline.multiplier:", "baseline.warmup_calls:", "baseline.alpha:", "baseline.max_keys:"} {
 		if !strings.Contains(err.Error(), key) {
 			t.Errorf("error does not name %s: %v", key, err)
 		}

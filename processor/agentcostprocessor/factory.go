@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/collector/processor"
 	"go.opentelemetry.io/collector/processor/processorhelper"
 
+	"github.com/agentcost/agentcost/internal/pricing"
 	"github.com/agentcost/agentcost/processor/agentcostprocessor/internal/metadata"
 )
 
@@ -22,7 +23,7 @@ func NewFactory() processor.Factory {
 
 func createDefaultConfig() component.Config {
 	return &Config{
-		Prices:     PricesConfig{Embedded: true},
+		Prices:     PricesConfig{Embedded: true, AllowMatch: pricing.MatchKindNames()},
 		Attributes: AttributesLean,
 		Normalize:  true,
 		Baseline: BaselineConfig{
@@ -33,6 +34,8 @@ func createDefaultConfig() component.Config {
 			Alpha:       0.2,
 			MaxKeys:     10_000,
 		},
+		Auth:   AuthConfig{Mode: AuthModePrice},
+		Limits: LimitsConfig{MaxTokensPerCount: DefaultMaxTokensPerCount, MaxCostUSDPerSpan: DefaultMaxCostUSDPerSpan},
 	}
 }
 

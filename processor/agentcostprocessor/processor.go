@@ -34,6 +34,15 @@ type costProcessor struct {
 	telemetry *metadata.TelemetryBuilder
 
 	keeper *baseline.Keeper
+
+	// lastOverrideLog rate-limits the log line about overridden agents.
+	lastOverrideLog overrideLog
+	// lastTeamLog rate-limits the log line about spans booked to their token's default team.
+	lastTeamLog overrideLog
+	// lastForbiddenLog rate-limits the log line about batches refused for their token's role.
+	lastForbiddenLog overrideLog
+	// lastOverLimitLog rate-limits the log line about spans beyond the limits.
+	lastOverLimitLog overLimitLog
 }
 
 // newCostProcessor builds the price table, extractor, overrides and baselines. Every configuration
@@ -63,6 +72,10 @@ func newCostProcessor(set processor.Settings, cfg *Config) (*costProcessor, erro
 	if err != nil {
 		return nil, err
 	}
+	limits, err := cfg.Limits.pricerLimits()
+	if err != nil {
+		return nil, err
+	}
 	p := &costProcessor{
 		cfg:    cfg,
 		logger: set.Logger,
@@ -73,6 +86,8 @@ func newCostProcessor(set processor.Settings, cfg *Config) (*costProcessor, erro
 			Overrides: overrides,
 			Normalize: cfg.Normalize,
 			Detailed:  cfg.Attributes == AttributesDetailed,
+			Limits:    limits,
+			DenyMatch: cfg.Prices.denyMatch(),
 		},
 	}
 	if cfg.Baseline.Enabled {
@@ -80,13 +95,10 @@ func newCostProcessor(set processor.Settings, cfg *Config) (*costProcessor, erro
 		if err != nil {
 			return nil, fmt.Errorf("baseline.min_cost_usd: %w", err)
 		}
-		store, err := baseline.New(baseline.Config{
-			Alpha:      cfg.Baseline.Alpha,
-			WarmUp:     int64(cfg.Baseline.WarmupCalls),
-			Multiplier: cfg.Baseline.Multiplier,
-			Floor:      floor,
-			MaxKeys:    cfg.Baseline.MaxKeys,
-		})
+		bcfg := baseline.DefaultConfig()
+		bcfg.Alpha, bcfg.WarmUp, bcfg.Multiplier = cfg.Baseline.Alpha, int64(cfg.Baseline.WarmupCalls), cfg.Baseline.Multiplier
+		bcfg.Floor, bcfg.MaxKeys = floor, cfg.Baseline.MaxKeys
+		store, err := baseline.New(bcfg)
 		if err != nil {
 			return nil, fmt.Errorf("baseline: %w", err)
 		}
@@ -119,9 +131,14 @@ func (p *costProcessor) start(ctx context.Context, host component.Host) error {
 		p.keeper = k
 	}
 	var layers []zap.Field
+	var skips []pricing.SkipCount
 	for _, l := range p.pricer.Table.Layers() {
 		layers = append(layers, zap.Int(l.Source, l.Loaded))
+		skips = append(skips, l.Skips...)
 	}
+	// One line: the entries each file lists without token prices, by reason; `agentcostctl prices
+	// lint FILE` lists them.
+	p.logger.Info("price files: entries skipped (no token prices)", zap.String("skipped", pricing.FormatSkips(pricing.MergeSkipCounts(skips))))
 	p.logger.Info("agentcost processor started",
 		zap.Int("price_keys", p.pricer.Table.Len()), zap.Dict("price_layers", layers...),
 		zap.Bool("baselines", p.pricer.Baselines != nil), zap.String("attributes", string(p.cfg.Attributes)))
@@ -142,7 +159,21 @@ func (p *costProcessor) shutdown(ctx context.Context) error {
 }
 
 func (p *costProcessor) processTraces(ctx context.Context, td ptrace.Traces) (ptrace.Traces, error) {
-	st := p.pricer.ProcessTraces(ctx, td)
+	id, authed := sender(ctx)
+	if !authed && p.cfg.Auth.Required {
+		return td, p.unauthenticated(ctx, td)
+	}
+	if authed && !sendsSpans(id) {
+		return td, p.forbidden(ctx, id, td)
+	}
+	if p.cfg.Auth.Mode == AuthModeForward {
+		p.forward(ctx, td)
+		return td, nil
+	}
+	st := p.pricer.ProcessTracesFor(ctx, td, attribution(id, authed))
+	p.overridden(ctx, id, &st)
+	p.teamOverridden(ctx, id, &st)
+	p.overLimit(ctx, &st)
 	t := p.telemetry
 	if st.Priced > 0 {
 		t.SpansPriced.Add(ctx, st.Priced)
@@ -156,6 +187,16 @@ func (p *costProcessor) processTraces(ctx context.Context, td ptrace.Traces) (pt
 	}
 	if st.Anomalies > 0 {
 		t.Anomalies.Add(ctx, st.Anomalies)
+	}
+	if st.Escalations > 0 {
+		t.Escalations.Add(ctx, st.Escalations)
+	}
+	if st.LevelShifts > 0 {
+		t.LevelShifts.Add(ctx, st.LevelShifts)
+	}
+	for m, n := range st.Matches {
+		t.PriceMatches.Add(ctx, n, metric.WithAttributes(attribute.String("model", m.Model),
+			attribute.String("match", m.Kind.String()), attribute.Bool("allowed", m.Allowed)))
 	}
 	for reason, n := range st.Malformed {
 		t.SpansMalformed.Add(ctx, n, metric.WithAttributes(attribute.String("reason", reason)))

@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/collector/processor/processortest"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
+	"github.com/agentcost/agentcost/internal/pricing"
 	"github.com/agentcost/agentcost/processor/agentcostprocessor/internal/metadata"
 )
 
@@ -24,7 +25,7 @@ import (
 // worked out from the published numbers and not from the code under test.
 func priceFacts(t testing.TB) map[string]map[string]*big.Rat {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join("..", "..", "internal", "pricing", "data", "litellm-model-prices-2026-07-24.json"))
+	data, err := os.ReadFile(filepath.Join("..", "..", "internal", "pricing", "data", pricing.DefaultFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,6 +172,7 @@ func TestGoldenDialects(t *testing.T) {
 		model     string
 		want      map[string]int64 // price field → tokens
 		wantModel string
+		wantMatch string         // agentcost.price.match; "" for an exact key (not written)
 		written   map[string]any // normalised GenAI keys expected on the span
 	}{
 		{
@@ -186,6 +188,7 @@ func TestGoldenDialects(t *testing.T) {
 			// reasoning is inside the 2,000 output tokens and not priced again.
 			want:      map[string]int64{"input_cost_per_token": 6_000, "cache_read_input_token_cost": 4_000, "output_cost_per_token": 2_000},
 			wantModel: "gpt-5.4-mini",
+			wantMatch: "dated_snapshot", // the response model's snapshot is not in the table
 		},
 		{
 			name: "genai current, anthropic cache write",
@@ -240,9 +243,9 @@ func TestGoldenDialects(t *testing.T) {
 				"gen_ai.usage.input_tokens": int64(100_000), "gen_ai.usage.output_tokens": int64(10_000),
 				"gen_ai.usage.cost": 99.0,
 			}},
-			model:     "deepseek-chat",
+			model:     "deepseek/deepseek-chat", // the provider's own key in the upstream map
 			want:      map[string]int64{"input_cost_per_token": 100_000, "output_cost_per_token": 10_000},
-			wantModel: "deepseek-chat",
+			wantModel: "deepseek/deepseek-chat",
 		},
 		{
 			name: "provider prefix and dated snapshot",
@@ -253,6 +256,7 @@ func TestGoldenDialects(t *testing.T) {
 			model:     "gpt-5.4-mini",
 			want:      map[string]int64{"input_cost_per_token": 1_000_000},
 			wantModel: "gpt-5.4-mini",
+			wantMatch: "provider_prefix,dated_snapshot",
 		},
 		{
 			name: "flex service tier",
@@ -270,9 +274,9 @@ func TestGoldenDialects(t *testing.T) {
 				"gen_ai.provider.name": "gcp.gemini", "gen_ai.request.model": "gemini-2.5-pro",
 				"gen_ai.usage.input_tokens": int64(250_000), "gen_ai.usage.output_tokens": int64(4_000),
 			}},
-			model:     "gemini-2.5-pro",
+			model:     "gemini/gemini-2.5-pro",
 			want:      map[string]int64{"input_cost_per_token_above_200k_tokens": 250_000, "output_cost_per_token_above_200k_tokens": 4_000},
-			wantModel: "gemini-2.5-pro",
+			wantModel: "gemini/gemini-2.5-pro",
 		},
 	}
 	for _, c := range cases {
@@ -288,6 +292,10 @@ func TestGoldenDialects(t *testing.T) {
 			}
 			if got := attrStr(span, "agentcost.model"); got != c.wantModel {
 				t.Errorf("agentcost.model = %q, want %q", got, c.wantModel)
+			}
+			// agentcost.price.match only when the price did not come from an exact key.
+			if got, ok := span.Attributes().Get("agentcost.price.match"); ok != (c.wantMatch != "") || (ok && got.Str() != c.wantMatch) {
+				t.Errorf("agentcost.price.match = %v (present %v), want %q", got.AsRaw(), ok, c.wantMatch)
 			}
 			if got := attrStr(span, "agentcost.agent"); got != "research-agent" {
 				t.Errorf("agentcost.agent = %q", got)

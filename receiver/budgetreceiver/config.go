@@ -10,25 +10,25 @@ import (
 	"fmt"
 	"math"
 	"net"
-	"os"
 	"strings"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/confighttp"
 	"go.opentelemetry.io/collector/config/confignet"
-	"go.opentelemetry.io/collector/config/configopaque"
 
+	"github.com/agentcost/agentcost/extension/agentauthextension"
+	"github.com/agentcost/agentcost/internal/access"
 	"github.com/agentcost/agentcost/internal/baseline"
-	"github.com/agentcost/agentcost/internal/decide"
 	"github.com/agentcost/agentcost/internal/money"
 	"github.com/agentcost/agentcost/internal/policy"
 )
 
 // Roles of access tokens.
 const (
-	RoleAgent    = "agent"
-	RoleReviewer = "reviewer"
+	RoleAgent     = access.RoleAgent
+	RoleReviewer  = access.RoleReviewer
+	RoleForwarder = access.RoleForwarder
 )
 
 // Fail modes of ledger_unavailable.decisions.
@@ -50,18 +50,30 @@ type Config struct {
 	// PolicyReloadInterval is how often the policy files are checked for changes (default 5s). A
 	// change that does not validate keeps the policy in force; the error is logged and counted.
 	PolicyReloadInterval time.Duration `mapstructure:"policy_reload_interval"`
+	// MaxFileBytes bounds each policy and overlay file (default 64 MiB, the bound price files
+	// share). A larger file is refused by its size before it is read or parsed: at start this fails
+	// start-up, on reload the policy in force stays and the file is not examined again until its
+	// size or modification time changes.
+	MaxFileBytes int64 `mapstructure:"max_file_bytes"`
 
 	// Ledger is the component ID of the budgetledger extension (default budgetledger).
 	Ledger component.ID `mapstructure:"ledger"`
 
-	// Access holds the bearer tokens and their roles. Without it the API is open, which is allowed
-	// only on a loopback endpoint.
+	// Access holds the bearer tokens and their roles, inline (tokens) or an agentauth extension's
+	// (authenticator). Without it the API is open, which is allowed only on a loopback endpoint.
 	Access *AccessConfig `mapstructure:"access"`
 
-	// MaxRequestBytes bounds a request body; a larger one is answered 413 (default 64 KiB).
+	// MaxRequestBytes bounds a request body; a larger one is answered 413 (default 64 KiB). A
+	// declared Content-Length over it is refused before the body is read. confighttp's own
+	// max_request_body_size (default 20 MiB) applies too: the smaller of the two wins.
 	MaxRequestBytes int64 `mapstructure:"max_request_bytes"`
 	// MaxInFlight bounds the requests served at once; past it the answer is 429 (default 1024).
 	MaxInFlight int `mapstructure:"max_in_flight"`
+	// MaxInFlightPerCaller bounds the requests one caller (one token's subject, however many
+	// connections it opens) has served at once, so that it cannot take every max_in_flight slot;
+	// past it that caller gets 429 (default 0: a quarter of max_in_flight, at least 1). An open API
+	// has one caller, held to max_in_flight only. A request holds a slot only once its body is read.
+	MaxInFlightPerCaller int `mapstructure:"max_in_flight_per_caller"`
 
 	// ApprovalTTL is how long a pending or approved approval stays valid (default 24h).
 	ApprovalTTL time.Duration `mapstructure:"approval_ttl"`
@@ -86,24 +98,19 @@ type Config struct {
 	_ struct{}
 }
 
-// AccessConfig holds the API's bearer tokens.
+// AccessConfig holds the API's bearer tokens: inline, or shared with OTLP through an agentauth
+// extension. Set exactly one of Tokens and Authenticator.
 type AccessConfig struct {
-	// Tokens are the accepted tokens, each with a role and a subject.
+	// Tokens are the accepted tokens, each with a role and a subject (a receiver-only setup).
 	Tokens []TokenConfig `mapstructure:"tokens"`
+	// Authenticator is the ID of an agentauth extension whose token list the API uses, so that the
+	// OTLP receiver (auth: {authenticator: agentauth}) and the decision API share one list.
+	Authenticator *component.ID `mapstructure:"authenticator"`
 }
 
-// TokenConfig is one bearer token.
-type TokenConfig struct {
-	// Token is the token itself; prefer TokenFile.
-	Token configopaque.String `mapstructure:"token"`
-	// TokenFile is a file holding the token (surrounding whitespace is ignored), read at start.
-	TokenFile string `mapstructure:"token_file"`
-	// Role is agent (decide and release for its subject, poll its approvals) or reviewer (list,
-	// approve and deny approvals).
-	Role string `mapstructure:"role"`
-	// Subject is the agent id of an agent token, the reviewer's identity of a reviewer token.
-	Subject string `mapstructure:"subject"`
-}
+// TokenConfig is one bearer token: token or token_file, role (agent, reviewer; a forwarder token
+// is refused by the API with 403) and subject.
+type TokenConfig = access.TokenConfig
 
 // BaselineConfig configures the per-(agent, action) baselines of settled action cost.
 type BaselineConfig struct {
@@ -138,6 +145,10 @@ type LedgerUnavailableConfig struct {
 	FailClosedTopics []string `mapstructure:"fail_closed_topics"`
 	// RetryAfter is the retry hint of those answers (default 5s).
 	RetryAfter time.Duration `mapstructure:"retry_after"`
+	// Timeout bounds the ledger calls of one decision (default 500ms): a ledger that does not
+	// answer in time counts as unavailable, so a decision fails closed (or open) within about this
+	// long instead of waiting on the backend's own timeouts.
+	Timeout time.Duration `mapstructure:"timeout"`
 }
 
 var _ component.Config = (*Config)(nil)
@@ -164,6 +175,7 @@ func (cfg *Config) Validate() error {
 		{"policy_reload_interval", cfg.PolicyReloadInterval}, {"approval_ttl", cfg.ApprovalTTL},
 		{"idempotency_ttl", cfg.IdempotencyTTL}, {"publish_interval", cfg.PublishInterval},
 		{"settle_interval", cfg.SettleInterval}, {"ledger_unavailable.retry_after", cfg.LedgerUnavailable.RetryAfter},
+		{"ledger_unavailable.timeout", cfg.LedgerUnavailable.Timeout},
 	} {
 		if d.v <= 0 {
 			add("%s: %v must be positive", d.key, d.v)
@@ -175,8 +187,14 @@ func (cfg *Config) Validate() error {
 	if cfg.MaxRequestBytes < 1024 {
 		add("max_request_bytes: %d must be at least 1024", cfg.MaxRequestBytes)
 	}
+	if cfg.MaxFileBytes < 1 {
+		add("max_file_bytes: %d must be positive", cfg.MaxFileBytes)
+	}
 	if cfg.MaxInFlight < 1 {
 		add("max_in_flight: %d must be at least 1", cfg.MaxInFlight)
+	}
+	if cfg.MaxInFlightPerCaller < 0 || (cfg.MaxInFlight >= 1 && cfg.MaxInFlightPerCaller > cfg.MaxInFlight) {
+		add("max_in_flight_per_caller: %d must be between 0 (a quarter of max_in_flight) and max_in_flight (%d)", cfg.MaxInFlightPerCaller, cfg.MaxInFlight)
 	}
 	switch cfg.LedgerUnavailable.Decisions {
 	case FailClosed, FailOpen:
@@ -202,6 +220,28 @@ func (cfg *Config) Validate() error {
 	return errs
 }
 
+// bodyLimit is the request body limit in force: max_request_bytes, or confighttp's
+// max_request_body_size when that is set and smaller.
+func (cfg *Config) bodyLimit() int64 {
+	if n := cfg.MaxRequestBodySize; n > 0 && n < cfg.MaxRequestBytes {
+		return n
+	}
+	return cfg.MaxRequestBytes
+}
+
+// requestLimits are the server's request-flow settings from the configuration.
+func (cfg *Config) requestLimits() requestLimits {
+	l := requestLimits{perCaller: cfg.MaxInFlightPerCaller, anyHost: cfg.NetAddr.Transport == confignet.TransportTypeUnix}
+	if cors := cfg.CORS.Get(); cors != nil {
+		for _, o := range cors.AllowedOrigins {
+			if !strings.Contains(o, "*") {
+				l.origins = append(l.origins, o)
+			}
+		}
+	}
+	return l
+}
+
 // loopback reports whether the endpoint can only be reached from this host.
 func (cfg *Config) loopback() bool {
 	if cfg.NetAddr.Transport == confignet.TransportTypeUnix {
@@ -219,65 +259,28 @@ func (cfg *Config) loopback() bool {
 }
 
 func (a *AccessConfig) validate() error {
-	var errs error
-	if len(a.Tokens) == 0 {
-		return errors.New("access.tokens: at least one token is required (remove access for an open loopback API)")
+	switch {
+	case a.Authenticator != nil && len(a.Tokens) > 0:
+		return errors.New("access: set tokens or authenticator, not both")
+	case a.Authenticator != nil:
+		return nil
+	case len(a.Tokens) == 0:
+		return errors.New("access.tokens: at least one token is required, or set access.authenticator (remove access for an open loopback API)")
 	}
-	for i, t := range a.Tokens {
-		key := fmt.Sprintf("access.tokens[%d]", i)
-		switch {
-		case t.Token == "" && t.TokenFile == "":
-			errs = errors.Join(errs, fmt.Errorf("%s: set token_file or token", key))
-		case t.Token != "" && t.TokenFile != "":
-			errs = errors.Join(errs, fmt.Errorf("%s: set token_file or token, not both", key))
-		}
-		if t.Role != RoleAgent && t.Role != RoleReviewer {
-			errs = errors.Join(errs, fmt.Errorf("%s.role: %q is not agent or reviewer", key, t.Role))
-		}
-		if strings.TrimSpace(t.Subject) == "" {
-			errs = errors.Join(errs, fmt.Errorf("%s.subject: required (the agent id or the reviewer's identity)", key))
-		}
-	}
-	return errs
+	return access.Validate("access.tokens", a.Tokens)
 }
 
-// minTokenBytes is the shortest token accepted: shorter ones are guessable.
-const minTokenBytes = 16
-
-// credential is one loaded token.
-type credential struct {
-	token  string
-	caller decide.Caller
-}
-
-// load reads the tokens (token files at start) and checks that they are long enough and distinct.
-func (a *AccessConfig) load() ([]credential, error) {
-	out := make([]credential, 0, len(a.Tokens))
-	seen := map[string]int{}
-	for i, t := range a.Tokens {
-		key := fmt.Sprintf("access.tokens[%d]", i)
-		tok := string(t.Token)
-		if t.TokenFile != "" {
-			data, err := os.ReadFile(t.TokenFile)
-			if err != nil {
-				return nil, fmt.Errorf("%s.token_file: %w", key, err)
-			}
-			tok = strings.TrimSpace(string(data))
+// load returns the API's tokens: the inline list (token files read now) or the agentauth
+// extension's.
+func (a *AccessConfig) load(host component.Host) (*access.Set, error) {
+	if a.Authenticator != nil {
+		s, err := agentauthextension.Find(host, *a.Authenticator)
+		if err != nil {
+			return nil, fmt.Errorf("access.authenticator: %w", err)
 		}
-		if len(tok) < minTokenBytes {
-			return nil, fmt.Errorf("%s: the token is %d bytes long; at least %d are required", key, len(tok), minTokenBytes)
-		}
-		if j, dup := seen[tok]; dup {
-			return nil, fmt.Errorf("%s: the same token as access.tokens[%d]", key, j)
-		}
-		seen[tok] = i
-		role := decide.RoleAgent
-		if t.Role == RoleReviewer {
-			role = decide.RoleReviewer
-		}
-		out = append(out, credential{token: tok, caller: decide.Caller{Role: role, Subject: t.Subject}})
+		return s, nil
 	}
-	return out, nil
+	return access.Load("access.tokens", a.Tokens)
 }
 
 // config converts the settings to a baseline configuration, naming the YAML key of a bad value.
@@ -302,7 +305,8 @@ func (b BaselineConfig) config() (baseline.Config, error) {
 	if errs != nil {
 		return baseline.Config{}, errs
 	}
-	c := baseline.Config{Alpha: b.Alpha, WarmUp: b.Warmup, Multiplier: b.Multiplier, Floor: floor, MaxKeys: b.MaxKeys}
+	c := baseline.DefaultConfig()
+	c.Alpha, c.WarmUp, c.Multiplier, c.Floor, c.MaxKeys = b.Alpha, b.Warmup, b.Multiplier, floor, b.MaxKeys
 	if err := c.Validate(); err != nil {
 		return baseline.Config{}, fmt.Errorf("baseline: %w", err)
 	}

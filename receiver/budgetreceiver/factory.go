@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/receiver"
 
+	"github.com/agentcost/agentcost/internal/boundedfile"
 	"github.com/agentcost/agentcost/pkg/decisionapi"
 	"github.com/agentcost/agentcost/receiver/budgetreceiver/internal/metadata"
 )
@@ -26,9 +27,14 @@ func NewFactory() receiver.Factory {
 func createDefaultConfig() component.Config {
 	server := confighttp.NewDefaultServerConfig()
 	server.NetAddr.Endpoint = "localhost:4320"
+	// A decision request is a few KiB: a client that takes longer than this to send its headers
+	// or its body is holding a connection, not asking.
+	server.ReadHeaderTimeout = 5 * time.Second
+	server.ReadTimeout = 10 * time.Second
 	return &Config{
 		ServerConfig:         server,
 		PolicyReloadInterval: 5 * time.Second,
+		MaxFileBytes:         boundedfile.DefaultLimit,
 		Ledger:               component.MustNewID("budgetledger"),
 		MaxRequestBytes:      decisionapi.DefaultBodyLimit,
 		MaxInFlight:          1024,
@@ -44,7 +50,7 @@ func createDefaultConfig() component.Config {
 			Alpha:      0.2,
 			MaxKeys:    10000,
 		},
-		LedgerUnavailable: LedgerUnavailableConfig{Decisions: FailClosed, RetryAfter: 5 * time.Second},
+		LedgerUnavailable: LedgerUnavailableConfig{Decisions: FailClosed, RetryAfter: 5 * time.Second, Timeout: 500 * time.Millisecond},
 	}
 }
 

@@ -28,6 +28,7 @@ import (
 	"go.opentelemetry.io/collector/receiver"
 
 	"github.com/agentcost/agentcost/api/openapicheck"
+	"github.com/agentcost/agentcost/extension/agentauthextension"
 	"github.com/agentcost/agentcost/extension/budgetledgerextension"
 	"github.com/agentcost/agentcost/internal/evidence"
 	"github.com/agentcost/agentcost/internal/ledger"
@@ -81,15 +82,29 @@ const (
 	draftingToken = "agent-token-drafting-0002"
 	reviewerToken = "reviewer-token-alice-0003"
 	billingToken  = "agent-token-billing-0004"
+	// forwarderToken is an OTLP-only token: the decision API refuses it.
+	forwarderToken = "forwarder-token-tier1-0005"
 )
 
+// accessTokens is the test token list, inline (withAccess) or in an agentauth extension
+// (withSharedAccess).
+var accessTokens = []TokenConfig{
+	{Token: researchToken, Role: RoleAgent, Subject: "research-agent"},
+	{Token: draftingToken, Role: RoleAgent, Subject: "drafting-agent"},
+	{Token: reviewerToken, Role: RoleReviewer, Subject: "alice@example.com"},
+	{Token: billingToken, Role: RoleAgent, Subject: "billing-agent"},
+	{Token: forwarderToken, Role: RoleForwarder, Subject: "tier1"},
+}
+
+// withSharedAccess makes the API use the token list of an agentauth extension, which startEnv
+// starts on the host.
+var withSharedAccess = func(cfg *Config) {
+	id := component.MustNewID("agentauth")
+	cfg.Access = &AccessConfig{Authenticator: &id}
+}
+
 var withAccess = func(cfg *Config) {
-	cfg.Access = &AccessConfig{Tokens: []TokenConfig{
-		{Token: researchToken, Role: RoleAgent, Subject: "research-agent"},
-		{Token: draftingToken, Role: RoleAgent, Subject: "drafting-agent"},
-		{Token: reviewerToken, Role: RoleReviewer, Subject: "alice@example.com"},
-		{Token: billingToken, Role: RoleAgent, Subject: "billing-agent"},
-	}}
+	cfg.Access = &AccessConfig{Tokens: accessTokens}
 }
 
 // env is a started budget receiver on a real budgetledger extension in a temporary directory.
@@ -173,6 +188,20 @@ func startEnv(t *testing.T, policyYAML string, tune ...func(*Config)) *env {
 		e.stops = append(e.stops, func() { _ = fs.Shutdown(ctx) })
 		host.exts[*id] = fs
 	}
+	if a := probe.Access; a != nil && a.Authenticator != nil {
+		af := agentauthextension.NewFactory()
+		acfg := af.CreateDefaultConfig().(*agentauthextension.Config)
+		acfg.Tokens = accessTokens
+		auth, err := af.Create(ctx, extension.Settings{ID: *a.Authenticator, TelemetrySettings: tel}, acfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := auth.Start(ctx, host); err != nil {
+			t.Fatal(err)
+		}
+		e.stops = append(e.stops, func() { _ = auth.Shutdown(ctx) })
+		host.exts[*a.Authenticator] = auth
+	}
 	if err := ext.Start(ctx, host); err != nil {
 		t.Fatal(err)
 	}
@@ -241,6 +270,9 @@ func (e *env) do(method, path, token string, body any, headers ...string) (int, 
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/agentcost/agentcost/extension/budgetledgerextension"
+	"github.com/agentcost/agentcost/internal/access"
 	"github.com/agentcost/agentcost/internal/baseline"
 	"github.com/agentcost/agentcost/internal/decide"
 	"github.com/agentcost/agentcost/internal/policy"
@@ -98,18 +99,19 @@ func (r *budgetReceiver) start(ctx context.Context, host component.Host) error {
 	if err != nil {
 		return err
 	}
-	var creds []credential
+	var creds *access.Set
 	if r.cfg.Access != nil {
-		if creds, err = r.cfg.Access.load(); err != nil {
+		if creds, err = r.cfg.Access.load(host); err != nil {
 			return err
 		}
 	}
 	r.stats = newStats(time.Now(), r.cfg.LedgerUnavailable.Decisions)
 	r.emitter = newEmitter(r.logs, log)
 	r.watcher, err = policy.NewWatcher(policy.WatcherConfig{
-		Path:     r.cfg.PolicyFile,
-		Overlays: r.cfg.PolicyOverlays,
-		Interval: r.cfg.PolicyReloadInterval,
+		Path:         r.cfg.PolicyFile,
+		Overlays:     r.cfg.PolicyOverlays,
+		Interval:     r.cfg.PolicyReloadInterval,
+		MaxFileBytes: r.cfg.MaxFileBytes,
 		OnError: func(err error) {
 			r.stats.policyReloadFailed()
 			log.Error("Policy reload failed; the policy in force stays", zap.Error(err))
@@ -156,15 +158,17 @@ func (r *budgetReceiver) start(ctx context.Context, host component.Host) error {
 		IdempotencyTTL: r.cfg.IdempotencyTTL,
 		FailMode:       failMode,
 		FailOpenTopics: failOpen, FailClosedTopics: failClosed,
-		RetryAfter: r.cfg.LedgerUnavailable.RetryAfter,
-		Recorder:   recorder{stats: r.stats, emitter: r.emitter},
-		Logger:     log,
+		RetryAfter:    r.cfg.LedgerUnavailable.RetryAfter,
+		LedgerTimeout: r.cfg.LedgerUnavailable.Timeout,
+		Recorder:      recorder{stats: r.stats, emitter: r.emitter},
+		Logger:        log,
 	})
 	if err != nil {
 		return err
 	}
 
-	srv := newServer(r.engine, creds, r.cfg.MaxRequestBytes, r.cfg.MaxInFlight, r.stats)
+	srv := newServer(r.engine, creds, r.cfg.bodyLimit(), r.cfg.MaxInFlight, r.stats)
+	srv.setLimits(r.cfg.requestLimits())
 	ln, err := r.cfg.ToListener(ctx)
 	if err != nil {
 		return fmt.Errorf("endpoint: listening on %q: %w", r.cfg.NetAddr.Endpoint, err)
@@ -206,7 +210,7 @@ func (r *budgetReceiver) start(ctx context.Context, host component.Host) error {
 		zap.String("policy_version", p.Version()),
 		zap.String("policy_hash", p.Hash()),
 		zap.String("ledger", r.cfg.Ledger.String()),
-		zap.Int("tokens", len(creds)),
+		zap.Int("tokens", creds.Len()),
 		zap.String("ledger_unavailable.decisions", r.cfg.LedgerUnavailable.Decisions))
 	if r.cfg.Access == nil {
 		log.Warn("The decision API is open: no access tokens are configured, so anyone who can reach the loopback endpoint may decide, release and approve",
@@ -236,15 +240,22 @@ func (r *budgetReceiver) settle(ctx context.Context) {
 	}
 }
 
+// maxPublishedScopes bounds the budget scopes one publish sends (the fleet, teams and agents by
+// id, in that order), as the ledger's snapshot_limit bounded them before the listing was paged.
+const maxPublishedScopes = 10000
+
 // publish sends the budget state and the decision metrics to the metrics pipeline.
 func (r *budgetReceiver) publish(ctx context.Context) {
 	next := r.metrics // set at creation, before Start
 	if next == nil {
 		return
 	}
-	budgets, err := r.engine.Budgets(ctx)
+	budgets, truncated, err := r.engine.AllBudgets(ctx, maxPublishedScopes)
 	if err != nil {
 		r.set.Logger.Debug("Reading budget state for the metrics pipeline failed", zap.Error(err))
+	}
+	if truncated {
+		r.set.Logger.Debug("Publishing the first budgets only", zap.Int("scopes", len(budgets.Scopes)))
 	}
 	md := r.stats.metrics(time.Now(), budgets, err == nil)
 	if err := next.ConsumeMetrics(ctx, md); err != nil && ctx.Err() == nil {

@@ -234,10 +234,23 @@ func TestConfigValidate(t *testing.T) {
 		{"no subject", func(c *Config) {
 			c.Access = &AccessConfig{Tokens: []TokenConfig{{TokenFile: tokenFile, Role: RoleReviewer}}}
 		}, "access.tokens[0].subject: required"},
+		{"shared authenticator", func(c *Config) {
+			c.NetAddr.Endpoint = ":4320"
+			id := component.MustNewID("agentauth")
+			c.Access = &AccessConfig{Authenticator: &id}
+		}, ""},
+		{"tokens and authenticator", func(c *Config) {
+			id := component.MustNewID("agentauth")
+			c.Access = &AccessConfig{Authenticator: &id, Tokens: []TokenConfig{{TokenFile: tokenFile, Role: RoleAgent, Subject: "a"}}}
+		}, "access: set tokens or authenticator, not both"},
+		{"agents on an agent token", func(c *Config) {
+			c.Access = &AccessConfig{Tokens: []TokenConfig{{TokenFile: tokenFile, Role: RoleAgent, Subject: "a", Agents: []string{"b"}}}}
+		}, "access.tokens[0].agents: only a forwarder token"},
 		{"fail mode", func(c *Config) { c.LedgerUnavailable.Decisions = "shrug" }, "ledger_unavailable.decisions"},
 		{"baseline multiplier", func(c *Config) { c.Baseline.Multiplier = 1 }, "baseline.multiplier"},
 		{"baseline warmup", func(c *Config) { c.Baseline.Warmup = 0 }, "baseline.warmup"},
 		{"tiny body limit", func(c *Config) { c.MaxRequestBytes = 10 }, "max_request_bytes"},
+		{"file bound", func(c *Config) { c.MaxFileBytes = 0 }, "max_file_bytes"},
 		{"publish interval", func(c *Config) { c.PublishInterval = 0 }, "publish_interval"},
 	}
 	for _, tc := range cases {
@@ -285,20 +298,22 @@ func TestConfigUnmarshal(t *testing.T) {
 		cfg.LedgerUnavailable.Decisions != FailOpen || cfg.MaxRequestBytes != 64<<10 {
 		t.Errorf("config %+v", cfg)
 	}
-	creds, err := cfg.Access.load()
+	creds, err := cfg.Access.load(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if creds[0].token != "agent-token-from-a-file" || creds[0].caller != (decide.Caller{Role: decide.RoleAgent, Subject: "research-agent"}) ||
-		creds[1].caller.Role != decide.RoleReviewer {
-		t.Errorf("credentials %+v", creds)
+	if id, ok := creds.Lookup("agent-token-from-a-file"); !ok || id.Role != RoleAgent || id.Subject != "research-agent" {
+		t.Errorf("agent token from the file: %+v %v", id, ok)
+	}
+	if id, ok := creds.Lookup("reviewer-token-inline"); !ok || id.Role != RoleReviewer {
+		t.Errorf("inline reviewer token: %+v %v", id, ok)
 	}
 	short := &AccessConfig{Tokens: []TokenConfig{{Token: "short", Role: RoleAgent, Subject: "a"}}}
-	if _, err := short.load(); err == nil || !strings.Contains(err.Error(), "at least 16") {
+	if _, err := short.load(nil); err == nil || !strings.Contains(err.Error(), "at least 16") {
 		t.Errorf("short token: %v", err)
 	}
 	dup := &AccessConfig{Tokens: []TokenConfig{{TokenFile: tokenFile, Role: RoleAgent, Subject: "a"}, {Token: "agent-token-from-a-file", Role: RoleReviewer, Subject: "b"}}}
-	if _, err := dup.load(); err == nil || !strings.Contains(err.Error(), "same token") {
+	if _, err := dup.load(nil); err == nil || !strings.Contains(err.Error(), "same token") {
 		t.Errorf("duplicate token: %v", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentcost/agentcost/internal/decide"
 	"github.com/agentcost/agentcost/pkg/decisionapi"
 )
 
@@ -40,6 +41,8 @@ func TestAccessAndRoles(t *testing.T) {
 		{"budgets without a token", http.MethodGet, decisionapi.PathBudgets, "", nil, nil, 401},
 		{"approvals without a token", http.MethodGet, decisionapi.PathApprovals, "", nil, nil, 401},
 		{"approve without a token", http.MethodPost, approvalPath + "/approve", "", nil, nil, 401},
+		{"forwarder decides", http.MethodPost, decisionapi.PathDecisions, forwarderToken, decideFor("research-agent"), nil, 401},
+		{"forwarder reads budgets", http.MethodGet, decisionapi.PathBudgets, forwarderToken, nil, nil, 401},
 
 		{"agent decides for itself", http.MethodPost, decisionapi.PathDecisions, researchToken, decideFor("research-agent"), nil, 200},
 		{"agent decides for another agent", http.MethodPost, decisionapi.PathDecisions, draftingToken, decideFor("research-agent"), nil, 403},
@@ -55,7 +58,8 @@ func TestAccessAndRoles(t *testing.T) {
 		{"reviewer lists approvals", http.MethodGet, decisionapi.PathApprovals + "?state=pending", reviewerToken, nil, nil, 200},
 		{"agent reads budgets", http.MethodGet, decisionapi.PathBudgets, researchToken, nil, nil, 200},
 		{"reviewer reads budgets", http.MethodGet, decisionapi.PathBudgets, reviewerToken, nil, nil, 200},
-		{"agent explains", http.MethodPost, decisionapi.PathExplain, draftingToken, decideFor("research-agent"), nil, 200},
+		{"agent explains itself", http.MethodPost, decisionapi.PathExplain, draftingToken, decideFor("drafting-agent"), nil, 200},
+		{"agent explains another agent", http.MethodPost, decisionapi.PathExplain, draftingToken, decideFor("research-agent"), nil, 403},
 		{"reviewer explains", http.MethodPost, decisionapi.PathExplain, reviewerToken, decideFor("research-agent"), nil, 200},
 		{"wrong method", http.MethodGet, decisionapi.PathDecisions, researchToken, nil, nil, 405},
 		{"unknown lease", http.MethodPost, "/v1/leases/dec_nothing.AAAA/release", researchToken, nil, nil, 403},
@@ -139,9 +143,11 @@ func TestBadRequests(t *testing.T) {
 // TestInFlightBound answers 429 with Retry-After once max_in_flight requests are being served.
 func TestInFlightBound(t *testing.T) {
 	s := newServer(nil, nil, 1024, 1, newStats(time.Now(), FailClosed))
-	s.inFlight <- struct{}{} // one request is being served
+	if !s.slots.acquire(decide.Caller{Role: decide.RoleOpen}) { // one request is being served
+		t.Fatal("the first slot was refused")
+	}
 	rec := httptest.NewRecorder()
-	s.handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, decisionapi.PathBudgets, nil))
+	s.handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "http://localhost:4320"+decisionapi.PathBudgets, nil))
 	if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") != "1" {
 		t.Fatalf("status %d, Retry-After %q; want 429 and 1", rec.Code, rec.Header().Get("Retry-After"))
 	}

@@ -61,6 +61,11 @@ func TestSpanSettlement(t *testing.T) {
 	e.book(ledger.Spend{Agent: "research-agent", DecisionID: d.DecisionID, Cost: usd(t, "0.12"), Tokens: ledger.Tokens{Input: 900, Output: 400}})
 	e.book(ledger.Spend{Agent: "research-agent", DecisionID: d.DecisionID, Cost: usd(t, "0.20"), Tokens: ledger.Tokens{Input: 100, Output: 1500}})
 	s := e.release(researchToken, d.LeaseID, decisionapi.ReleaseRequest{ActualCostUSD: ptr(9.0)}).Settlement
+	// The report is shown as sent, ignored (spans matched) and so neither clipped nor an anomaly.
+	if s.ReportedCostUSD == nil || *s.ReportedCostUSD != 9 {
+		t.Errorf("reported_cost_usd %v, want 9", s.ReportedCostUSD)
+	}
+	s.ReportedCostUSD = nil
 	want := decisionapi.Settlement{ActualCostUSD: 0.32, EstimatedCostUSD: 0.5, FreedUSD: 0.18, Source: decisionapi.SourceSpans,
 		SpansMatched: 2, InputTokens: 1000, OutputTokens: 1900, TokenCapBreaches: 1, EvidenceID: d.EvidenceID}
 	if s != want {

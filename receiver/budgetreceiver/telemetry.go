@@ -21,12 +21,14 @@ const (
 	NamePolicyReloadErrors = "agentcost_policy_reload_errors_total"
 	NameLedgerUnavailable  = "agentcost_ledger_unavailable_total"
 	NameTokenCapBreaches   = "agentcost_token_cap_breaches_total"
+	NameReportedClipped    = "agentcost_reported_cost_clipped_total"
 	NameEvidenceErrors     = "agentcost_evidence_errors_total"
 	NameEvidenceDropped    = "agentcost_evidence_logs_dropped_total"
 
 	HelpPolicyReloadErrors = "Policy reloads that failed validation or reading; the policy in force stayed."
 	HelpLedgerUnavailable  = "Decisions answered under the ledger_unavailable fail mode (label fail_mode) because the ledger failed."
 	HelpTokenCapBreaches   = "Settled actions with a matched span whose output tokens exceeded the decision's max_tokens."
+	HelpReportedClipped    = "Lease releases whose actual_cost_usd was above the policy's bound on a reported cost and was clipped to it."
 	HelpEvidenceErrors     = "Cost-evidence records that could not be written."
 	HelpEvidenceDropped    = "Cost-evidence records not sent to the logs pipeline because its queue was full."
 )
@@ -51,6 +53,7 @@ type stats struct {
 	durCount          uint64
 	anomalies         map[string]uint64
 	tokenCaps         map[string]uint64
+	clipped           map[string]uint64
 	ledgerUnavailable [2]uint64 // by decide.FailMode: fail_closed, fail_open
 	reloadErrors      uint64
 	evidenceErrors    uint64
@@ -61,7 +64,7 @@ func newStats(start time.Time, failMode string) *stats {
 	return &stats{
 		start: start, failMode: failMode,
 		decisions: map[decisionKey]uint64{}, durCounts: make([]uint64, len(durationBounds)+1),
-		anomalies: map[string]uint64{}, tokenCaps: map[string]uint64{},
+		anomalies: map[string]uint64{}, tokenCaps: map[string]uint64{}, clipped: map[string]uint64{},
 	}
 }
 
@@ -109,6 +112,12 @@ func (s *stats) tokenCapBreach(agent string) {
 	s.mu.Unlock()
 }
 
+func (s *stats) reportedClipped(agent string) {
+	s.mu.Lock()
+	countAgent(s.clipped, agent)
+	s.mu.Unlock()
+}
+
 func (s *stats) add(field *uint64) {
 	s.mu.Lock()
 	*field++
@@ -139,6 +148,7 @@ func (r recorder) LedgerUnavailable(mode decide.FailMode)   { r.stats.ledgerFail
 func (r recorder) ActionAnomaly(agent string)               { r.stats.actionAnomaly(agent) }
 func (r recorder) TokenCapBreach(agent string)              { r.stats.tokenCapBreach(agent) }
 func (r recorder) EvidenceFailed()                          { r.stats.evidenceFailed() }
+func (r recorder) ReportedCostClipped(agent string)         { r.stats.reportedClipped(agent) }
 func (r recorder) Evidence(rec evidence.Record) {
 	if !r.emitter.add(rec) {
 		r.stats.evidenceLogsDropped()
@@ -230,6 +240,12 @@ func (s *stats) metrics(now time.Time, budgets decisionapi.BudgetsResponse, have
 		dps := counter(costmetrics.NameAnomalies, costmetrics.HelpAnomalies)
 		for _, agent := range sortedKeys(s.anomalies, func(a, b string) bool { return a < b }) {
 			point(dps, s.anomalies[agent], "agent", agent, "level", "action")
+		}
+	}
+	if len(s.clipped) > 0 {
+		dps := counter(NameReportedClipped, HelpReportedClipped)
+		for _, agent := range sortedKeys(s.clipped, func(a, b string) bool { return a < b }) {
+			point(dps, s.clipped[agent], "agent", agent)
 		}
 	}
 	if len(s.tokenCaps) > 0 {

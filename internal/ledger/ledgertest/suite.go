@@ -58,11 +58,17 @@ func Run(t *testing.T, b Backend) {
 		{"RateLimits", testRateLimits},
 		{"IdempotencyRecords", testIdempotencyRecords},
 		{"Approvals", testApprovals},
+		{"ApprovalPendingCap", testApprovalPendingCap},
+		{"ApprovalPaging", testApprovalPaging},
+		{"ActiveIDs", testActiveIDs},
 		{"Anomalies", testAnomalies},
 		{"Read", testRead},
 		{"Snapshot", testSnapshot},
 		{"Persistence", testPersistence},
 		{"SharedTruth", testSharedTruth},
+		{"DecisionIDOfAnotherAgent", testDecisionIDOfAnotherAgent},
+		{"ReportedCostClipped", testReportedCostClipped},
+		{"EvidenceAnchor", testEvidenceAnchor},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, b) })
@@ -574,8 +580,10 @@ func testCommitByDecisionID(t *testing.T, b Backend) {
 	check(ledger.ScopeAgent, "A", ledger.Hour, usd("13"), 0)
 }
 
-// sameSettlement compares settlements without the times and the AlreadySettled flag.
+// sameSettlement compares settlements without the times, the AlreadySettled flag and the
+// claimed reported figure (only the settling call returns it; testReportedCostClipped checks it).
 func sameSettlement(a, b ledger.Settlement) bool {
+	a.ReportedClaimed, a.ReportedClipped, b.ReportedClaimed, b.ReportedClipped = 0, false, 0, false
 	if len(a.Metadata) != len(b.Metadata) {
 		return false
 	}
@@ -937,7 +945,7 @@ func testApprovals(t *testing.T, b Backend) {
 	mk := func(id string, ttl time.Duration) ledger.Approval {
 		a, err := l.CreateApproval(ctx, ledger.Approval{ID: id, Agent: "A", Action: "job.batch-generate", Estimate: usd("60"),
 			Items: 200, Rule: "approve-expensive-batch", Reason: "big", Requester: "research-agent", CreatedAt: t0,
-			ExpiresAt: t0.Add(ttl), Payload: []byte(`{"run_id":"r"}`)})
+			ExpiresAt: t0.Add(ttl), Payload: []byte(`{"run_id":"r"}`)}, 0)
 		if err != nil {
 			t.Fatalf("CreateApproval(%s): %v", id, err)
 		}
@@ -949,7 +957,7 @@ func testApprovals(t *testing.T, b Backend) {
 	}
 	mk("ap2", time.Hour)
 	mk("ap3", time.Minute)
-	if _, err := l.CreateApproval(ctx, ledger.Approval{ID: "ap1", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}); !errors.Is(err, ledger.ErrExists) {
+	if _, err := l.CreateApproval(ctx, ledger.Approval{ID: "ap1", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}, 0); !errors.Is(err, ledger.ErrExists) {
 		t.Errorf("duplicate approval: %v, want ErrExists", err)
 	}
 	got, err := l.GetApproval(ctx, "ap1", t0)
@@ -1018,7 +1026,7 @@ func testApprovals(t *testing.T, b Backend) {
 	}
 	now := t0.Add(4 * time.Minute)
 	states := map[ledger.ApprovalState][]string{}
-	all, err := l.ListApprovals(ctx, "", 0, now)
+	all, err := l.ListApprovals(ctx, "", ledger.ApprovalCursor{}, 0, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1029,11 +1037,11 @@ func testApprovals(t *testing.T, b Backend) {
 		len(states[ledger.ApprovalExpired]) != 1 || states[ledger.ApprovalExpired][0] != "ap3" {
 		t.Errorf("approvals by state: %v", states)
 	}
-	expired, _ := l.ListApprovals(ctx, ledger.ApprovalExpired, 0, now)
+	expired, _ := l.ListApprovals(ctx, ledger.ApprovalExpired, ledger.ApprovalCursor{}, 0, now)
 	if len(expired) != 1 || expired[0].ID != "ap3" {
 		t.Errorf("ListApprovals(expired) = %v", expired)
 	}
-	if pending, _ := l.ListApprovals(ctx, ledger.ApprovalPending, 0, now); len(pending) != 0 {
+	if pending, _ := l.ListApprovals(ctx, ledger.ApprovalPending, ledger.ApprovalCursor{}, 0, now); len(pending) != 0 {
 		t.Errorf("ListApprovals(pending) = %v", pending)
 	}
 	// An approved but unconsumed approval expires too.
@@ -1044,7 +1052,7 @@ func testApprovals(t *testing.T, b Backend) {
 	if _, err := l.ConsumeApproval(ctx, "ap4", t0.Add(11*time.Minute)); !errors.Is(err, ledger.ErrConflict) {
 		t.Errorf("consuming after expiry: %v, want a conflict", err)
 	}
-	if pending, _ := l.ListApprovals(ctx, ledger.ApprovalPending, 0, t0); len(pending) != 1 || pending[0].ID != "ap3" {
+	if pending, _ := l.ListApprovals(ctx, ledger.ApprovalPending, ledger.ApprovalCursor{}, 0, t0); len(pending) != 1 || pending[0].ID != "ap3" {
 		t.Errorf("pending at t0: %v, want ap3 (ap4 is approved)", pending)
 	}
 }
@@ -1210,7 +1218,7 @@ func testPersistence(t *testing.T, b Backend) {
 	if _, ok, err := l.PutIfAbsent(ctx, "pk", []byte("v"), time.Hour); err != nil || !ok {
 		t.Fatalf("PutIfAbsent: %v %v", ok, err)
 	}
-	if _, err := l.CreateApproval(ctx, ledger.Approval{ID: "ap", Agent: "A", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}); err != nil {
+	if _, err := l.CreateApproval(ctx, ledger.Approval{ID: "ap", Agent: "A", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}, 0); err != nil {
 		t.Fatal(err)
 	}
 
@@ -1288,5 +1296,92 @@ func testSharedTruth(t *testing.T, b Backend) {
 		if s := state(t, l, ledger.ScopeFleet, ledger.FleetID, ledger.Day, at); s.Spent != limit || s.Reserved != 0 {
 			t.Errorf("fleet spent %s reserved %s, want %s and 0 from either ledger", s.Spent, s.Reserved, limit)
 		}
+	}
+}
+
+// testDecisionIDOfAnotherAgent: a span naming agent B that carries agent A's decision id (or a
+// span of another run than the decision's) is booked as its own agent's spend and never commits
+// against A's reservation; trace-id matching likewise needs the same agent.
+func testDecisionIDOfAnotherAgent(t *testing.T, b Backend) {
+	l, _ := open(t, b)
+	at := time.Date(2026, 5, 4, 10, 0, 0, 0, time.UTC)
+	reserve(t, l, ledger.ReserveRequest{ID: "da", TraceID: "trace-a", Estimate: usd("10"), TTL: time.Minute, Time: at,
+		Agent: "A", RunID: "run-a", Action: "job.x",
+		Checks: []ledger.Check{{Scope: ledger.ScopeAgent, ID: "A", Window: ledger.Hour, Limit: usd("100")}}})
+	r, err := l.Book(ctx, []ledger.Spend{
+		// Agent B with A's decision id: B's spend, not A's action's.
+		{TraceID: "tb", SpanID: "1", DecisionID: "da", Time: at, Agent: "B", RunID: "run-a", Cost: usd("7")},
+		// Agent A with the decision id but another run.
+		{TraceID: "tb", SpanID: "2", DecisionID: "da", Time: at, Agent: "A", RunID: "run-other", Cost: usd("2")},
+		// Agent B on A's trace, without a decision id: no trace match either.
+		{TraceID: "trace-a", SpanID: "3", Time: at, Agent: "B", Cost: usd("3")},
+		// A's own span of the run: matched.
+		{TraceID: "tb", SpanID: "4", DecisionID: "da", Time: at, Agent: "A", RunID: "run-a", Cost: usd("1")},
+	})
+	if err != nil {
+		t.Fatalf("Book: %v", err)
+	}
+	if r.Booked != 4 || r.Matched != 1 || r.Mismatched != 2 {
+		t.Fatalf("Book = booked %d matched %d mismatched %d, want 4, 1 and 2", r.Booked, r.Matched, r.Mismatched)
+	}
+	// Every span is booked to its own agent; only A's matched dollar left A's reservation.
+	if s := state(t, l, ledger.ScopeAgent, "B", ledger.Hour, at); s.Spent != usd("10") || s.Reserved != 0 {
+		t.Errorf("agent B: spent %s reserved %s, want 10 and 0", s.Spent, s.Reserved)
+	}
+	if s := state(t, l, ledger.ScopeAgent, "A", ledger.Hour, at); s.Spent != usd("3") || s.Reserved != usd("9") {
+		t.Errorf("agent A: spent %s reserved %s, want 3 and 9", s.Spent, s.Reserved)
+	}
+	// A duplicate of a mismatched span counts nothing again.
+	if r, err := l.Book(ctx, []ledger.Spend{{TraceID: "tb", SpanID: "1", DecisionID: "da", Time: at, Agent: "B", RunID: "run-a", Cost: usd("7")}}); err != nil || r.Duplicates != 1 || r.Mismatched != 0 {
+		t.Errorf("duplicate: %+v, %v; want one duplicate and no mismatch", r, err)
+	}
+	st := release(t, l, ledger.ReleaseRequest{ID: "da", Time: at.Add(time.Second)})
+	if st.Source != ledger.SourceSpans || st.SpansMatched != 1 || st.Cost != usd("1") {
+		t.Errorf("settlement %+v, want A's one span for 1", st)
+	}
+}
+
+// testReportedCostClipped: a release's ReportedLimit bounds the reported cost that is booked; the
+// settling call returns the claimed figure and whether it was clipped.
+func testReportedCostClipped(t *testing.T, b Backend) {
+	l, _ := open(t, b)
+	at := time.Date(2026, 5, 4, 10, 0, 0, 0, time.UTC)
+	checks := []ledger.Check{{Scope: ledger.ScopeAgent, ID: "R", Window: ledger.Hour, Limit: usd("100")},
+		{Scope: ledger.ScopeFleet, Window: ledger.Day, Unlimited: true}}
+	limit := func(est money.Nanos) money.Nanos { return 2 * est }
+	reserve(t, l, ledger.ReserveRequest{ID: "big", Estimate: usd("0.01"), TTL: time.Minute, Time: at, Checks: checks})
+	reserve(t, l, ledger.ReserveRequest{ID: "fair", Estimate: usd("0.01"), TTL: time.Minute, Time: at, Checks: checks})
+	st := release(t, l, ledger.ReleaseRequest{ID: "big", ReportedCost: usd("999999999"), HasReported: true,
+		ReportedLimit: limit, Time: at.Add(time.Second)})
+	if st.Source != ledger.SourceReported || st.Cost != usd("0.02") || st.ReportedCost != usd("0.02") ||
+		st.ReportedClaimed != usd("999999999") || !st.ReportedClipped {
+		t.Errorf("clipped settlement %+v, want cost 0.02 clipped from 999999999", st)
+	}
+	st = release(t, l, ledger.ReleaseRequest{ID: "fair", ReportedCost: usd("0.015"), HasReported: true,
+		ReportedLimit: limit, Time: at.Add(time.Second)})
+	if st.Cost != usd("0.015") || st.ReportedClaimed != usd("0.015") || st.ReportedClipped {
+		t.Errorf("settlement within the limit %+v, want 0.015 unclipped", st)
+	}
+	// Only the clipped figure reached the budgets.
+	for _, q := range []struct {
+		scope ledger.Scope
+		id    string
+		w     ledger.Window
+	}{{ledger.ScopeAgent, "R", ledger.Hour}, {ledger.ScopeFleet, ledger.FleetID, ledger.Day}} {
+		if s := state(t, l, q.scope, q.id, q.w, at); s.Spent != usd("0.035") || s.Reserved != 0 {
+			t.Errorf("%s %s: spent %s reserved %s, want 0.035 and 0", q.scope, q.id, s.Spent, s.Reserved)
+		}
+	}
+	// Read back, the settlement has the booked figure.
+	again := release(t, l, ledger.ReleaseRequest{ID: "big", ReportedCost: usd("5"), HasReported: true, ReportedLimit: limit, Time: at.Add(time.Minute)})
+	if !again.AlreadySettled || again.Cost != usd("0.02") || again.ReportedClipped {
+		t.Errorf("second release %+v, want the first settlement's 0.02", again)
+	}
+	// A report ignored because spans matched is not clipped.
+	reserve(t, l, ledger.ReserveRequest{ID: "spans", Estimate: usd("0.01"), TTL: time.Minute, Time: at, Checks: checks})
+	book(t, l, ledger.Spend{TraceID: "tc", SpanID: "1", DecisionID: "spans", Time: at, Agent: "R", Cost: usd("0.005")})
+	st = release(t, l, ledger.ReleaseRequest{ID: "spans", ReportedCost: usd("50"), HasReported: true, ReportedLimit: limit, Time: at.Add(time.Second)})
+	if st.Source != ledger.SourceSpans || st.Cost != usd("0.005") || st.ReportedClipped || st.ReportedClaimed != usd("50") {
+		t.Errorf("settlement with spans %+v, want the spans' 0.005 and the report unclipped", st)
 	}
 }

@@ -18,6 +18,7 @@ type TelemetryBuilder struct {
 	meter        metric.Meter
 	mu           sync.Mutex
 	registration metric.Registration
+	evidenceReg  metric.Registration
 
 	// Commits counts the ledger file's write transactions.
 	Commits metric.Int64ObservableCounter
@@ -33,6 +34,21 @@ type TelemetryBuilder struct {
 	JournalSize metric.Int64ObservableGauge
 	// ReservationsRecovered counts the reservations replayed from the journal at start.
 	ReservationsRecovered metric.Int64ObservableCounter
+	// EvidenceChainTruncated is 1 after a start over an evidence chain that ended behind its
+	// anchor in the ledger (evidence.accept_truncated_chain), else 0. Both backends report it.
+	EvidenceChainTruncated metric.Int64ObservableGauge
+	// EvidenceAnchorErrors counts failed writes of the evidence chain's head into the ledger.
+	EvidenceAnchorErrors metric.Int64ObservableCounter
+	// EvidenceAnchorWrites counts the writes of the evidence chain's head into the ledger.
+	EvidenceAnchorWrites metric.Int64ObservableCounter
+}
+
+// EvidenceStats is what the evidence instruments report.
+type EvidenceStats struct {
+	// ChainTruncated is 1 after a start over a chain behind its anchor.
+	ChainTruncated int64
+	// AnchorErrors and AnchorWrites count the failed and successful anchor writes.
+	AnchorErrors, AnchorWrites int64
 }
 
 // NewTelemetryBuilder creates the extension's instruments on the settings' meter provider.
@@ -62,7 +78,34 @@ func NewTelemetryBuilder(settings component.TelemetrySettings) (*TelemetryBuilde
 	b.ReservationsRecovered, err = b.meter.Int64ObservableCounter("otelcol_extension_budgetledger_reservations_recovered",
 		metric.WithDescription("Reservations replayed from the journal at start, after a crash."), metric.WithUnit("{reservation}"))
 	errs = errors.Join(errs, err)
+	b.EvidenceChainTruncated, err = b.meter.Int64ObservableGauge("otelcol_extension_budgetledger_evidence_chain_truncated",
+		metric.WithDescription("1 when the collector started over an evidence chain that ends behind the head anchored in the ledger (evidence.accept_truncated_chain), else 0."))
+	errs = errors.Join(errs, err)
+	b.EvidenceAnchorErrors, err = b.meter.Int64ObservableCounter("otelcol_extension_budgetledger_evidence_anchor_errors",
+		metric.WithDescription("Failed writes of the evidence chain's head into the ledger."), metric.WithUnit("{write}"))
+	errs = errors.Join(errs, err)
+	b.EvidenceAnchorWrites, err = b.meter.Int64ObservableCounter("otelcol_extension_budgetledger_evidence_anchor_writes",
+		metric.WithDescription("Writes of the evidence chain's head into the ledger."), metric.WithUnit("{write}"))
+	errs = errors.Join(errs, err)
 	return b, errs
+}
+
+// RegisterEvidenceCallback reports the evidence instruments from stats at each collection.
+func (b *TelemetryBuilder) RegisterEvidenceCallback(stats func() EvidenceStats) error {
+	reg, err := b.meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		s := stats()
+		o.ObserveInt64(b.EvidenceChainTruncated, s.ChainTruncated)
+		o.ObserveInt64(b.EvidenceAnchorErrors, s.AnchorErrors)
+		o.ObserveInt64(b.EvidenceAnchorWrites, s.AnchorWrites)
+		return nil
+	}, b.EvidenceChainTruncated, b.EvidenceAnchorErrors, b.EvidenceAnchorWrites)
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.evidenceReg = reg
+	return nil
 }
 
 // RegisterCallback reports the instruments from stats at each collection.
@@ -94,5 +137,9 @@ func (b *TelemetryBuilder) Shutdown() {
 	if b.registration != nil {
 		_ = b.registration.Unregister()
 		b.registration = nil
+	}
+	if b.evidenceReg != nil {
+		_ = b.evidenceReg.Unregister()
+		b.evidenceReg = nil
 	}
 }
