@@ -42,7 +42,7 @@ type verifyProblem struct {
 }
 
 func evidenceVerify(e *env, path string, args []string) error {
-	fs := newFlags(e, path, "DIR [--ledger DIR | --redis HOST:PORT] [--expect-seq N --expect-hash HASH]", `
+	fs := newFlags(e, path, "[DIR] [--config collector.yaml | --ledger DIR | --redis HOST:PORT] [--expect-seq N --expect-hash HASH]", `
 Checks the hash chain of an evidence directory: every record's hash, seq continuity, prev_hash links
 across files, one chain id and no missing file. Each problem is printed as
 "file:line (seq N): kind: detail" and the exit code is 1 when there is any.
@@ -50,20 +50,45 @@ across files, one chain id and no missing file. Each problem is printed as
 A chain alone cannot show that records were cut from its end. The budgetledger extension anchors
 each chain's durable head (seq and hash) in the ledger: --ledger (the embedded ledger's directory;
 stop the collector first, the file has one user) or --redis checks the chain against its anchor.
---expect-seq and --expect-hash compare with a copy kept elsewhere (the logs pipeline receives
-every record).`)
+--config takes both from the collector's configuration (its budgetledger extension's ledger,
+password and TLS included, and evidence.directory when DIR is not given). --expect-seq and
+--expect-hash compare with a copy kept elsewhere (the logs pipeline receives every record).`)
 	expectSeq := fs.Uint64("expect-seq", 0, "the chain must reach at least seq `N`")
 	expectHash := fs.String("expect-hash", "", "the record with --expect-seq (or the last record) must have this `HASH`")
 	ledgerDir := fs.String("ledger", "", "check against the anchor in the embedded ledger in `DIR` (the budgetledger extension's directory)")
 	redisAddr := fs.String("redis", "", "check against the anchor in the Redis ledger at `HOST:PORT`")
 	prefix := fs.String("key-prefix", "agentcost:", "Redis key `PREFIX`")
+	coll := addCollectorFlags(fs)
 	out := fs.output("table", "json")
-	pos, err := fs.parse(args, 1, 1)
+	pos, err := fs.parse(args, 0, 1)
 	if err != nil {
 		return err
 	}
-	if *ledgerDir != "" && *redisAddr != "" {
-		return usageErr("%s: give at most one of --ledger and --redis", path)
+	if (*ledgerDir != "") && (*redisAddr != "") || coll.set() && (*ledgerDir != "" || *redisAddr != "") {
+		return usageErr("%s: give at most one of --config, --ledger and --redis", path)
+	}
+	var ledgerCfg *ledger.Config
+	switch {
+	case coll.set():
+		ext, err := coll.load(e.ctx)
+		if err != nil {
+			return err
+		}
+		ledgerCfg = &ext.Config
+		if len(pos) == 0 {
+			pos = []string{ext.Evidence.Directory}
+		}
+	case *redisAddr != "":
+		cfg := ledger.NewDefaultConfig()
+		cfg.Backend, cfg.Redis.Endpoint, cfg.Redis.KeyPrefix = ledger.BackendRedis, *redisAddr, *prefix
+		ledgerCfg = &cfg
+	case *ledgerDir != "":
+		cfg := ledger.NewDefaultConfig()
+		cfg.Directory = *ledgerDir
+		ledgerCfg = &cfg
+	}
+	if len(pos) == 0 {
+		return usageErr("%s: missing argument (usage: %s %s)", path, path, fs.synopsis)
 	}
 	dir := pos[0]
 	rep, err := evidence.Verify(dir)
@@ -81,8 +106,8 @@ every record).`)
 			res.ProblemCount++
 		}
 	}
-	if *ledgerDir != "" || *redisAddr != "" {
-		anchor, p, err := checkAnchored(dir, rep, *ledgerDir, *redisAddr, *prefix)
+	if ledgerCfg != nil {
+		anchor, p, err := checkAnchored(e.ctx, dir, rep, *ledgerCfg)
 		if err != nil {
 			return ioErr(err)
 		}
@@ -123,17 +148,15 @@ every record).`)
 }
 
 // checkAnchored reads the chain's anchor from the ledger and compares the chain with it.
-func checkAnchored(dir string, rep evidence.VerifyReport, ledgerDir, redisAddr, prefix string) (*ledger.EvidenceAnchor, *verifyProblem, error) {
-	cfg := ledger.NewDefaultConfig()
-	if redisAddr != "" {
-		cfg.Backend, cfg.Redis.Endpoint, cfg.Redis.KeyPrefix = ledger.BackendRedis, redisAddr, prefix
-	} else {
-		cfg.Directory = ledgerDir
-		if _, err := os.Stat(filepath.Join(ledgerDir, ledger.FileName)); err != nil {
+func checkAnchored(ctx context.Context, dir string, rep evidence.VerifyReport, cfg ledger.Config) (*ledger.EvidenceAnchor, *verifyProblem, error) {
+	redis := cfg.Backend == ledger.BackendRedis
+	if !redis {
+		// Opening would create an empty ledger: a missing file is an error, not "no anchor".
+		if _, err := os.Stat(filepath.Join(cfg.Directory, ledger.FileName)); err != nil {
 			return nil, nil, fmt.Errorf("opening the ledger: %w", err)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	l, err := ledger.Open(ctx, cfg, ledger.Settings{})
 	if err != nil {
@@ -160,7 +183,7 @@ func checkAnchored(dir string, rep evidence.VerifyReport, ledgerDir, redisAddr, 
 		case rep.Records > 0:
 			return nil, &verifyProblem{Kind: "unanchored", File: dir, Seq: rep.LastSeq,
 				Detail: fmt.Sprintf("the ledger holds no anchor of chain %s", rep.ChainID)}, nil
-		case redisAddr == "" && len(all) > 0:
+		case !redis && len(all) > 0:
 			return nil, &verifyProblem{Kind: "truncated", File: dir,
 				Detail: fmt.Sprintf("the directory holds no record but the ledger anchors chain %s at seq %d: the evidence files were removed", all[0].ChainID, all[0].Seq)}, nil
 		}
@@ -206,16 +229,21 @@ func checkExpected(dir string, rep evidence.VerifyReport, seq uint64, hash strin
 }
 
 func evidenceTail(e *env, path string, args []string) error {
-	fs := newFlags(e, path, "DIR [-f] [-n N] [--kind KIND]", `
+	fs := newFlags(e, path, "[DIR | --config collector.yaml] [-f] [-n N] [--kind KIND]", `
 Prints the last evidence records of a directory, one line each (table) or as JSON lines. With -f it
-keeps following the chain across rotations until interrupted.`)
+keeps following the chain across rotations until interrupted. --config takes the directory from the
+collector's configuration (its budgetledger extension's evidence.directory).`)
 	follow := fs.Bool("f", false, "follow: keep printing records as they are appended")
 	n := fs.Int("n", 10, "print the last `N` records (0 with -f: only new ones)")
 	var kinds stringList
 	fs.Var(&kinds, "kind", "only records of `KIND`: decision, approval or settlement (repeatable)")
+	coll := addCollectorFlags(fs)
 	out := fs.output("table", "json")
-	pos, err := fs.parse(args, 1, 1)
+	pos, err := fs.parse(args, 0, 1)
 	if err != nil {
+		return err
+	}
+	if pos, err = evidenceDirArg(e, fs, coll, pos); err != nil {
 		return err
 	}
 	if *n < 0 {
@@ -383,4 +411,22 @@ func (r *ring[T]) items() []T {
 		return r.buf
 	}
 	return append(append([]T{}, r.buf[r.next:]...), r.buf[:r.next]...)
+}
+
+// evidenceDirArg returns the evidence directory argument: the one given, else with --config the
+// budgetledger extension's evidence.directory. Both at once is a usage error.
+func evidenceDirArg(e *env, fs *flagSet, coll collectorFlags, pos []string) ([]string, error) {
+	switch {
+	case coll.set() && len(pos) > 0:
+		return nil, usageErr("%s: give DIR or --config, not both", fs.path)
+	case coll.set():
+		ext, err := coll.load(e.ctx)
+		if err != nil {
+			return nil, err
+		}
+		return []string{ext.Evidence.Directory}, nil
+	case len(pos) == 0:
+		return nil, usageErr("%s: missing argument (usage: %s %s)", fs.path, fs.path, fs.synopsis)
+	}
+	return pos, nil
 }

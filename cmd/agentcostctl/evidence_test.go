@@ -28,7 +28,13 @@ type fixtureAction struct {
 
 var t0 = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
 
-func mustUSD(t *testing.T, s string) money.Nanos {
+// fataler is what the fixture helpers need of a test or a script.
+type fataler interface {
+	Helper()
+	Fatal(args ...any)
+}
+
+func mustUSD(t fataler, s string) money.Nanos {
 	t.Helper()
 	n, err := money.ParseUSD(s)
 	if err != nil {
@@ -38,7 +44,7 @@ func mustUSD(t *testing.T, s string) money.Nanos {
 }
 
 // writeChain appends the actions' records to the evidence directory dir with a real Writer.
-func writeChain(t *testing.T, dir string, opts evidence.Options, acts []fixtureAction) {
+func writeChain(t fataler, dir string, opts evidence.Options, acts []fixtureAction) {
 	t.Helper()
 	w, _, err := evidence.Open(dir, opts)
 	if err != nil {

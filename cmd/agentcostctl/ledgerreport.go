@@ -25,25 +25,57 @@ type ledgerRow struct {
 // ledgerReport is `report ledger`: chargeback by agent, team, model or run straight from the
 // budget ledger's windows (what the exporter booked from spans), for the window holding --at.
 func ledgerReport(e *env, path string, args []string) error {
-	fs := newFlags(e, path, "(--directory DIR | --redis HOST:PORT) [--by agent|team|model|run|fleet] [--window day] [--at TIME]", `
+	fs := newFlags(e, path, "(--config collector.yaml | --directory DIR | --redis HOST:PORT) [--by agent|team|model|run|fleet] [--window day] [--at TIME]", `
 Chargeback from the budget ledger: the spend the costledger exporter booked from priced spans, per
 agent, team, model, run or the fleet, in the calendar window (minute, hour, day, week, month; runs:
 lifetime) that holds --at (default now), in the ledger's time zone. The embedded ledger is a file
 one process may hold: stop the collector first, or point --redis at the shared Redis. Past windows
-are kept until the ledger prunes them (two instances of each granularity).`)
+are kept until the ledger prunes them (two instances of each granularity).
+
+--config reads the ledger's settings from the collector's configuration (its budgetledger
+extension: backend, directory, Redis endpoint, password, TLS, key prefix, time zone), so a
+password-protected or TLS Redis needs no extra flags.`)
 	dir := fs.String("directory", "", "embedded ledger `DIR` (the budgetledger extension's directory)")
 	redis := fs.String("redis", "", "Redis `HOST:PORT` of a redis-backed ledger")
 	prefix := fs.String("key-prefix", "agentcost:", "Redis key `PREFIX`")
 	by := fs.String("by", "agent", "`SCOPE`: agent, team, model, run or fleet")
 	window := fs.String("window", "day", "`WINDOW`: minute, hour, day, week or month (runs: lifetime)")
 	at := fs.String("at", "", "a `TIME` inside the window (RFC 3339, a date, or a duration before now); default now")
-	tz := fs.String("tz", "UTC", "the ledger's time `ZONE` (the budgetledger extension's time_zone)")
+	tz := fs.String("tz", "UTC", "the ledger's time `ZONE` (the budgetledger extension's time_zone; with --config, its time_zone)")
+	coll := addCollectorFlags(fs)
 	out := fs.output("table", "csv", "json")
 	if _, err := fs.parse(args, 0, 0); err != nil {
 		return err
 	}
-	if (*dir == "") == (*redis == "") {
-		return usageErr("%s: give exactly one of --directory and --redis", path)
+	n := 0
+	for _, given := range []bool{*dir != "", *redis != "", coll.set()} {
+		if given {
+			n++
+		}
+	}
+	if n != 1 {
+		return usageErr("%s: give exactly one of --config, --directory and --redis", path)
+	}
+	ctx, cancel := context.WithTimeout(e.ctx, 30*time.Second)
+	defer cancel()
+	cfg := ledger.NewDefaultConfig()
+	cfg.TimeZone = *tz
+	if *redis != "" {
+		cfg.Backend, cfg.Redis.Endpoint, cfg.Redis.KeyPrefix = ledger.BackendRedis, *redis, *prefix
+	} else {
+		cfg.Directory = *dir
+	}
+	if coll.set() {
+		ext, err := coll.load(ctx)
+		if err != nil {
+			return err
+		}
+		cfg = ext.Config
+		if flagGiven(fs, "tz") {
+			cfg.TimeZone = *tz
+		} else if cfg.TimeZone != "" {
+			*tz = cfg.TimeZone
+		}
 	}
 	scope, err := ledger.ParseScope(*by)
 	if err != nil {
@@ -67,15 +99,6 @@ are kept until the ledger prunes them (two instances of each granularity).`)
 			return err
 		}
 	}
-	cfg := ledger.NewDefaultConfig()
-	cfg.TimeZone = *tz
-	if *redis != "" {
-		cfg.Backend, cfg.Redis.Endpoint, cfg.Redis.KeyPrefix = ledger.BackendRedis, *redis, *prefix
-	} else {
-		cfg.Directory = *dir
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	l, err := ledger.Open(ctx, cfg, ledger.Settings{})
 	if err != nil {
 		return ioErr(fmt.Errorf("opening the ledger: %w", err))

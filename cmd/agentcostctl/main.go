@@ -16,6 +16,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/agentcost/agentcost/internal/buildinfo"
 )
 
 // Exit codes.
@@ -75,6 +77,7 @@ func commands() *command {
 		}},
 		{name: "report", summary: "chargeback of settled action costs from evidence", run: report},
 		{name: "ledger-report", summary: "chargeback by agent, team, model or run from the budget ledger", run: ledgerReport},
+		{name: "version", summary: "print the version, VCS revision and Go version (also --version)", run: printVersion},
 		{name: "prices", summary: "explain price-table matches, check and refresh price files", subs: []*command{
 			{name: "lookup", summary: "show which price entry a model matches and its rates", run: pricesLookup},
 			{name: "info", summary: "show the embedded price table's upstream commit, sha256 and counts", run: pricesInfo},
@@ -95,6 +98,9 @@ const exitCodesHelp = `Exit codes:
 func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	e := &env{ctx: ctx, stdout: stdout, stderr: stderr, getenv: os.Getenv}
 	cmd, path, rest := commands(), "agentcostctl", args
+	if len(rest) > 0 && (rest[0] == "--version" || rest[0] == "-version") {
+		rest = append([]string{"version"}, rest[1:]...)
+	}
 	for cmd.run == nil {
 		if len(rest) == 0 || isHelp(rest[0]) || rest[0] == "help" {
 			w := stdout
@@ -115,6 +121,16 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	err := cmd.run(e, path, rest)
 	return exitCode(err, stderr)
+}
+
+// printVersion prints the build's version line (internal/buildinfo).
+func printVersion(e *env, path string, args []string) error {
+	fs := newFlags(e, path, "", "Prints agentcostctl's module version, VCS revision and Go version from its build information.")
+	if _, err := fs.parse(args, 0, 0); err != nil {
+		return err
+	}
+	fmt.Fprintln(e.stdout, buildinfo.String("agentcostctl"))
+	return nil
 }
 
 func isHelp(s string) bool { return s == "-h" || s == "-help" || s == "--help" }

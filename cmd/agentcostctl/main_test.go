@@ -127,3 +127,12 @@ func TestCell(t *testing.T) {
 		}
 	}
 }
+
+// TestForecastRounded: forecasts print to the cent (issue 13: "$4802.55307786").
+func TestForecastRounded(t *testing.T) {
+	for in, want := range map[float64]string{4802.55307786: "$4802.55", 12.5: "$12.5", 2300: "$2300", 0.035362449: "$0.04", 0: "$0"} {
+		if got := usdForecast(in); got != want {
+			t.Errorf("usdForecast(%v) = %q, want %q", in, got, want)
+		}
+	}
+}

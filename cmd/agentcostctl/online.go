@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
@@ -131,7 +132,12 @@ func budgetHeader(t io.Writer) {
 
 func budgetRow(t io.Writer, scope string, b decisionapi.BudgetStatus) {
 	row(t, scope, b.ID, b.Window, usdFloat(b.SpentUSD), usdFloat(b.ReservedUSD), usdFloat(b.LimitUSD),
-		percent(b.Utilization), usdFloat(b.ForecastUSD), string(b.Level))
+		percent(b.Utilization), usdForecast(b.ForecastUSD), string(b.Level))
+}
+
+// usdForecast formats a forecast, an extrapolation rather than an amount, to the cent.
+func usdForecast(f float64) string {
+	return "$" + strconv.FormatFloat(math.Round(f*100)/100, 'f', -1, 64)
 }
 
 func budgets(e *env, path string, args []string) error {
@@ -396,7 +402,11 @@ func printApproval(w io.Writer, a decisionapi.Approval) {
 		row(t, "reviewer:", a.Reviewer)
 		row(t, "decided:", formatTime(a.DecidedAt))
 	}
-	if a.Comment != "" {
+	switch {
+	case a.Comment != "" && a.State == decisionapi.ApprovalDenied:
+		// The server keeps the reviewer's --reason of a denial in comment.
+		row(t, "deny reason:", a.Comment)
+	case a.Comment != "":
 		row(t, "comment:", a.Comment)
 	}
 	if !a.Constraints.IsZero() {

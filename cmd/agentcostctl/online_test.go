@@ -218,7 +218,7 @@ func TestOnlineCommands(t *testing.T) {
 			args:     []string{"approvals", "deny", "ap-7", "--reason", "not this quarter"},
 			wantCode: exitOK, wantMethod: "POST", wantPath: "/v1/approvals/ap-7/deny",
 			wantBody: map[string]any{"reason": "not this quarter"},
-			wantOut:  map[string]string{"state": "denied", "comment": "not this quarter"},
+			wantOut:  map[string]string{"state": "denied", "deny reason": "not this quarter"},
 		},
 		{
 			name:     "id is escaped in the path",

@@ -52,7 +52,7 @@ func TestPolicyTest(t *testing.T) {
 		"PASS  recent anomaly throttles  (throttle by throttle-anomalous)",
 		"FAIL  approved batch passes with a cost cap  (deny by budget.agent)",
 		cases + ":18: decision: got deny, want allow_with_constraints",
-		cases + `:18: reason: "agent budget exhausted until the window resets" does not contain "LLM"`,
+		cases + `:18: reason: "estimated cost exceeds the agent budget's whole limit: no retry can fit it" does not contain "LLM"`,
 		"PASS  plain email is allowed by default  (allow by default_decision)",
 		"4 passed, 1 failed",
 	} {

@@ -48,12 +48,15 @@ type decisionFacts struct {
 }
 
 func report(e *env, path string, args []string) error {
-	fs := newFlags(e, path, "--evidence DIR [--by agent|team|run|action[,...]] [--since T] [--until T]", `
+	fs := newFlags(e, path, "(--evidence DIR | --config collector.yaml) [--by agent|team|run|action[,...]] [--since T] [--until T]", `
 Chargeback of settled action costs over a time range, from the cost-evidence chain: each settlement
 record's actual cost, attributed through the decision record of the same evidence_id (agent, team,
 run, action; the settlement's own fields when the decision is missing). A settlement counts when its
 time is in [--since, --until). Times are RFC 3339, a date (2026-03-02, midnight in --tz), or a
 duration before now (24h, 7d, 2w). Amounts are exact; CSV has no total row.
+
+--config takes the directory from the collector's configuration (its budgetledger extension's
+evidence.directory).
 
 --by model needs the ledger: settlement records do not carry the model (use ledger-report --by model).`)
 	dir := fs.String("evidence", "", "evidence `DIR`")
@@ -61,12 +64,22 @@ duration before now (24h, 7d, 2w). Amounts are exact; CSV has no total row.
 	since := fs.String("since", "", "from `TIME` on (default: the beginning of the chain)")
 	until := fs.String("until", "", "before `TIME` (default: now)")
 	tz := fs.String("tz", "UTC", "time `ZONE` of dates without an offset")
+	coll := addCollectorFlags(fs)
 	out := fs.output("table", "csv", "json")
 	if _, err := fs.parse(args, 0, 0); err != nil {
 		return err
 	}
-	if *dir == "" {
-		return usageErr("%s: --evidence is required", path)
+	switch {
+	case *dir != "" && coll.set():
+		return usageErr("%s: give --evidence or --config, not both", path)
+	case coll.set():
+		ext, err := coll.load(e.ctx)
+		if err != nil {
+			return err
+		}
+		*dir = ext.Evidence.Directory
+	case *dir == "":
+		return usageErr("%s: --evidence (or --config) is required", path)
 	}
 	dims, err := parseDims(*by)
 	if err != nil {

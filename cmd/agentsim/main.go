@@ -26,6 +26,7 @@ import (
 
 	"go.opentelemetry.io/otel"
 
+	"github.com/agentcost/agentcost/internal/buildinfo"
 	"github.com/agentcost/agentcost/internal/pricing"
 	"github.com/agentcost/agentcost/internal/sim"
 )
@@ -41,6 +42,7 @@ func main() {
 }
 
 const usage = `usage: agentsim runaway|creep|steady [flags]
+       agentsim version (or --version)
 
   runaway  the article's fleet (3 agents x 5 sub-calls x 50K tokens, 20 rounds per batch) on a
            compressed clock, one agent stuck in a loop; governed by agentcost or --ungoverned
@@ -59,6 +61,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if len(args) == 0 {
 			return 2
 		}
+		return 0
+	}
+	if args[0] == "version" || args[0] == "--version" || args[0] == "-version" {
+		fmt.Fprintln(stdout, buildinfo.String("agentsim"))
 		return 0
 	}
 	var (
@@ -143,6 +149,22 @@ type common struct {
 	throttleWait time.Duration
 	flush        bool
 	verbose      bool
+}
+
+// flags returns a scenario's flag set with the common flags registered.
+func (c *common) flags(name string, stderr io.Writer, approvalWait time.Duration, flush bool) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c.register(fs, approvalWait, flush)
+	return fs
+}
+
+// parse parses a scenario's arguments and validates the common flags.
+func (c *common) parse(fs *flag.FlagSet, args []string) error {
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	return c.validate()
 }
 
 func (c *common) register(fs *flag.FlagSet, approvalWait time.Duration, flush bool) {
@@ -243,10 +265,8 @@ func parse(fs *flag.FlagSet, args []string) error {
 }
 
 func runaway(ctx context.Context, args []string, stderr io.Writer) (*sim.Report, string, error) {
-	fs := flag.NewFlagSet("agentsim runaway", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	var c common
-	c.register(fs, 10*time.Second, true)
+	fs := c.flags("agentsim runaway", stderr, 10*time.Second, true)
 	plan := sim.DefaultRunawayConfig()
 	speed := fs.Float64("speed", 3600, "simulated seconds per real second (3600: an hour a second)")
 	fs.IntVar(&plan.Batches, "batches", plan.Batches, "batch runs to plan, back to back (0: as many as --duration allows)")
@@ -262,10 +282,7 @@ func runaway(ctx context.Context, args []string, stderr io.Writer) (*sim.Report,
 	fs.IntVar(&plan.Loop.DeclareAfter, "loop-declare-after", plan.Loop.DeclareAfter,
 		"repeats sent as the ordinary topic before the rest are declared job.<domain>.agent-loop with risk tag unbounded")
 	reviewer := fs.String("auto-approve-as", "", "run an auto-reviewer that approves the fleet's pending approvals with this reviewer token")
-	if err := parse(fs, args); err != nil {
-		return nil, "", err
-	}
-	if err := c.validate(); err != nil {
+	if err := c.parse(fs, args); err != nil {
 		return nil, "", err
 	}
 	if plan.Loop.Agent == "none" {
@@ -293,15 +310,13 @@ func runaway(ctx context.Context, args []string, stderr io.Writer) (*sim.Report,
 		fleet.ThrottleWait = clock.Real(plan.RoundPeriod())
 	}
 	r, err := sim.RunRunaway(ctx, sim.RunawayOptions{Plan: plan, Fleet: fleet, Speed: *speed, Duration: c.duration,
-		MetricsURL: c.metricsURL, ReviewerToken: *reviewer})
+		MetricsURL: c.metricsURL, ReviewerToken: *reviewer, Progress: stderr})
 	return r, c.output, err
 }
 
 func creep(ctx context.Context, args []string, stderr io.Writer) (*sim.Report, string, error) {
-	fs := flag.NewFlagSet("agentsim creep", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	var c common
-	c.register(fs, 0, true)
+	fs := c.flags("agentsim creep", stderr, 0, true)
 	o := sim.CreepOptions{Agent: "research-agent", Team: "growth", Topic: "job.research.deep-dive", Warmup: 30, Steps: 40,
 		Growth: 0.10, InputTokens: 2000, OutputTokens: 500}
 	fs.StringVar(&o.Agent, "agent", o.Agent, "the looping agent")
@@ -312,10 +327,7 @@ func creep(ctx context.Context, args []string, stderr io.Writer) (*sim.Report, s
 	fs.Float64Var(&o.Growth, "growth", o.Growth, "growth of each loop step's input over the previous step's (0.10: 10%)")
 	fs.Int64Var(&o.InputTokens, "input-tokens", o.InputTokens, "input tokens of an ordinary call")
 	fs.Int64Var(&o.OutputTokens, "output-tokens", o.OutputTokens, "output tokens per call")
-	if err := parse(fs, args); err != nil {
-		return nil, "", err
-	}
-	if err := c.validate(); err != nil {
+	if err := c.parse(fs, args); err != nil {
 		return nil, "", err
 	}
 	o.RunPrefix, o.MetricsURL = c.runPrefix, c.metricsURL
@@ -332,10 +344,8 @@ func creep(ctx context.Context, args []string, stderr io.Writer) (*sim.Report, s
 }
 
 func steady(ctx context.Context, args []string, stderr io.Writer) (*sim.Report, string, error) {
-	fs := flag.NewFlagSet("agentsim steady", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	var c common
-	c.register(fs, 0, false)
+	fs := c.flags("agentsim steady", stderr, 0, false)
 	o := sim.SteadyOptions{Agents: 10, Team: "load", Rate: 50, Concurrency: 64, Seed: 1, InputTokens: 2000, OutputTokens: 500}
 	fs.IntVar(&o.Agents, "agents", o.Agents, "number of agents")
 	fs.StringVar(&o.Team, "team", o.Team, "the agents' team")
@@ -344,10 +354,7 @@ func steady(ctx context.Context, args []string, stderr io.Writer) (*sim.Report, 
 	fs.Uint64Var(&o.Seed, "seed", o.Seed, "seed of the agent and topic mix")
 	fs.Int64Var(&o.InputTokens, "input-tokens", o.InputTokens, "input tokens per call")
 	fs.Int64Var(&o.OutputTokens, "output-tokens", o.OutputTokens, "output tokens per call")
-	if err := parse(fs, args); err != nil {
-		return nil, "", err
-	}
-	if err := c.validate(); err != nil {
+	if err := c.parse(fs, args); err != nil {
 		return nil, "", err
 	}
 	if c.duration == 0 {

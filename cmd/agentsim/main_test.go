@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +26,19 @@ import (
 	"github.com/agentcost/agentcost/internal/testutil/collectortest"
 	"github.com/agentcost/agentcost/processor/agentcostprocessor"
 )
+
+// TestVersion: `agentsim version` and `--version` print the build's version line on stdout.
+func TestVersion(t *testing.T) {
+	for _, arg := range []string{"version", "--version", "-version"} {
+		var stdout, stderr bytes.Buffer
+		if code := run(context.Background(), []string{arg}, &stdout, &stderr); code != 0 || stderr.Len() != 0 {
+			t.Fatalf("%s: exit %d, stderr %q", arg, code, stderr.String())
+		}
+		if got := stdout.String(); !strings.HasPrefix(got, "agentsim ") || !strings.Contains(got, runtime.Version()) {
+			t.Errorf("%s printed %q, want agentsim's version line with %s", arg, got, runtime.Version())
+		}
+	}
+}
 
 func TestUsage(t *testing.T) {
 	tests := []struct {
@@ -267,6 +281,16 @@ service:
 		"--speed", "1e12", "--otlp-endpoint", endpoint, "--output", "json", "--run-prefix", "otlp-test"}, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	// Progress goes to stderr as the run goes (issue 13: silent until its report), the last tenth
+	// and the flush included.
+	for _, want := range []string{"agentsim runaway: 43/43 actions done (100%)", "agentsim runaway: all agents done; flushing spans"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+		}
+	}
+	if n := strings.Count(stderr.String(), "actions done"); n != 10 {
+		t.Errorf("%d progress lines for 43 actions, want one per tenth (10):\n%s", n, stderr.String())
 	}
 	var report struct {
 		Plan struct {

@@ -355,10 +355,17 @@ func TestReplicasActAsOneSystem(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		teamBefore, err := l.State(context.Background(), ledger.ScopeTeam, "research", ledger.Day, now)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if got := postTraces(t, edgeHTTP, "", authSpans(5, "victim", nil, 40)); got != http.StatusUnauthorized {
 			t.Errorf("edge without a token: status %d, want 401", got)
 		}
-		if got := postTraces(t, edgeHTTP, a.tokens["research-agent"], authSpans(5, "victim", map[string]any{"agentcost.auth.subject": "victim"}, 41)); got != http.StatusOK {
+		// The spans also claim the victim team: the shipped token lists teams [research], which the
+		// edge carries and the replica enforces.
+		if got := postTraces(t, edgeHTTP, a.tokens["research-agent"], authSpans(5, "victim",
+			map[string]any{"agentcost.auth.subject": "victim", "agentcost.team": "victim", "agentcost.auth.teams": []any{"victim"}}, 41)); got != http.StatusOK {
 			t.Fatalf("edge with the agent's token: status %d", got)
 		}
 		want := before.Spent + 5*35_000_000
@@ -367,6 +374,12 @@ func TestReplicasActAsOneSystem(t *testing.T) {
 		}
 		if st, err := l.State(context.Background(), ledger.ScopeAgent, "victim", ledger.Day, now); err != nil || st.Spent != 0 {
 			t.Errorf("victim spent %v (%v), want 0", st.Spent, err)
+		}
+		if want := teamBefore.Spent + 5*35_000_000; waitSpent(l, ledger.ScopeTeam, "research", now, want, 20*time.Second) != want {
+			t.Errorf("team research did not get the 5 spans claiming the victim team")
+		}
+		if st, err := l.State(context.Background(), ledger.ScopeTeam, "victim", ledger.Day, now); err != nil || st.Spent != 0 {
+			t.Errorf("team victim spent %v (%v), want 0", st.Spent, err)
 		}
 	})
 

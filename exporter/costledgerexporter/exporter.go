@@ -76,6 +76,9 @@ func (e *costLedger) pushTraces(ctx context.Context, td ptrace.Traces) error {
 	for _, u := range b.Unpriced {
 		m.RecordUnpriced(u.Model)
 	}
+	for _, reason := range b.Malformed {
+		m.RecordMalformed(reason)
+	}
 	if b.Invalid > 0 {
 		m.RecordRefused("invalid_cost", b.Invalid)
 		e.set.Logger.Debug("Priced spans with an unreadable cost were not booked", zap.Int("spans", b.Invalid))
@@ -93,6 +96,10 @@ func (e *costLedger) pushTraces(ctx context.Context, td ptrace.Traces) error {
 		return fmt.Errorf("booking %d spans: %w", len(b.Spends), err)
 	}
 	for i, s := range b.Spends {
+		if res.IsSameCall(i) {
+			m.RecordSameCall(s) // another span of the same provider call was booked
+			continue
+		}
 		if !res.IsNew(i) {
 			continue // booked before (a redelivery): already counted
 		}

@@ -261,7 +261,8 @@ func TestConfig(t *testing.T) {
 	if err := confmap.Validate(cfg); err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.Tokens) != 3 || cfg.Tokens[2].Role != access.RoleForwarder || len(cfg.Tokens[2].Agents) != 1 {
+	if len(cfg.Tokens) != 3 || cfg.Tokens[2].Role != access.RoleForwarder || len(cfg.Tokens[2].Agents) != 1 ||
+		len(cfg.Tokens[0].Teams) != 1 || cfg.Tokens[0].Teams[0] != "research" {
 		t.Errorf("tokens %+v", cfg.Tokens)
 	}
 	for want, tokens := range map[string][]access.TokenConfig{
@@ -272,6 +273,7 @@ func TestConfig(t *testing.T) {
 		"tokens[0].agents: only a forwarder token":     {{Token: agentToken, Role: access.RoleAgent, Subject: "a", Agents: []string{"b"}}},
 		"tokens[0].agents[0]: empty agent":             {{Token: agentToken, Role: access.RoleForwarder, Subject: "a", Agents: []string{" "}}},
 		"tokens[0]: set token_file or token, not both": {{Token: agentToken, TokenFile: "x", Role: access.RoleAgent, Subject: "a"}},
+		"tokens[0].teams: only an agent token lists":   {{Token: agentToken, Role: access.RoleReviewer, Subject: "r", Teams: []string{"growth"}}},
 	} {
 		err := (&Config{Tokens: tokens}).Validate()
 		if err == nil || !strings.Contains(err.Error(), want) {

@@ -47,6 +47,11 @@ func TestREADMEConfigs(t *testing.T) {
 		if roles[access.RoleAgent] == 0 || roles[access.RoleReviewer] == 0 || roles[access.RoleForwarder] != 2 {
 			t.Errorf("README example roles %v, want every role and both forwarder shapes", roles)
 		}
+		for _, tok := range cfg.Tokens {
+			if tok.Role == access.RoleAgent && len(tok.Teams) == 0 {
+				t.Errorf("README agent token %q lists no teams (production configs should)", tok.Subject)
+			}
+		}
 		found++
 	}
 	if found != 1 {

@@ -1,41 +1,33 @@
 package budgetledgerextension
 
 import (
-	"os"
-	"strings"
 	"testing"
 	"time"
 
 	"go.opentelemetry.io/collector/confmap"
-	"go.yaml.in/yaml/v3"
+
+	"github.com/agentcost/agentcost/internal/testutil/readmetest"
 )
 
 // TestREADMEConfigs loads every extension configuration the README shows into the Config and
 // validates it.
 func TestREADMEConfigs(t *testing.T) {
-	data, err := os.ReadFile("README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Resolved as the collector resolves --config, ${env:REDIS_PASSWORD} included: an unquoted
+	// ${...} in a flow map is a YAML error a string replacement would hide (issue 13).
+	t.Setenv("REDIS_PASSWORD", "secret")
 	var cfgs []*Config
-	for _, part := range strings.Split(string(data), "```yaml\n")[1:] {
-		end := strings.Index(part, "```")
-		if end < 0 {
-			t.Fatal("unterminated yaml block")
+	for _, b := range readmetest.Blocks(t, "README.md", "yaml") {
+		conf, err := readmetest.Resolve(t, b)
+		if err != nil {
+			t.Fatalf("%s: README block does not load: %v\n%s", b.Where(), err, b.Text)
 		}
-		block := strings.ReplaceAll(part[:end], "${env:REDIS_PASSWORD}", "secret")
-		var doc struct {
-			Extensions map[string]map[string]any `yaml:"extensions"`
-		}
-		if err := yaml.Unmarshal([]byte(block), &doc); err != nil {
-			t.Fatalf("README block does not parse: %v\n%s", err, block)
-		}
-		raw, ok := doc.Extensions["budgetledger"]
-		if !ok {
+		raw, err := conf.Sub("extensions::budgetledger")
+		if err != nil || len(raw.AllKeys()) == 0 {
 			continue
 		}
+		block := b.Text
 		cfg := createDefaultConfig().(*Config)
-		if err := confmap.NewFromStringMap(raw).Unmarshal(cfg); err != nil {
+		if err := raw.Unmarshal(cfg); err != nil {
 			t.Fatalf("README config does not load: %v\n%s", err, block)
 		}
 		if err := confmap.Validate(cfg); err != nil {
@@ -45,6 +37,9 @@ func TestREADMEConfigs(t *testing.T) {
 	}
 	if len(cfgs) != 2 {
 		t.Fatalf("found %d budgetledger configurations in the README, want 2", len(cfgs))
+	}
+	if string(cfgs[0].Redis.Password) != "secret" {
+		t.Errorf("redis example: password %q, want the expanded ${env:REDIS_PASSWORD}", cfgs[0].Redis.Password)
 	}
 	if cfgs[1].Evidence.AnchorInterval != 250*time.Millisecond {
 		t.Errorf("anchor example: anchor_interval %v", cfgs[1].Evidence.AnchorInterval)

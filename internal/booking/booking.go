@@ -4,6 +4,7 @@ package booking
 
 import (
 	"math"
+	"strconv"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -27,6 +28,9 @@ type Batch struct {
 	Providers []string
 	// Unpriced are the spans marked agentcost.price.unknown.
 	Unpriced []Unpriced
+	// Malformed are the reasons (agentcost.malformed) of the spans the processor could not price
+	// because their usage was malformed, one per span.
+	Malformed []string
 	// Invalid counts priced spans whose agentcost.cost_usd is not a finite, non-negative number or
 	// whose ids are missing; they are not booked.
 	Invalid int
@@ -63,6 +67,9 @@ func (b *Batch) add(span ptrace.Span, resRun string, maxCost money.Nanos) {
 	if !priced {
 		if v, ok := attrs.Get(genai.KeyPriceUnknown); ok && v.Type() == pcommon.ValueTypeBool && v.Bool() {
 			b.Unpriced = append(b.Unpriced, Unpriced{Model: model(attrs), Agent: str(attrs, genai.KeyAgent)})
+		}
+		if v, ok := attrs.Get(genai.KeyMalformed); ok {
+			b.Malformed = append(b.Malformed, v.AsString())
 		}
 		return
 	}
@@ -105,10 +112,31 @@ func (b *Batch) add(span ptrace.Span, resRun string, maxCost money.Nanos) {
 			CacheWrite: cacheWrite,
 			Reasoning:  count(attrs, genai.KeyReasoningTokens),
 		},
-		Anomaly:    hasAnomaly && anomaly.Type() == pcommon.ValueTypeBool && anomaly.Bool(),
-		Escalating: flag(attrs, genai.KeyEscalating),
+		Anomaly:      hasAnomaly && anomaly.Type() == pcommon.ValueTypeBool && anomaly.Bool(),
+		Escalating:   flag(attrs, genai.KeyEscalating),
+		ParentSpanID: parentSpanID(span),
 	})
+	sp := &b.Spends[len(b.Spends)-1]
+	sp.CallKey = CallKey(sp.Model, sp.Cost)
 	b.Providers = append(b.Providers, str(attrs, genai.KeyProviderName))
+}
+
+// CallKey fingerprints the provider call a priced span describes, for the ledger's same-call rule
+// (ledger.Spend.CallKey): the priced model (agentcost.model, the price-table entry the model name
+// normalised to) and the cost in nano-dollars, which the processor computed from the span's usage
+// read in its own instrumentation's meaning (an input without the cache, an output without the
+// reasoning are priced as the call was billed). Two spans of one call carry the same key whichever
+// instrumentation wrote them; the token counts are left out because a span's own convention keys
+// may keep the instrumentation's raw meaning (normalize off, or a user's input_excludes_cache rule).
+func CallKey(model string, cost money.Nanos) string {
+	return model + "|" + strconv.FormatInt(int64(cost), 10)
+}
+
+func parentSpanID(span ptrace.Span) string {
+	if p := span.ParentSpanID(); !p.IsEmpty() {
+		return p.String()
+	}
+	return ""
 }
 
 // flag reports whether attrs hold key as the boolean true.

@@ -43,7 +43,47 @@ type Pricer struct {
 	// prices.allow_match): a span whose price was found by one of them is left unpriced, marked
 	// agentcost.price.unknown and counted. Zero allows every kind.
 	DenyMatch pricing.MatchKind
+	// ReportedCost says when a cost the span reports itself (gen_ai.usage.cost.amount, OpenLIT's
+	// gen_ai.usage.cost, OpenInference's llm.cost.total) is booked instead of the table's price.
+	// The zero value ignores it: a reported cost is the sender's word.
+	ReportedCost ReportedCostMode
 }
+
+// ReportedCostMode is the processor's prices.reported_cost.
+type ReportedCostMode string
+
+// The ReportedCost modes.
+const (
+	// ReportedCostIgnore never books a reported cost (the default).
+	ReportedCostIgnore ReportedCostMode = "ignore"
+	// ReportedCostPrefer books a span's reported dollar cost whenever it has one, the table's
+	// price otherwise.
+	ReportedCostPrefer ReportedCostMode = "prefer"
+	// ReportedCostWhenUnpriced books a span's reported dollar cost only when the table cannot
+	// price it (no entry, a match kind not allowed, or no token usage).
+	ReportedCostWhenUnpriced ReportedCostMode = "only_when_unpriced"
+)
+
+// CostSourceReported is the agentcost.cost.source of a span booked at the cost it reported.
+const CostSourceReported = "reported"
+
+// ToolOperation is the gen_ai.operation.name of a tool or MCP call span.
+const ToolOperation = "execute_tool"
+
+// KeyToolName is the GenAI key naming the tool an execute_tool span called.
+const KeyToolName = "gen_ai.tool.name"
+
+// ToolModelPrefix prefixes the tool name in the agentcost.model of a priced tool call
+// ("tool:web_search"), so tool spend is booked beside model spend without colliding with a model.
+const ToolModelPrefix = "tool:"
+
+// The malformed reasons of tool spans and reported costs.
+const (
+	// ReasonToolUnits: the unit attribute of a per-unit tool price is not a whole, non-negative count.
+	ReasonToolUnits = "tool_units"
+	// ReasonReportedCurrency: a reported cost in another currency than USD (not booked).
+	ReasonReportedCurrency = "reported_cost_currency"
+)
 
 // MatchCount keys Stats.Matches: spans priced, or refused, by a non-exact match.
 type MatchCount struct {
@@ -107,6 +147,16 @@ type Stats struct {
 	// OverLimitAgent, OverLimitService and OverLimitReason describe the first of them, for the
 	// log line: the agent it claimed, its resource's service.name, and the reason.
 	OverLimitAgent, OverLimitService, OverLimitReason string
+	// sameCall holds the spans that repeat a direct child's call in the batch (samecall.go); they
+	// are marked as aggregates and counted in Aggregates.
+	sameCall map[spanRef]struct{}
+	// Tools counts the tool and MCP call spans priced from the price file's tools.
+	Tools int64
+	// Reported counts the spans booked at the cost they reported (prices.reported_cost).
+	Reported int64
+	// UnpricedUnits counts priced spans that reported units (web-search queries, images, a tool's
+	// units) without a price for them; they carry agentcost.price.unpriced_units.
+	UnpricedUnits int64
 }
 
 // Attribution is what the authenticated sender of a resource's spans decides about their agent.
@@ -167,7 +217,8 @@ func (s *Stats) overridden(claimed, bookedTo string) {
 var untrustedKeys = [...]string{genai.KeyCostUSD, genai.KeyAgent, genai.KeyModel, genai.KeyPriceUnknown,
 	genai.KeyAnomaly, genai.KeyAnomalyRatio, genai.KeyBaselineUSD, genai.KeyAggregate, genai.KeyCostInputUSD,
 	genai.KeyCostOutputUSD, genai.KeyCostCacheRead, genai.KeyCostCacheWrite, genai.KeyPriceSource, genai.KeyPriceMatch,
-	KeyClaimedAgent, KeyClaimedTeam}
+	KeyClaimedAgent, KeyClaimedTeam, genai.KeyCostSource, genai.KeyUnpricedUnits, genai.KeyCostUnitsUSD,
+	genai.KeyUsageConvention}
 
 // KeyClaimedAgent is the span attribute that keeps the agent a span claimed when its authenticated
 // sender decided another.
@@ -208,6 +259,14 @@ func (s *Stats) overLimit(reason, agent string, rs ptrace.ResourceSpans) {
 	s.OverLimit++
 }
 
+// malformedSpan counts a span whose usage could not be read and marks it with the reason
+// (agentcost.malformed), so that the span in a tracing backend, and the processor's warning, say why
+// it carries no cost.
+func (s *Stats) malformedSpan(attrs pcommon.Map, reason string) {
+	attrs.PutStr(genai.KeyMalformed, reason)
+	s.malformed(reason)
+}
+
 func (s *Stats) malformed(reason string) {
 	if s.Malformed == nil {
 		s.Malformed = make(map[string]int64, 2)
@@ -225,6 +284,7 @@ func (p *Pricer) ProcessTraces(ctx context.Context, td ptrace.Traces) Stats {
 // resource (nil attribution, or a nil result: the spans' own attribution, as ProcessTraces).
 func (p *Pricer) ProcessTracesFor(ctx context.Context, td ptrace.Traces, attribution func(ptrace.ResourceSpans) *Attribution) Stats {
 	var st Stats
+	st.sameCall = p.sameCalls(td)
 	rss := td.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {
 		rs := rss.At(i)
@@ -236,9 +296,10 @@ func (p *Pricer) ProcessTracesFor(ctx context.Context, td ptrace.Traces, attribu
 		sss := rs.ScopeSpans()
 		for j := 0; j < sss.Len(); j++ {
 			ss := sss.At(j)
+			sres := res.InScope(ss.Scope().Name()) // the scope's token semantics (genai)
 			spans := ss.Spans()
 			for k := 0; k < spans.Len(); k++ {
-				p.span(ctx, rs, ss, spans.At(k), &res, a, &st)
+				p.span(ctx, rs, ss, spans.At(k), &sres, a, &st)
 			}
 		}
 	}
@@ -253,6 +314,9 @@ func (p *Pricer) span(ctx context.Context, rs ptrace.ResourceSpans, ss ptrace.Sc
 		})
 	}
 	c := p.Extractor.Extract(attrs, span.Name(), res)
+	if st.isSameCall(span) {
+		c.Aggregate = true // the same call as a child span in this batch: the child is priced
+	}
 	if c.AlreadyPriced {
 		// Priced by an agentcost processor earlier in the pipeline (a trusted forwarder's): never
 		// priced twice, but its agent obeys the sender's attribution.
@@ -295,7 +359,13 @@ func (p *Pricer) span(ctx context.Context, rs ptrace.ResourceSpans, ss ptrace.Sc
 		}
 	}
 	if !c.HasUsage {
-		return // not a provider call (or a model named without usage): nothing to price
+		if p.Table.HasTools() && p.tool(rs, span, attrs, &c, a, st) {
+			return
+		}
+		if c.Model == "" || !p.reportedAllowed(&c) {
+			return // not a provider call (or a model named without usage): nothing to price
+		}
+		// A model call without token usage but with a reported cost the configuration books.
 	}
 	if c.Aggregate {
 		attrs.PutBool(genai.KeyAggregate, true)
@@ -303,7 +373,7 @@ func (p *Pricer) span(ctx context.Context, rs ptrace.ResourceSpans, ss ptrace.Sc
 		return
 	}
 	if c.Malformed != 0 {
-		st.malformed(c.Malformed.First())
+		st.malformedSpan(attrs, c.Malformed.First())
 		return
 	}
 	if overTokens(c.Usage, p.Limits.MaxTokensPerCount) {
@@ -315,32 +385,153 @@ func (p *Pricer) span(ctx context.Context, rs ptrace.ResourceSpans, ss ptrace.Sc
 	}
 	hit := p.Table.LookupHit(c.Model, c.Provider)
 	entry := hit.Entry
-	if entry == nil {
-		attrs.PutBool(genai.KeyPriceUnknown, true)
-		st.Unpriced++
-		return
-	}
-	if hit.Kind&p.DenyMatch != 0 {
-		// Found only by a kind of match the configuration does not trust: never a silent guess.
-		attrs.PutBool(genai.KeyPriceUnknown, true)
-		attrs.PutStr(genai.KeyPriceMatch, hit.Kind.String())
-		st.Unpriced++
-		st.matched(matchModel(entry), hit.Kind, false)
-		return
-	}
-	cost, err := entry.Cost(c.Usage)
-	if err != nil {
-		reason := "inconsistent_usage"
-		if errors.Is(err, pricing.ErrCostOverflow) {
-			reason = "cost_overflow"
+	var cost pricing.Cost
+	priced := false // priced by the table
+	if entry != nil && hit.Kind&p.DenyMatch == 0 && c.HasUsage {
+		var err error
+		if cost, err = entry.Cost(c.Usage); err != nil {
+			reason := "inconsistent_usage"
+			if errors.Is(err, pricing.ErrCostOverflow) {
+				reason = "cost_overflow"
+			}
+			st.malformedSpan(attrs, reason)
+			return
 		}
-		st.malformed(reason)
+		priced = true
+	}
+	source := ""
+	if rep, ok := p.reported(&c, st); ok && (p.ReportedCost == ReportedCostPrefer || !priced) {
+		cost, source = pricing.Cost{Total: rep}, CostSourceReported
+	} else if !priced {
+		switch {
+		case entry == nil || !c.HasUsage:
+			attrs.PutBool(genai.KeyPriceUnknown, true)
+			st.Unpriced++
+		default:
+			// Found only by a kind of match the configuration does not trust: never a silent guess.
+			attrs.PutBool(genai.KeyPriceUnknown, true)
+			attrs.PutStr(genai.KeyPriceMatch, hit.Kind.String())
+			st.Unpriced++
+			st.matched(matchModel(entry), hit.Kind, false)
+		}
 		return
 	}
 	if p.Limits.MaxCostPerSpan > 0 && cost.Total > p.Limits.MaxCostPerSpan {
 		st.overLimit(ReasonCostOverLimit, c.Agent, rs)
 		return
 	}
+	b := booked{cost: cost, source: source}
+	switch {
+	case source == CostSourceReported && (entry == nil || hit.Kind&p.DenyMatch != 0):
+		b.model = c.Model // no table entry to name it by: the span's own model name
+	case source == CostSourceReported:
+		b.model, b.priceSource = entry.Model, entry.Source
+		if entry.Fallback {
+			b.model = c.Model
+		}
+	default:
+		b.model, b.priceSource, b.kind, b.matchModel = entry.Model, entry.Source, hit.Kind, matchModel(entry)
+		if entry.Fallback {
+			b.model = c.Model
+		}
+	}
+	p.book(rs, span, &c, a, st, b)
+}
+
+// booked is what a priced span is booked as.
+type booked struct {
+	cost pricing.Cost
+	// model is the agentcost.model written; priceSource the price file label (detailed level).
+	model, priceSource string
+	// kind is the non-exact match that found the price, counted under matchModel.
+	kind       pricing.MatchKind
+	matchModel string
+	// source is the agentcost.cost.source, "" for the price table.
+	source string
+}
+
+// reportedAllowed reports whether the configuration books c's reported cost at all.
+func (p *Pricer) reportedAllowed(c *genai.Call) bool {
+	return c.HasReportedCost && (p.ReportedCost == ReportedCostPrefer || p.ReportedCost == ReportedCostWhenUnpriced)
+}
+
+// reported returns the span's reported cost when the configuration may book it: a finite,
+// non-negative dollar amount. A cost in another currency is counted and never booked (there is
+// no exchange rate here to guess with).
+func (p *Pricer) reported(c *genai.Call, st *Stats) (money.Nanos, bool) {
+	if !p.reportedAllowed(c) {
+		return 0, false
+	}
+	if !c.ReportedCostInUSD() {
+		st.malformed(ReasonReportedCurrency)
+		return 0, false
+	}
+	return c.ReportedCost()
+}
+
+// tool prices an execute_tool span whose gen_ai.tool.name the price file's tools price, and
+// reports whether the span was a priced tool call (priced, or refused and counted).
+func (p *Pricer) tool(rs ptrace.ResourceSpans, span ptrace.Span, attrs pcommon.Map, c *genai.Call, a *Attribution, st *Stats) bool {
+	op, ok := attrs.Get("gen_ai.operation.name")
+	if !ok || op.Type() != pcommon.ValueTypeStr || op.Str() != ToolOperation {
+		return false
+	}
+	nv, ok := attrs.Get(KeyToolName)
+	if !ok || nv.Type() != pcommon.ValueTypeStr {
+		return false
+	}
+	tp, ok := p.Table.Tool(nv.Str())
+	if !ok {
+		return false // a tool without a price is free (most are local functions)
+	}
+	var units int64
+	unpriced := false
+	if tp.UnitAttribute != "" && tp.PerUnit != 0 {
+		uv, present := attrs.Get(tp.UnitAttribute)
+		if present {
+			var bad genai.Malformed
+			if units, bad = genai.TokenCount(uv); bad != 0 {
+				st.malformedSpan(attrs, ReasonToolUnits)
+				return true
+			}
+			// The unit count is the sender's word, held to the same bound as a token count.
+			if p.Limits.MaxTokensPerCount > 0 && units > p.Limits.MaxTokensPerCount {
+				st.overLimit(ReasonTokensOverLimit, c.Agent, rs)
+				return true
+			}
+		} else {
+			unpriced = true
+		}
+	}
+	n, err := tp.Cost(units)
+	if err != nil {
+		st.malformed(ReasonToolUnits)
+		return true
+	}
+	if unpriced && tp.PerCall == 0 {
+		// Priced only per unit and the span does not count them: never a silent $0.
+		attrs.PutBool(genai.KeyPriceUnknown, true)
+		attrs.PutStr(genai.KeyUnpricedUnits, "tool_units")
+		st.Unpriced++
+		return true
+	}
+	if p.Limits.MaxCostPerSpan > 0 && n > p.Limits.MaxCostPerSpan {
+		st.overLimit(ReasonCostOverLimit, c.Agent, rs)
+		return true
+	}
+	if unpriced {
+		attrs.PutStr(genai.KeyUnpricedUnits, "tool_units")
+		st.UnpricedUnits++
+	}
+	st.Tools++
+	p.book(rs, span, c, a, st, booked{cost: pricing.Cost{Units: n, Total: n}, model: ToolModelPrefix + tp.Name, priceSource: tp.Source})
+	return true
+}
+
+// book writes a priced span's cost and attribution and observes its baseline.
+func (p *Pricer) book(rs ptrace.ResourceSpans, span ptrace.Span, c *genai.Call, a *Attribution, st *Stats, b booked) {
+	attrs := span.Attributes()
+	cost, model := b.cost, b.model
 	agent := c.Agent
 	if agent == "" {
 		agent = UnknownAgent
@@ -360,18 +551,14 @@ func (p *Pricer) span(ctx context.Context, rs ptrace.ResourceSpans, ss ptrace.Sc
 		st.teamOverridden(c.Team, team)
 		attrs.PutStr(KeyClaimedTeam, c.Team)
 	}
-	model := entry.Model
-	if entry.Fallback {
-		model = c.Model
-	}
 	writes := 3
 	if team != "" {
 		writes++
 	}
 	if p.Detailed {
-		writes += 6
+		writes += 7
 	}
-	if hit.Kind != 0 {
+	if b.kind != 0 || b.source != "" || cost.Unpriced != 0 {
 		writes++
 	}
 	attrs.EnsureCapacity(attrs.Len() + writes) // one slice growth for all the attributes written
@@ -381,16 +568,29 @@ func (p *Pricer) span(ctx context.Context, rs ptrace.ResourceSpans, ss ptrace.Sc
 	if team != "" {
 		attrs.PutStr(genai.KeyTeam, team)
 	}
-	if hit.Kind != 0 {
-		attrs.PutStr(genai.KeyPriceMatch, hit.Kind.String())
-		st.matched(matchModel(entry), hit.Kind, true)
+	if b.kind != 0 {
+		attrs.PutStr(genai.KeyPriceMatch, b.kind.String())
+		st.matched(b.matchModel, b.kind, true)
+	}
+	if b.source != "" {
+		attrs.PutStr(genai.KeyCostSource, b.source)
+		st.Reported++
+	}
+	if cost.Unpriced != 0 && b.source == "" {
+		attrs.PutStr(genai.KeyUnpricedUnits, cost.Unpriced.String())
+		st.UnpricedUnits++
 	}
 	if p.Detailed {
 		attrs.PutDouble(genai.KeyCostInputUSD, cost.Input.USD())
 		attrs.PutDouble(genai.KeyCostOutputUSD, cost.Output.USD())
 		attrs.PutDouble(genai.KeyCostCacheRead, cost.CacheRead.USD())
 		attrs.PutDouble(genai.KeyCostCacheWrite, cost.CacheWrite.USD())
-		attrs.PutStr(genai.KeyPriceSource, entry.Source)
+		if cost.Units != 0 {
+			attrs.PutDouble(genai.KeyCostUnitsUSD, cost.Units.USD())
+		}
+		if b.priceSource != "" {
+			attrs.PutStr(genai.KeyPriceSource, b.priceSource)
+		}
 		if c.Tenant != "" {
 			attrs.PutStr(genai.KeyTenant, c.Tenant)
 		}

@@ -19,9 +19,12 @@ type Metrics struct {
 	tokens     *prometheus.CounterVec
 	anomalies  *prometheus.CounterVec
 	unpriced   *prometheus.CounterVec
+	malformed  *prometheus.CounterVec
 	overflow   *prometheus.CounterVec
 	bookErrors prometheus.Counter
 	duplicates prometheus.Counter
+	sameCalls  *prometheus.CounterVec
+	sameUSD    *prometheus.CounterVec
 	mismatched prometheus.Counter
 	refused    *prometheus.CounterVec
 
@@ -40,11 +43,15 @@ func New(maxValues int) *Metrics {
 	m.overflow = prometheus.NewCounterVec(prometheus.CounterOpts{Name: NameOverflow, Help: HelpOverflow}, []string{"label"})
 	m.bookErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: NameBookErrors, Help: HelpBookErrors})
 	m.duplicates = prometheus.NewCounter(prometheus.CounterOpts{Name: NameDuplicates, Help: HelpDuplicates})
+	m.sameCalls = prometheus.NewCounterVec(prometheus.CounterOpts{Name: NameSameCalls, Help: HelpSameCalls}, []string{"agent", "model"})
+	m.sameUSD = prometheus.NewCounterVec(prometheus.CounterOpts{Name: NameSameCallUSD, Help: HelpSameCallUSD}, []string{"agent", "model"})
 	m.mismatched = prometheus.NewCounter(prometheus.CounterOpts{Name: NameMismatched, Help: HelpMismatched})
 	m.refused = prometheus.NewCounterVec(prometheus.CounterOpts{Name: NameRefused, Help: HelpRefused}, []string{"reason"})
+	m.malformed = prometheus.NewCounterVec(prometheus.CounterOpts{Name: NameMalformed, Help: HelpMalformed}, []string{"reason"})
+	m.reg.MustRegister(m.malformed)
 	m.Mirror = NewMirror(m.labels.limit)
 	m.reg.MustRegister(m.spend, m.tokens, m.anomalies, m.unpriced, m.overflow, m.bookErrors, m.duplicates, m.Mirror,
-		m.mismatched, m.refused)
+		m.mismatched, m.refused, m.sameCalls, m.sameUSD)
 	return m
 }
 
@@ -88,11 +95,25 @@ func (m *Metrics) RecordUnpriced(model string) {
 	m.unpriced.WithLabelValues(m.bound("model", model)).Inc()
 }
 
+// RecordMalformed counts a span the processor could not price because its usage was malformed.
+// The reason comes from the span, so its values are bounded like the other labels.
+func (m *Metrics) RecordMalformed(reason string) {
+	m.malformed.WithLabelValues(m.bound("reason", reason)).Inc()
+}
+
 // RecordBookError counts a failed booking attempt.
 func (m *Metrics) RecordBookError() { m.bookErrors.Inc() }
 
 // RecordDuplicates counts spans that were already booked.
 func (m *Metrics) RecordDuplicates(n int) { m.duplicates.Add(float64(n)) }
+
+// RecordSameCall counts a priced span the ledger did not book because its direct parent or child
+// was booked for the same provider call, with the cost it carried.
+func (m *Metrics) RecordSameCall(s ledger.Spend) {
+	agent, model := m.bound("agent", s.Agent), m.bound("model", s.Model)
+	m.sameCalls.WithLabelValues(agent, model).Inc()
+	m.sameUSD.WithLabelValues(agent, model).Add(s.Cost.USD())
+}
 
 // RecordMismatched counts booked spans whose decision id named another agent's or run's
 // reservation.

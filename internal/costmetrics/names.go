@@ -10,6 +10,7 @@ const (
 	NameTokens      = "agentcost_tokens_total"
 	NameAnomalies   = "agentcost_anomalies_total"
 	NameUnpriced    = "agentcost_unpriced_spans_total"
+	NameMalformed   = "agentcost_malformed_spans_total"
 	NameOverflow    = "agentcost_label_overflow_total"
 	NameBookErrors  = "agentcost_booking_errors_total"
 	NameDuplicates  = "agentcost_duplicate_spans_total"
@@ -27,6 +28,7 @@ const (
 	HelpTokens      = "Tokens used by LLM calls, by type (input, output, cache_read, cache_write, reasoning)."
 	HelpAnomalies   = "Anomalies flagged: level=call from the per-call baseline, level=escalation for calls whose cost climbs steadily, level=action from the per-action baseline."
 	HelpUnpriced    = "Spans with token usage whose model matched no price."
+	HelpMalformed   = "Model-call spans not priced because their usage was malformed (agentcost.malformed), by reason."
 	HelpOverflow    = "Label values replaced by the overflow value because a label reached its cardinality bound."
 	HelpBookErrors  = "Batches whose booking into the ledger failed (retried or queued by the exporter)."
 	HelpDuplicates  = "Spans received again after they were booked; counted once in the ledger."
@@ -42,4 +44,16 @@ const (
 
 	// Overflow is the label value that replaces values past a label's cardinality bound.
 	Overflow = "__overflow__"
+)
+
+// The same-call families (the ledger's same-call rule, ledger.Spend.CallKey): NameSameCalls counts
+// priced spans not booked because their direct parent or child in the trace was booked for the
+// same provider call; NameSameCallUSD is the agentcost.cost_usd they carried, what a downstream
+// sum over every span counts twice.
+const (
+	NameSameCalls   = "agentcost_duplicate_calls_total"
+	NameSameCallUSD = "agentcost_duplicate_call_usd_total"
+
+	HelpSameCalls   = "Priced LLM spans not booked because their direct parent or child span was booked for the same provider call (two instrumentations of one call)."
+	HelpSameCallUSD = "The agentcost.cost_usd carried by spans counted in agentcost_duplicate_calls_total: subtract it from a sum of agentcost.cost_usd over every span."
 )

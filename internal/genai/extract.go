@@ -35,6 +35,13 @@ type Call struct {
 	ReportedCostUSD float64
 	// HasReportedCost is set when ReportedCostUSD holds a finite, non-negative value.
 	HasReportedCost bool
+	// ReportedCostCurrency is gen_ai.usage.cost.currency as the span gives it ("" when absent:
+	// OpenLIT's and OpenInference's costs are dollars).
+	ReportedCostCurrency string
+	// unitBad is the Malformed reason of the modality and per-unit counts' own values (modes.go).
+	unitBad Malformed
+	// hasUnits is set when the span carries a per-unit count (web-search queries, images).
+	hasUnits bool
 
 	// Agent is the canonical agent key: span gen_ai.agent.name, span gen_ai.agent.id, resource
 	// gen_ai.agent.name, resource gen_ai.agent.id, resource service.name.
@@ -66,6 +73,16 @@ type Call struct {
 	fieldBad [len(usageFields)]Malformed
 	// modelResponse marks a Model that came from a key naming the responding model.
 	modelResponse bool
+	// scope and scopeKnown are the span's instrumentation scope rules (Resource.InScope); total the
+	// reported total token count (hasTotal); outputAdded the reasoning tokens semantics added to an
+	// output that left them out (semantics.go).
+	scope       []scopeRule
+	scopeKnown  bool
+	total       int64
+	hasTotal    bool
+	outputAdded int64
+	// inputRaw is set when the scope or the total said the input leaves out the cache.
+	inputRaw bool
 }
 
 // rankOTTL is the rank recorded for a field an OTTL override set.
@@ -95,6 +112,10 @@ type Resource struct {
 	tenantID string // tenant.id
 	runID    string // agentcost.run_id
 	openLIT  bool   // telemetry.sdk.name = openlit
+	// scope holds the token-semantics rules of the spans' instrumentation scope (InScope);
+	// scopeKnown is set when the scope is a known one (its counts' meaning is not guessed).
+	scope      []scopeRule
+	scopeKnown bool
 }
 
 // Agent is the agent key the resource gives spans that name none themselves.
@@ -283,9 +304,11 @@ func (e *Extractor) Extract(attrs pcommon.Map, name string, res *Resource) Call 
 	if c.rank[fTier] != 0 {
 		c.Usage.Tier = pricing.ParseServiceTier(slots[fTier].Str())
 	}
+	c.total, c.hasTotal = totalValue(slots[fTotal], c.rank[fTotal])
 	if c.rank[fCost] != 0 {
 		c.ReportedCostUSD, c.HasReportedCost = AmountUSD(slots[fCost])
 	}
+	c.readModes(&slots)
 	if c.rank[fSDKName] != 0 && strings.EqualFold(slots[fSDKName].Str(), "openlit") && hints != 0 {
 		hints |= hOpenLIT
 	}
@@ -313,6 +336,7 @@ func (e *Extractor) Extract(attrs pcommon.Map, name string, res *Resource) Call 
 		c.Tenant = slots[fTenant].Str()
 	}
 	if res != nil {
+		c.scope, c.scopeKnown = res.scope, res.scopeKnown
 		if c.Agent == "" {
 			c.Agent = res.agent
 		}
@@ -340,7 +364,8 @@ func (e *Extractor) Extract(attrs pcommon.Map, name string, res *Resource) Call 
 // isStringField reports whether a field holds a name, so that only non-empty strings count.
 func isStringField(f field) bool {
 	switch f {
-	case fModel, fProvider, fTier, fAgent, fTeam, fTenant, fRunID, fAction, fDecisionID, fOperationID, fSDKName:
+	case fModel, fProvider, fTier, fAgent, fTeam, fTenant, fRunID, fAction, fDecisionID, fOperationID, fSDKName,
+		fSearchContext, fCostCurrency:
 		return true
 	}
 	return false
@@ -389,7 +414,7 @@ func (c *Call) setUsage(f field, n int64) {
 // finish derives what depends on several fields: the cache rule, HasUsage and the relational
 // Malformed reasons. It runs again after OTTL overrides changed fields.
 func (e *Extractor) finish(c *Call) {
-	c.Usage.InputExcludesCache = e.inputExcludesCache(c.Dialect, c.Provider)
+	e.semantics(c, c.total, c.hasTotal)
 	c.HasUsage = false
 	c.Malformed = 0
 	for i, f := range usageFields {
@@ -398,6 +423,7 @@ func (e *Extractor) finish(c *Call) {
 			c.Malformed |= c.fieldBad[i]
 		}
 	}
+	c.finishModes()
 	u := &c.Usage
 	if !u.InputExcludesCache && u.CacheReadTokens+u.CacheWriteTokens > u.InputTokens {
 		c.Malformed |= MalformedCacheExceedsInput

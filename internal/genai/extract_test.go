@@ -36,6 +36,7 @@ func exported(c Call) Call {
 	c.rank = [numFields]uint8{}
 	c.fieldBad = [len(usageFields)]Malformed{}
 	c.modelResponse = false
+	c.scope, c.scopeKnown, c.total, c.hasTotal, c.outputAdded, c.inputRaw = nil, false, 0, false, 0, false
 	return c
 }
 

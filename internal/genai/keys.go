@@ -121,7 +121,19 @@ const (
 	fOperationID
 	fPriced
 	fSDKName
-	fMarker // a dialect marker only
+	// The modality and per-unit counts and the reported cost's currency (modes.go).
+	fAudioIn
+	fImageIn
+	fAudioOut
+	fCacheWrite1h
+	fSearchQueries
+	fSearchContext
+	fOutputImages
+	fInputImages
+	fCostCurrency
+	fTotal      // the total token count, used only to tell which meaning the counts have (semantics.go)
+	fConvention // agentcost.usage.convention: the counts were rewritten to the convention's meaning
+	fMarker     // a dialect marker only
 	numFields
 )
 
@@ -205,7 +217,21 @@ var fieldKeys = [numFields][]rankedKey{
 		{"gen_ai.openai.response.service_tier", hLegacy, false},
 		{"gen_ai.openai.request.service_tier", hLegacy, false},
 	},
-	fCost:        {{"gen_ai.usage.cost", hOpenLIT, false}},
+	fCost: {
+		{KeyReportedCostAmount, hGenAI, false},
+		{"gen_ai.usage.cost", hOpenLIT, false},
+		{"llm.cost.total", hOpenInference, false},
+	},
+	fAudioIn:       {{KeyAudioInputTokens, hGenAI, false}},
+	fImageIn:       {{KeyImageInputTokens, hGenAI, false}},
+	fAudioOut:      {{KeyAudioOutputTokens, hGenAI, false}},
+	fCacheWrite1h:  {{KeyCacheWrite1hTokens, 0, false}},
+	fSearchQueries: {{KeyWebSearchQueries, 0, false}},
+	fSearchContext: {{KeySearchContextSize, 0, false}},
+	fOutputImages:  {{KeyOutputImages, 0, false}},
+	fInputImages:   {{KeyInputImages, 0, false}},
+	fCostCurrency:  {{KeyReportedCostCurrency, hGenAI, false}},
+
 	fAgent:       {{"gen_ai.agent.name", hGenAI, false}, {"gen_ai.agent.id", hGenAI, false}},
 	fTeam:        {{KeyTeam, 0, false}},
 	fTenant:      {{KeyTenant, 0, false}, {"tenant.id", 0, false}},
@@ -215,11 +241,16 @@ var fieldKeys = [numFields][]rankedKey{
 	fOperationID: {{"ai.operationId", hVercel, false}},
 	fPriced:      {{KeyCostUSD, 0, false}},
 	fSDKName:     {{"telemetry.sdk.name", 0, false}},
+	fTotal: {
+		{"gen_ai.usage.total_tokens", 0, false},
+		{"llm.usage.total_tokens", hOpenLLMetry, false},
+		{"llm.token_count.total", hOpenInference, false},
+		{"ai.usage.totalTokens", hVercel, false},
+	},
+	fConvention: {{KeyUsageConvention, 0, false}},
 	fMarker: {
 		{"openinference.span.kind", hOpenInference, false},
-		{"llm.token_count.total", hOpenInference, false},
 		{"llm.request.type", hOpenLLMetry, false},
-		{"llm.usage.total_tokens", hOpenLLMetry, false},
 	},
 }
 
@@ -384,6 +415,11 @@ func lookupProvider(s string) (string, bool) {
 	return p, ok
 }
 
+// KeyMalformed is written by the agentcost processor on a model-call span it could not price
+// because its usage was malformed: the reason (a token count given as a string, negative,
+// fractional, ...; see Malformed and the costing package's Reason constants).
+const KeyMalformed = "agentcost.malformed"
+
 // The agentcost.* span attributes the agentcost processor writes (DESIGN.md "What the processor
 // writes"); the costledger exporter reads them back.
 const (
@@ -413,4 +449,8 @@ const (
 	EventLevelShift = "agentcost.baseline.level_shift"
 	// KeyNewBaselineUSD is the baseline after a level shift, on EventLevelShift.
 	KeyNewBaselineUSD = "agentcost.baseline.new_usd"
+	// KeyUsageConvention marks a span whose own gen_ai.usage keys Normalize rewrote from the
+	// instrumentation's meaning to the convention's (semantics.go), so that a later reading does not
+	// adjust them twice.
+	KeyUsageConvention = "agentcost.usage.convention"
 )

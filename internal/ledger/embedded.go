@@ -62,6 +62,8 @@ var metaJournalApplied = []byte("journal_applied")
 // Namespaces of the kv and expiry buckets.
 const (
 	kvSpan        byte = 's' // booked span ids
+	kvCall        byte = 'c' // an LLM span's call key: trace+span -> CallKey (same-call rule)
+	kvChild       byte = 'k' // an LLM child's call key under its parent: trace+parent+0+CallKey
 	kvPut         byte = 'p' // PutIfAbsent records
 	kvReservation byte = 'r' // settled reservations (expiry bucket only)
 	kvApproval    byte = 'a' // approvals (expiry bucket only)
@@ -388,6 +390,39 @@ func spanKey(trace, span string) string {
 	return string(binary.AppendUvarint(nil, uint64(len(trace)))) + trace + span
 }
 
+// sameCall applies the same-call rule to a new spend with a CallKey and records it: it reports
+// whether the span's direct parent was recorded with the same call key, or the span is the direct
+// parent of a recorded child with the same call key. Either way the span's own call key and its
+// place under its parent are recorded until expires, so a later parent or child finds it.
+func (t *txn) sameCall(sp Spend, now, expires time.Time) (bool, error) {
+	if sp.CallKey == "" {
+		return false, nil
+	}
+	same := false
+	if sp.ParentSpanID != "" {
+		if v, ok := t.kvGet(kvCall, spanKey(sp.TraceID, sp.ParentSpanID), now); ok && string(v) == sp.CallKey {
+			same = true
+		}
+	}
+	if !same {
+		_, same = t.kvGet(kvChild, childKey(sp.TraceID, sp.SpanID, sp.CallKey), now)
+	}
+	if err := t.kvPut(kvCall, spanKey(sp.TraceID, sp.SpanID), []byte(sp.CallKey), expires); err != nil {
+		return false, err
+	}
+	if sp.ParentSpanID != "" {
+		if err := t.kvPut(kvChild, childKey(sp.TraceID, sp.ParentSpanID, sp.CallKey), nil, expires); err != nil {
+			return false, err
+		}
+	}
+	return same, nil
+}
+
+// childKey is the kvChild key of a child with callKey under parent.
+func childKey(trace, parent, callKey string) string {
+	return spanKey(trace, parent) + "\x00" + callKey
+}
+
 func (t *txn) reservation(id string) (*reservation, error) {
 	v := t.res().Get([]byte(id))
 	if v == nil {
@@ -419,7 +454,7 @@ func (e *Embedded) Book(ctx context.Context, spends []Spend) (BookResult, error)
 	clock := e.now()
 	var res BookResult
 	err := e.update(ctx, func(t *txn) error {
-		res = BookResult{New: make([]bool, len(spends))}
+		res = BookResult{New: make([]bool, len(spends)), Same: make([]bool, len(spends))}
 		deltas := map[counter]*delta{}
 		loaded := map[string]*reservation{}
 		dirty := map[string]bool{}
@@ -443,6 +478,14 @@ func (e *Embedded) Book(ctx context.Context, spends []Spend) (BookResult, error)
 			seen[sk] = true
 			if err := t.kvPut(kvSpan, sk, nil, clock.Add(e.cfg.IdempotencyHorizon)); err != nil {
 				return err
+			}
+			if same, err := t.sameCall(sp, clock, clock.Add(e.cfg.IdempotencyHorizon)); err != nil {
+				return err
+			} else if same {
+				res.SameCall++
+				res.SameCallCost = addSat(res.SameCallCost, sp.Cost)
+				res.Same[i] = true
+				continue
 			}
 			res.Booked++
 			res.New[i] = true
@@ -1069,7 +1112,7 @@ func (t *txn) pruneExpiry(now time.Time) error {
 	}
 	for _, d := range todo {
 		switch d.ns {
-		case kvSpan, kvPut:
+		case kvSpan, kvPut, kvCall, kvChild:
 			kk := append([]byte{d.ns}, d.key...)
 			// A key re-created after it expired has a newer expiry and its own entry.
 			if v := t.kv().Get(kk); len(v) >= 8 && int64(binary.BigEndian.Uint64(v[:8])) == d.exp {

@@ -154,6 +154,13 @@ type Spend struct {
 	// Escalating marks a span the processor flagged as escalating (its agent's cost per call with
 	// the model climbs steadily); like Anomaly it records a call-level anomaly for anomaly_within.
 	Escalating bool
+	// ParentSpanID is the span's parent in its trace (empty for a root span).
+	ParentSpanID string
+	// CallKey fingerprints the provider call the span describes (the priced model and the cost; see
+	// booking.CallKey). Two spends of one trace with the same CallKey where one's
+	// span is the other's direct parent are the same call, wrapped by two instrumentations: the one
+	// booked second is not booked but counted in BookResult.SameCall. Empty opts out of the rule.
+	CallKey string
 }
 
 // Run returns the run a spend is booked into: RunID, else the trace id.
@@ -192,9 +199,22 @@ type BookResult struct {
 	// reservation of another agent, or of another run when the reservation has one: they were
 	// booked as their own agent's spend and did not commit against it.
 	Mismatched int
-	// New tells, per spend of the call in order, whether this call booked it (false: a duplicate).
+	// SameCall spends (not in Booked) repeated a call already booked for the span's direct parent
+	// or child in the same trace (same CallKey): an LLM span wrapping another LLM span of the same
+	// provider call. They were recorded (so a retry counts them as Duplicates) but not booked.
+	SameCall int
+	// SameCallCost is the cost the SameCall spends carried, which a sum of every span's cost would
+	// count twice.
+	SameCallCost money.Nanos
+	// New tells, per spend of the call in order, whether this call booked it (false: a duplicate
+	// or the same call as a booked one).
 	New []bool
+	// Same tells, per spend of the call in order, whether it was counted in SameCall.
+	Same []bool
 }
+
+// IsSameCall reports whether spend i of the call repeated a booked call (see SameCall).
+func (r BookResult) IsSameCall(i int) bool { return i < len(r.Same) && r.Same[i] }
 
 // IsNew reports whether spend i of the call was booked by it rather than before.
 func (r BookResult) IsNew(i int) bool { return i < len(r.New) && r.New[i] }

@@ -115,6 +115,16 @@ func (r *Redis) spanKey(trace, span string) string {
 	return r.prefix + "sp:" + strconv.Itoa(len(trace)) + ":" + trace + ":" + span
 }
 
+// callKey holds an LLM span's call key; childCallsKey is the set of call keys of a span's
+// booked LLM children (the same-call rule, Spend.CallKey).
+func (r *Redis) callKey(trace, span string) string {
+	return r.prefix + "cs:" + strconv.Itoa(len(trace)) + ":" + trace + ":" + span
+}
+
+func (r *Redis) childCallsKey(trace, parent string) string {
+	return r.prefix + "cc:" + strconv.Itoa(len(trace)) + ":" + trace + ":" + parent
+}
+
 func (r *Redis) resKey(id string) string      { return r.prefix + "res:" + id }
 func (r *Redis) traceKey(trace string) string { return r.prefix + "rt:" + trace }
 func (r *Redis) expiryKey() string            { return r.prefix + "resexp" }
@@ -192,6 +202,13 @@ type luaSpend struct {
 	AN bool     `json:"an"`
 	A  int      `json:"a"`
 	AT string   `json:"at"`
+	// The same-call rule (Spend.CallKey): F is the call key ("" for none); CS and CC the span's
+	// call key and child-call set; PC and PCC its parent's (0 for a root span).
+	F   string `json:"f"`
+	CS  int    `json:"cs"`
+	CC  int    `json:"cc"`
+	PC  int    `json:"pc"`
+	PCC int    `json:"pcc"`
 }
 
 type luaRes struct {
@@ -221,7 +238,10 @@ func (r *Redis) Book(ctx context.Context, spends []Spend) (BookResult, error) {
 		total.Duplicates += res.Duplicates
 		total.Matched += res.Matched
 		total.Mismatched += res.Mismatched
+		total.SameCall += res.SameCall
+		total.SameCallCost = addSat(total.SameCallCost, res.SameCallCost)
 		total.New = append(total.New, res.New...)
+		total.Same = append(total.Same, res.Same...)
 		if err != nil {
 			return total, fmt.Errorf("booking %d spends: %w", len(spends), err)
 		}
@@ -366,6 +386,13 @@ func (r *Redis) bookOnce(ctx context.Context, spends []Spend) (BookResult, bool,
 		if sp.flagged() && sp.Agent != "" {
 			ls.A, ls.AT = keys.add(r.anomalyKey(sp.Agent, LevelCall)), itoa(micros(sp.Time))
 		}
+		if sp.CallKey != "" {
+			ls.F = sp.CallKey
+			ls.CS, ls.CC = keys.add(r.callKey(sp.TraceID, sp.SpanID)), keys.add(r.childCallsKey(sp.TraceID, sp.SpanID))
+			if sp.ParentSpanID != "" {
+				ls.PC, ls.PCC = keys.add(r.callKey(sp.TraceID, sp.ParentSpanID)), keys.add(r.childCallsKey(sp.TraceID, sp.ParentSpanID))
+			}
+		}
 		plan.Spends = append(plan.Spends, ls)
 	}
 	arg, err := json.Marshal(plan)
@@ -386,16 +413,22 @@ func (r *Redis) bookOnce(ctx context.Context, spends []Spend) (BookResult, bool,
 	if len(mask) != len(spends) {
 		return BookResult{}, false, fmt.Errorf("unexpected booking mask of %d spends for %d", len(mask), len(spends))
 	}
-	isNew := make([]bool, len(mask))
-	nMismatched := 0
+	isNew, same := make([]bool, len(mask)), make([]bool, len(mask))
+	nMismatched, nSame := 0, 0
+	var sameCost money.Nanos
 	for i := range mask {
 		isNew[i] = mask[i] == '1'
 		if isNew[i] && mismatched[i] {
 			nMismatched++
 		}
+		if mask[i] == 's' {
+			same[i] = true
+			nSame++
+			sameCost = addSat(sameCost, spends[i].Cost)
+		}
 	}
 	return BookResult{Booked: asInt(reply[0]), Duplicates: asInt(reply[1]), Matched: asInt(reply[2]),
-		Mismatched: nMismatched, New: isNew}, false, nil
+		Mismatched: nMismatched, New: isNew, SameCall: nSame, SameCallCost: sameCost, Same: same}, false, nil
 }
 
 // decodeOwner reads the agent and run of a reservation from its "info" field (a reservation

@@ -70,8 +70,25 @@ local function load(j)
   end
   return res[j]
 end
+local function samecall(s)
+  if s.f == '' then return false end
+  local same = false
+  if s.pc > 0 and redis.call('GET', KEYS[s.pc]) == s.f then same = true end
+  if not same and redis.call('SISMEMBER', KEYS[s.cc], s.f) == 1 then same = true end
+  redis.call('SET', KEYS[s.cs], s.f, 'PX', p.it)
+  if s.pcc > 0 then
+    redis.call('SADD', KEYS[s.pcc], s.f)
+    redis.call('PEXPIRE', KEYS[s.pcc], p.it)
+  end
+  return same
+end
 for _, s in ipairs(p.sp) do
-  if redis.call('SET', KEYS[s.i], '1', 'NX', 'PX', p.it) then
+  if not redis.call('SET', KEYS[s.i], '1', 'NX', 'PX', p.it) then
+    dup = dup + 1
+    mask[#mask + 1] = '0'
+  elseif samecall(s) then
+    mask[#mask + 1] = 's'
+  else
     booked = booked + 1
     mask[#mask + 1] = '1'
     local c = N(s.c)
@@ -92,9 +109,6 @@ for _, s in ipairs(p.sp) do
       if s.an then r.anom = r.anom + 1 end
       for _, ki in ipairs(p.rs[j].c) do rel[ki] = add(rel[ki] or {0, 0}, take) end
     end
-  else
-    dup = dup + 1
-    mask[#mask + 1] = '0'
   end
 end
 for j, v in pairs(sums) do spend(p.ct[j], S(v)) end

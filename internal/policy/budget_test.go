@@ -41,7 +41,7 @@ func TestBudgetLayers(t *testing.T) {
 		usedAp bool
 	}{
 		{name: "per-action cap exactly", req: Request{AgentID: "research-agent", EstimatedCost: usdOf(t, "100")},
-			want: Deny, rule: RuleAgentBudget, retry: nextHour}, // $100 fits the cap but not the $50 agent budget
+			want: Deny, rule: RuleAgentBudget, retry: 0}, // $100 fits the cap but can never fit the $50 agent budget
 		{name: "per-action cap exceeded by a nano-dollar", req: Request{AgentID: "billing-agent", EstimatedCost: usdOf(t, "100.000000001")},
 			want: Deny, rule: RulePerActionCap},
 		{name: "approval never passes the per-action cap", req: Request{AgentID: "a", EstimatedCost: usdOf(t, "101"), Approval: approved},
@@ -112,6 +112,43 @@ func TestBudgetLayers(t *testing.T) {
 			}
 			if o.Evidence != (o.Decision != Allow) {
 				t.Errorf("evidence %v for %v (no evidence threshold set)", o.Evidence, o.Decision)
+			}
+		})
+	}
+}
+
+// TestEstimateAboveWholeLimit: an estimate larger than a scope's whole limit can never fit, so the
+// deny says so and gives no retry hint (issue 13: "retry after 614s" with nothing spent), while an
+// estimate that fits the limit but not what is left keeps the window end as its hint.
+func TestEstimateAboveWholeLimit(t *testing.T) {
+	p := mustLoad(t, designPolicy)
+	now := time.Date(2026, time.March, 11, 10, 49, 46, 0, time.UTC)
+	cases := []struct {
+		name   string
+		req    Request
+		state  State
+		rule   string
+		reason string
+		retry  time.Duration
+	}{
+		{name: "agent: $60 against $20 with nothing spent", req: Request{AgentID: "drafting-agent", EstimatedCost: usdOf(t, "60")},
+			rule: RuleAgentBudget, reason: reasonAgentOverLimit},
+		{name: "agent: a nano-dollar over the whole limit", req: Request{AgentID: "drafting-agent", EstimatedCost: usdOf(t, "20.000000001")},
+			rule: RuleAgentBudget, reason: reasonAgentOverLimit},
+		{name: "agent: exactly the limit with some spent waits for the window", req: Request{AgentID: "drafting-agent", EstimatedCost: usdOf(t, "20")},
+			state: func() State { var st State; st.Usage[ScopeAgent] = Usage{Spent: usdOf(t, "0.01")}; return st }(),
+			rule:  RuleAgentBudget, reason: reasonAgentBudget, retry: 10*time.Minute + 14*time.Second},
+		{name: "run over its lifetime limit", req: Request{AgentID: "billing-agent", RunID: "r", EstimatedCost: usdOf(t, "26")},
+			rule: RuleRunBudget, reason: reasonRunOverLimit},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			o := Evaluate(p, tc.req, tc.state, now)
+			if o.Decision != Deny || o.RuleID != tc.rule || o.Reason != tc.reason {
+				t.Fatalf("got %v %q %q, want deny %q %q", o.Decision, o.RuleID, o.Reason, tc.rule, tc.reason)
+			}
+			if o.RetryAfter != tc.retry {
+				t.Errorf("retry after %v, want %v", o.RetryAfter, tc.retry)
 			}
 		})
 	}

@@ -176,6 +176,9 @@ const (
 	reasonRunBudget      = "run budget exhausted"
 	reasonAgentBudget    = "agent budget exhausted until the window resets"
 	reasonTeamBudget     = "team budget exhausted until the window resets"
+	reasonRunOverLimit   = "estimated cost exceeds the run budget's whole limit: no retry can fit it"
+	reasonAgentOverLimit = "estimated cost exceeds the agent budget's whole limit: no retry can fit it"
+	reasonTeamOverLimit  = "estimated cost exceeds the team budget's whole limit: no retry can fit it"
 	reasonFleetPaused    = "fleet budget at pause_at: only critical agents and approved actions run"
 	reasonFleetThrottled = "fleet budget at throttle_at: non-critical agents are throttled"
 	reasonFleetRate      = "fleet budget at throttle_at: per-agent throttle_rate exceeded"
@@ -268,7 +271,7 @@ func evaluate(p *Policy, req *Request, st *State, now time.Time, o *Outcome) {
 		best.offer(verdict{decision: Deny, ruleID: RuleApprovalCap, reason: reasonApprovalCap})
 	}
 	p.fillBudgets(o, req, st, now)
-	if v, ok := budgetVerdict(o, now); ok {
+	if v, ok := budgetVerdict(o, est, now); ok {
 		best.offer(v)
 	}
 	if p.fleet.Configured() {
@@ -488,10 +491,12 @@ func (p *Policy) fillBudgets(o *Outcome, req *Request, st *State, now time.Time)
 }
 
 // budgetVerdict denies when an enforced budget is exhausted (run, agent, team, in that order of
-// reasons), with the latest window end as the retry hint, none when a lifetime budget is out.
-func budgetVerdict(o *Outcome, now time.Time) (verdict, bool) {
+// reasons), with the latest window end as the retry hint, none when a lifetime budget is out. An
+// estimate above a budget's whole limit can never fit, whatever the window: that scope's
+// over-limit reason wins and there is no retry hint.
+func budgetVerdict(o *Outcome, est money.Nanos, now time.Time) (verdict, bool) {
 	var v verdict
-	found, forever := false, false
+	found, forever, never := false, false, false
 	for _, s := range [...]Scope{ScopeRun, ScopeAgent, ScopeTeam} {
 		bc := &o.Budgets[s]
 		if !bc.Configured || !bc.Enforce || !bc.Exhausted {
@@ -501,13 +506,17 @@ func budgetVerdict(o *Outcome, now time.Time) (verdict, bool) {
 			v.decision, v.ruleID, v.reason = Deny, budgetRuleIDs[s], budgetReasons[s]
 			found = true
 		}
+		if est > bc.Limit && !never {
+			v.ruleID, v.reason = budgetRuleIDs[s], overLimitReasons[s]
+			never = true
+		}
 		if bc.ResetsAt.IsZero() {
 			forever = true
 		} else if d := bc.ResetsAt.Sub(now); d > v.retry {
 			v.retry = d
 		}
 	}
-	if forever {
+	if forever || never {
 		v.retry = 0
 	}
 	return v, found
@@ -516,6 +525,8 @@ func budgetVerdict(o *Outcome, now time.Time) (verdict, bool) {
 var (
 	budgetRuleIDs = [NumScopes]string{ScopeTeam: RuleTeamBudget, ScopeAgent: RuleAgentBudget, ScopeRun: RuleRunBudget}
 	budgetReasons = [NumScopes]string{ScopeTeam: reasonTeamBudget, ScopeAgent: reasonAgentBudget, ScopeRun: reasonRunBudget}
+	// overLimitReasons say an estimate exceeds a scope's whole limit, so no retry can fit it.
+	overLimitReasons = [NumScopes]string{ScopeTeam: reasonTeamOverLimit, ScopeAgent: reasonAgentOverLimit, ScopeRun: reasonRunOverLimit}
 )
 
 func (p *Policy) fleetLevel(bc BudgetCheck) FleetLevel {

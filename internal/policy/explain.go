@@ -174,7 +174,7 @@ func (p *Policy) layers(req *Request, o *Outcome) []LayerTrace {
 
 	for _, s := range [...]Scope{ScopeRun, ScopeAgent, ScopeTeam} {
 		bc := o.Budgets[s]
-		l := LayerTrace{Layer: s.String(), Detail: "not configured"}
+		l := LayerTrace{Layer: s.String(), Detail: p.unconfiguredDetail(s, bc.ID)}
 		if bc.Configured {
 			total := addSat(addSat(bc.Spent, bc.Reserved), est)
 			window := bc.Window.String()
@@ -213,4 +213,25 @@ func (p *Policy) layers(req *Request, o *Outcome) []LayerTrace {
 	}
 	ls = append(ls, l)
 	return ls
+}
+
+// unconfiguredDetail says why a run, agent or team budget does not apply to a request: the
+// request names no such scope although the policy budgets it, or the policy has no budget for it.
+func (p *Policy) unconfiguredDetail(s Scope, id string) string {
+	budgeted := false
+	switch s {
+	case ScopeRun:
+		budgeted = p.runBudget.Configured()
+	case ScopeAgent:
+		budgeted = len(p.agentBudgets) > 0 || p.defaultAgent.Configured()
+	case ScopeTeam:
+		budgeted = len(p.teamBudgets) > 0 || p.defaultTeam.Configured()
+	}
+	switch {
+	case budgeted && id == "":
+		return fmt.Sprintf("the request names no %s, so no %s budget applies", s, s)
+	case budgeted:
+		return fmt.Sprintf("%s %q has no budget in this policy", s, id)
+	}
+	return "not configured"
 }

@@ -64,7 +64,7 @@ func TestExplain(t *testing.T) {
 		{"approval", Allow, "no approved approval"},
 		{"run", Allow, `run "r1": spent $0 + reserved $0 + estimate $6 = $6 is within the limit $25 (lifetime)`},
 		{"agent", Allow, `agent "research-agent": spent $40 + reserved $0 + estimate $6 = $46 is within the limit $50 (hour until 2026-03-11T11:00:00Z)`},
-		{"team", Allow, "not configured"},
+		{"team", Allow, "the request names no team, so no team budget applies"}, // the policy budgets teams (issue 13 item 7)
 		{"fleet", Allow, "spent $1700 + reserved $0 = $1700 of $2000 per day (throttle_at 0.8, pause_at 0.95): level throttle; limited to 6/minute per agent"},
 	}
 	if len(ex.Layers) != len(wantLayers) {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math/big"
+	"strconv"
 	"testing"
 
 	"github.com/agentcost/agentcost/internal/money"
@@ -261,7 +262,12 @@ func TestCostFallbacksAndTiers(t *testing.T) {
 				prompt += c.u.CacheReadTokens + c.u.CacheWriteTokens
 			}
 			got := e.Effective(prompt, c.u.Tier)
-			c.want.Set = HasInput | HasOutput | HasCacheRead | HasCacheWrite | HasReasoning
+			// Without their own rates, 1-hour cache writes are cache writes and audio and image
+			// tokens are input and output tokens.
+			c.want.CacheWrite1h, c.want.AudioInput, c.want.AudioOutput, c.want.ImageInput =
+				c.want.CacheWrite, c.want.Input, c.want.Output, c.want.Input
+			c.want.Set = HasInput | HasOutput | HasCacheRead | HasCacheWrite | HasReasoning | HasCacheWrite1h |
+				HasAudioInput | HasAudioOutput | HasImageInput
 			if got != c.want {
 				t.Errorf("Effective = %+v, want %+v", got, c.want)
 			}
@@ -352,9 +358,24 @@ func TestCostGoldenEveryUpstreamEntry(t *testing.T) {
 	raw := rawPrices(t, defaultJSON)
 	// Below the smallest prompt-size threshold (128k), so the standard columns apply.
 	u := Usage{InputTokens: 123_457, CacheReadTokens: 10_001, CacheWriteTokens: 2_003, OutputTokens: 45_679}
-	n, subFemto := 0, 0
+	n, subFemto, tiered := 0, 0, 0
 	for _, e := range table.Entries() {
 		entry := raw[e.Model]
+		if tiers, ok := entry["tiered_pricing"].([]any); ok {
+			// The tier whose range holds the prompt (start < prompt <= end), else the last one
+			// (LiteLLM's select_tier_for_input); every token of the call is priced there.
+			entry = tiers[len(tiers)-1].(map[string]any)
+			for _, tier := range tiers {
+				rng := tier.(map[string]any)["range"].([]any)
+				lo, _ := strconv.ParseFloat(string(rng[0].(json.Number)), 64)
+				hi, _ := strconv.ParseFloat(string(rng[1].(json.Number)), 64)
+				if lo < float64(u.InputTokens) && float64(u.InputTokens) <= hi {
+					entry = tier.(map[string]any)
+					break
+				}
+			}
+			tiered++
+		}
 		field := func(names ...string) string {
 			for _, f := range names {
 				if _, ok := entry[f].(json.Number); ok {
@@ -393,6 +414,9 @@ func TestCostGoldenEveryUpstreamEntry(t *testing.T) {
 			subFemto++
 		}
 		n++
+	}
+	if tiered != 18 {
+		t.Errorf("checked %d entries priced by tiered_pricing, want the 18 dashscope and volcengine ones", tiered)
 	}
 	if n < 2480 || subFemto > 23 {
 		t.Fatalf("checked %d entries; %d differ from the unrounded decimals (want at most the 23 Databricks entries)", n, subFemto)

@@ -48,10 +48,17 @@
 // columns input_cost_per_token, output_cost_per_token, cache_read_input_token_cost,
 // cache_creation_input_token_cost and output_cost_per_reasoning_token, each optionally with a
 // prompt-size suffix (`_above_200k_tokens`, `_above_272k_tokens`, `_above_128k_tokens`) and a
-// service-tier suffix (`_batches`, `_flex`, `_priority`), plus litellm_provider and mode. Other
-// columns (audio, images, per-second prices) are ignored; entries without both an input and an
-// output token price are skipped and recorded with their line and reason (Layer.Skips, a Skip*
-// constant), except embeddings with an input price only, priced with no output price. A price is
+// service-tier suffix (`_batches`, `_flex`, `_priority`), plus litellm_provider and mode; the
+// parts with prices of their own — cache_creation_input_token_cost_above_1hr (1-hour cache
+// writes), input_cost_per_audio_token, output_cost_per_audio_token, input_cost_per_image_token —
+// with the same suffixes; the per-unit prices search_context_cost_per_query (per query, by search
+// context size), output_cost_per_image and input_cost_per_image (Entry.Units); and tiered_pricing
+// lists of prompt ranges (dashscope, volcengine), loaded as the standard rates (the lowest range)
+// and prompt-size tiers (the others, from their range's start), each tier's absent cache and
+// reasoning prices being its own input and output prices. Other columns (per-second, per-pixel,
+// per-character prices) are ignored; entries without both an input and an output token price are
+// skipped and recorded with their line and reason (Layer.Skips, a Skip* constant), except
+// embeddings with an input price only, priced with no output price. A price is
 // rejected when negative ("-0.0" included), non-zero but below one femto-dollar per token, or above
 // MaxRate ($1 per token) unless the entry sets "agentcost_allow_high_price": true (YAML:
 // allow_high_price: true).
@@ -71,6 +78,13 @@
 //	    cache_read_per_million: 1.5    # optional; default: the input price
 //	    cache_write_per_million: 18.75 # optional; default: the input price
 //	    reasoning_per_million: 15      # optional; default: the output price
+//	    cache_write_1h_per_million: 30 # optional; default: the cache-write price
+//	    audio_input_per_million: 40    # optional; default: the input price
+//	    audio_output_per_million: 80   # optional; default: the output price
+//	    image_input_per_million: 15    # optional; default: the input price
+//	    web_search_per_query_usd: 0.01 # optional, dollars per web-search query
+//	    output_image_usd: 0.04         # optional, dollars per generated image
+//	    input_image_usd: 0.001         # optional, dollars per input image
 //	    aliases: [sim]             # optional; other names of this model
 //	  my-finetune:
 //	    provider: openai
@@ -89,8 +103,12 @@
 //	  my-deployment: gpt-4o
 //	fallback:                      # per-provider prices for models the table does not know
 //	  openai: {input_per_million: 5, output_per_million: 15}
+//	tools:                         # execute_tool spans, by gen_ai.tool.name (Table.Tool)
+//	  web_search: {per_call_usd: 0.01}
+//	  maps: {per_unit_usd: 0.002, unit_attribute: maps.requests}   # per unit the span counts
 //
 // Unknown keys, duplicate keys, a name used both as model and alias, above_* prices without
-// above_tokens and malformed prices are errors naming the file, line and key; a file with an error
-// is rejected whole.
+// above_tokens, malformed prices, a tool without a price, a per-unit tool price without its
+// unit_attribute and a per-call or per-unit price above MaxToolPrice are errors naming the file,
+// line and key; a file with an error is rejected whole.
 package pricing

@@ -2,6 +2,7 @@ package pricing
 
 import (
 	"errors"
+	"strings"
 
 	"github.com/agentcost/agentcost/internal/money"
 )
@@ -31,7 +32,7 @@ func (*inconsistentError) Error() string {
 func (*inconsistentError) Is(target error) bool { return target == ErrMalformedUsage }
 
 // RateSet records which of the rates in a Rates value are given.
-type RateSet uint8
+type RateSet uint16
 
 // The rates a Rates value can hold.
 const (
@@ -40,6 +41,15 @@ const (
 	HasCacheRead
 	HasCacheWrite
 	HasReasoning
+	// HasCacheWrite1h is Anthropic's 1-hour cache-write price (LiteLLM
+	// `cache_creation_input_token_cost_above_1hr`); absent, 1-hour writes are priced as cache writes.
+	HasCacheWrite1h
+	// HasAudioInput and HasAudioOutput price audio tokens (`input_cost_per_audio_token`,
+	// `output_cost_per_audio_token`); absent, audio tokens are priced as input or output tokens.
+	HasAudioInput
+	HasAudioOutput
+	// HasImageInput prices image input tokens (`input_cost_per_image_token`); absent, as input tokens.
+	HasImageInput
 )
 
 // Rates is one column of per-token prices. A rate whose bit is not in Set is absent (not zero): it
@@ -51,7 +61,15 @@ type Rates struct {
 	CacheWrite money.Rate
 	// Reasoning prices reasoning tokens (a part of the output tokens) when it differs from Output.
 	Reasoning money.Rate
-	Set       RateSet
+	// CacheWrite1h prices the cache-write tokens written with a 1-hour lifetime (a part of the
+	// cache-write tokens).
+	CacheWrite1h money.Rate
+	// AudioInput and AudioOutput price audio tokens (a part of the input and output tokens).
+	AudioInput  money.Rate
+	AudioOutput money.Rate
+	// ImageInput prices image input tokens (a part of the input tokens).
+	ImageInput money.Rate
+	Set        RateSet
 }
 
 // Has reports whether every rate in s is given.
@@ -73,6 +91,14 @@ func (r *Rates) set(s RateSet, v money.Rate) {
 		r.CacheWrite = v
 	case HasReasoning:
 		r.Reasoning = v
+	case HasCacheWrite1h:
+		r.CacheWrite1h = v
+	case HasAudioInput:
+		r.AudioInput = v
+	case HasAudioOutput:
+		r.AudioOutput = v
+	case HasImageInput:
+		r.ImageInput = v
 	}
 	r.Set |= s
 }
@@ -93,6 +119,14 @@ func (r *Rates) get(s RateSet) (money.Rate, bool) {
 		return r.CacheWrite, true
 	case HasReasoning:
 		return r.Reasoning, true
+	case HasCacheWrite1h:
+		return r.CacheWrite1h, true
+	case HasAudioInput:
+		return r.AudioInput, true
+	case HasAudioOutput:
+		return r.AudioOutput, true
+	case HasImageInput:
+		return r.ImageInput, true
 	}
 	return 0, false
 }
@@ -132,6 +166,47 @@ type Entry struct {
 	Service [numServiceTiers]Rates
 	// Tiers are the prompt-size tiers, ascending by AboveTokens.
 	Tiers []Tier
+	// Units are the entry's per-request and per-unit prices (web search, images).
+	Units UnitPrices
+}
+
+// UnitPrices are an entry's prices per request or per unit rather than per token, each in
+// femto-dollars per unit (a money.Rate whose unit is one query or one image).
+type UnitPrices struct {
+	// SearchQuery is the price of one web-search query by search context size (LiteLLM
+	// `search_context_cost_per_query`), indexed by SearchContextSize.
+	SearchQuery [numSearchSizes]money.Rate
+	// OutputImage is the price of one generated image (`output_cost_per_image`).
+	OutputImage money.Rate
+	// InputImage is the price of one input image (`input_cost_per_image`).
+	InputImage money.Rate
+	// Set records which prices are given.
+	Set UnitSet
+}
+
+// UnitSet records which of the prices in a UnitPrices value are given; Cost.Unpriced uses it for
+// the units a span reports that its entry does not price.
+type UnitSet uint8
+
+// The per-unit prices.
+const (
+	HasSearchQuery UnitSet = 1 << iota
+	HasOutputImage
+	HasInputImage
+)
+
+// String names the units of s, comma-separated ("web_search,output_image").
+func (s UnitSet) String() string {
+	var parts []string
+	for _, u := range [...]struct {
+		bit  UnitSet
+		name string
+	}{{HasSearchQuery, "web_search"}, {HasOutputImage, "output_image"}, {HasInputImage, "input_image"}} {
+		if s&u.bit != 0 {
+			parts = append(parts, u.name)
+		}
+	}
+	return strings.Join(parts, ",")
 }
 
 // Cost is the cost of one call. The parts are each rounded to nano-dollars for display; Total is the
@@ -142,7 +217,12 @@ type Cost struct {
 	Output     money.Nanos
 	CacheRead  money.Nanos
 	CacheWrite money.Nanos
-	Total      money.Nanos
+	// Units is the per-request and per-unit part (web-search queries, images).
+	Units money.Nanos
+	Total money.Nanos
+	// Unpriced are the units the usage reports that the entry has no price for (they add nothing
+	// to Total; the processor marks the span so the gap is never a silent $0).
+	Unpriced UnitSet
 }
 
 // Effective returns the rates that apply to a call with promptTokens prompt tokens (cached tokens
@@ -205,23 +285,43 @@ func (e *Entry) Effective(promptTokens int64, tier ServiceTier) Rates {
 	if r.Reasoning, ok = pick(HasReasoning); !ok {
 		r.Reasoning = r.Output
 	}
-	r.Set = HasInput | HasOutput | HasCacheRead | HasCacheWrite | HasReasoning
+	if r.CacheWrite1h, ok = pick(HasCacheWrite1h); !ok {
+		r.CacheWrite1h = r.CacheWrite
+	}
+	if r.AudioInput, ok = pick(HasAudioInput); !ok {
+		r.AudioInput = r.Input
+	}
+	if r.AudioOutput, ok = pick(HasAudioOutput); !ok {
+		r.AudioOutput = r.Output
+	}
+	if r.ImageInput, ok = pick(HasImageInput); !ok {
+		r.ImageInput = r.Input
+	}
+	r.Set = HasInput | HasOutput | HasCacheRead | HasCacheWrite | HasReasoning | HasCacheWrite1h |
+		HasAudioInput | HasAudioOutput | HasImageInput
 	return r
 }
 
 // Cost prices one call's usage. Input tokens include the cached tokens (unless
 // u.InputExcludesCache): the uncached part is priced at the input rate, the cache-read and
-// cache-write parts at theirs. Reasoning tokens are part of the output tokens and priced once, at
-// the reasoning rate when the entry has one. Prompt-size tiers apply when the whole prompt (cached
-// tokens included) is above their threshold; service-tier columns apply when u.Tier names one the
-// entry has.
+// cache-write parts at theirs (the 1-hour part of the cache writes at the 1-hour rate). Audio and
+// image input tokens come out of the uncached part at their rates (a modality count above the
+// uncached input was cached, priced at the cache rates). Reasoning tokens are part of the output
+// tokens and priced once, at the reasoning rate when the entry has one; audio output tokens come
+// out of the rest of the output at the audio rate. Web-search queries and images are priced per
+// unit (Cost.Units); a unit the entry has no price for adds nothing and is reported in
+// Cost.Unpriced. Prompt-size tiers apply when the whole prompt (cached tokens included) is above
+// their threshold; service-tier columns apply when u.Tier names one the entry has.
 //
 // A negative count or one above MaxTokensPerPart is ErrMalformedUsage; cached tokens above the
-// input tokens or reasoning tokens above the output tokens is ErrInconsistentUsage. No part is ever
-// negative. Cost does not allocate.
+// input tokens, reasoning or audio tokens above the output tokens, audio and image tokens above
+// the prompt, or 1-hour cache writes above the cache writes is ErrInconsistentUsage. No part is
+// ever negative. Cost does not allocate.
 func (e *Entry) Cost(u Usage) (Cost, error) {
 	if !validCount(u.InputTokens) || !validCount(u.OutputTokens) || !validCount(u.CacheReadTokens) ||
-		!validCount(u.CacheWriteTokens) || !validCount(u.ReasoningTokens) {
+		!validCount(u.CacheWriteTokens) || !validCount(u.ReasoningTokens) || !validCount(u.AudioInputTokens) ||
+		!validCount(u.ImageInputTokens) || !validCount(u.AudioOutputTokens) || !validCount(u.CacheWrite1hTokens) ||
+		!validCount(u.WebSearchQueries) || !validCount(u.OutputImages) || !validCount(u.InputImages) {
 		return Cost{}, ErrMalformedUsage
 	}
 	uncached, prompt := u.InputTokens, u.InputTokens
@@ -233,43 +333,128 @@ func (e *Entry) Cost(u Usage) (Cost, error) {
 			return Cost{}, ErrInconsistentUsage
 		}
 	}
-	if u.ReasoningTokens > u.OutputTokens {
+	if u.ReasoningTokens > u.OutputTokens || u.CacheWrite1hTokens > u.CacheWriteTokens ||
+		u.AudioInputTokens+u.ImageInputTokens > prompt || u.AudioOutputTokens > u.OutputTokens {
 		return Cost{}, ErrInconsistentUsage
 	}
 	r := e.Effective(prompt, u.Tier)
 
+	// The modality parts come out of the uncached input (a count above it was served from the
+	// cache, priced at the cache rates), and out of the output outside the reasoning tokens.
+	audioIn := min(u.AudioInputTokens, uncached)
+	imageIn := min(u.ImageInputTokens, uncached-audioIn)
+	textIn := uncached - audioIn - imageIn
 	outside := u.OutputTokens - u.ReasoningTokens
+	audioOut := min(u.AudioOutputTokens, outside)
+	textOut := outside - audioOut
+	write5m := u.CacheWriteTokens - u.CacheWrite1hTokens
+
+	var units money.Acc
+	var unpriced UnitSet
+	unit := func(n int64, has UnitSet, rate money.Rate) {
+		if n == 0 {
+			return
+		}
+		if e.Units.Set&has == 0 {
+			unpriced |= has
+			return
+		}
+		units.Add(n, rate)
+	}
+	unit(u.WebSearchQueries, HasSearchQuery, e.Units.SearchQuery[min(u.SearchContext, numSearchSizes-1)])
+	unit(u.OutputImages, HasOutputImage, e.Units.OutputImage)
+	unit(u.InputImages, HasInputImage, e.Units.InputImage)
+
 	var total money.Acc
-	total.Add(uncached, r.Input)
-	total.Add(outside, r.Output)
+	total.Add(textIn, r.Input)
+	total.Add(audioIn, r.AudioInput)
+	total.Add(imageIn, r.ImageInput)
+	total.Add(textOut, r.Output)
+	total.Add(audioOut, r.AudioOutput)
 	total.Add(u.ReasoningTokens, r.Reasoning)
 	total.Add(u.CacheReadTokens, r.CacheRead)
-	total.Add(u.CacheWriteTokens, r.CacheWrite)
+	total.Add(write5m, r.CacheWrite)
+	total.Add(u.CacheWrite1hTokens, r.CacheWrite1h)
+	total.Add(u.WebSearchQueries, searchRate(e, u))
+	total.Add(u.OutputImages, unitRate(e, HasOutputImage, e.Units.OutputImage))
+	total.Add(u.InputImages, unitRate(e, HasInputImage, e.Units.InputImage))
 	n, ok := total.Nanos()
 	if !ok || n > money.MaxNanos {
 		return Cost{}, ErrCostOverflow
 	}
+	un, _ := units.Nanos()
 	// Every part is at most the total, so it fits once the total does.
 	c := Cost{
-		Input:      partNanos(uncached, r.Input, 0, 0),
-		Output:     partNanos(outside, r.Output, u.ReasoningTokens, r.Reasoning),
-		CacheRead:  partNanos(u.CacheReadTokens, r.CacheRead, 0, 0),
-		CacheWrite: partNanos(u.CacheWriteTokens, r.CacheWrite, 0, 0),
+		Input:      partNanos(textIn, r.Input, audioIn, r.AudioInput, imageIn, r.ImageInput),
+		Output:     partNanos(textOut, r.Output, u.ReasoningTokens, r.Reasoning, audioOut, r.AudioOutput),
+		CacheRead:  partNanos(u.CacheReadTokens, r.CacheRead, 0, 0, 0, 0),
+		CacheWrite: partNanos(write5m, r.CacheWrite, u.CacheWrite1hTokens, r.CacheWrite1h, 0, 0),
+		Units:      un,
 		Total:      n,
+		Unpriced:   unpriced,
 	}
 	return c, nil
 }
 
-// partNanos rounds one displayed part, a×ra + b×rb, to nano-dollars.
-func partNanos(a int64, ra money.Rate, b int64, rb money.Rate) money.Nanos {
-	if (a == 0 || ra == 0) && (b == 0 || rb == 0) {
+// searchRate is the entry's price of one query of u's search context size (0 when unpriced).
+func searchRate(e *Entry, u Usage) money.Rate {
+	return unitRate(e, HasSearchQuery, e.Units.SearchQuery[min(u.SearchContext, numSearchSizes-1)])
+}
+
+// unitRate is rate when the entry gives the unit price has, else 0.
+func unitRate(e *Entry, has UnitSet, rate money.Rate) money.Rate {
+	if e.Units.Set&has == 0 {
+		return 0
+	}
+	return rate
+}
+
+// partNanos rounds one displayed part, a×ra + b×rb + c×rc, to nano-dollars.
+func partNanos(a int64, ra money.Rate, b int64, rb money.Rate, c int64, rc money.Rate) money.Nanos {
+	if (a == 0 || ra == 0) && (b == 0 || rb == 0) && (c == 0 || rc == 0) {
 		return 0
 	}
 	var acc money.Acc
 	acc.Add(a, ra)
 	acc.Add(b, rb)
+	acc.Add(c, rc)
 	n, _ := acc.Nanos()
 	return n
 }
 
 func validCount(n int64) bool { return n >= 0 && n <= MaxTokensPerPart }
+
+// ToolPrice is the price of one tool or MCP call (the YAML price file's `tools`): a flat price per
+// call, a price per unit counted by a span attribute, or both. Prices are femto-dollars per call
+// and per unit.
+type ToolPrice struct {
+	// Name is the tool name as execute_tool spans give it (gen_ai.tool.name).
+	Name string
+	// PerCall is the price of one call.
+	PerCall money.Rate
+	// PerUnit is the price of one unit, counted by the span attribute UnitAttribute.
+	PerUnit money.Rate
+	// UnitAttribute is the span attribute whose value is the number of units (set with PerUnit).
+	UnitAttribute string
+	// Source labels the price file the price came from.
+	Source string
+}
+
+// Cost prices one call of units units (ignored without a per-unit price): PerCall + PerUnit×units,
+// rounded once. A negative or absurd unit count is ErrMalformedUsage.
+func (tp *ToolPrice) Cost(units int64) (money.Nanos, error) {
+	if tp.PerUnit == 0 || tp.UnitAttribute == "" {
+		units = 0
+	}
+	if !validCount(units) {
+		return 0, ErrMalformedUsage
+	}
+	var acc money.Acc
+	acc.Add(1, tp.PerCall)
+	acc.Add(units, tp.PerUnit)
+	n, ok := acc.Nanos()
+	if !ok || n > money.MaxNanos {
+		return 0, ErrCostOverflow
+	}
+	return n, nil
+}

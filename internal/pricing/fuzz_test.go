@@ -20,11 +20,11 @@ func checkCostInvariants(t *testing.T, e *Entry, usages ...Usage) {
 			}
 			continue
 		}
-		if c.Input < 0 || c.Output < 0 || c.CacheRead < 0 || c.CacheWrite < 0 || c.Total < 0 {
+		if c.Input < 0 || c.Output < 0 || c.CacheRead < 0 || c.CacheWrite < 0 || c.Units < 0 || c.Total < 0 {
 			t.Fatalf("%s: negative cost %+v for %+v", e.Model, c, u)
 		}
-		// Each of the four parts is off by at most half a nano-dollar from its exact value.
-		if d := c.Total - (c.Input + c.Output + c.CacheRead + c.CacheWrite); d < -2 || d > 2 {
+		// Each of the five parts is off by at most half a nano-dollar from its exact value.
+		if d := c.Total - (c.Input + c.Output + c.CacheRead + c.CacheWrite + c.Units); d < -2 || d > 2 {
 			t.Fatalf("%s: total %d vs parts %+v", e.Model, c.Total, c)
 		}
 	}
@@ -35,6 +35,9 @@ var fuzzUsages = []Usage{
 	{InputTokens: 300_000, CacheReadTokens: 100_000, CacheWriteTokens: 1_000, OutputTokens: 2_000, ReasoningTokens: 1_000, Tier: TierPriority},
 	{InputTokens: 10, CacheReadTokens: 250_000, InputExcludesCache: true, Tier: TierBatch},
 	{InputTokens: MaxTokensPerPart, OutputTokens: MaxTokensPerPart, CacheReadTokens: MaxTokensPerPart, InputExcludesCache: true, Tier: TierFlex},
+	{InputTokens: 5_000, AudioInputTokens: 2_000, ImageInputTokens: 1_000, CacheReadTokens: 3_000, CacheWriteTokens: 500,
+		CacheWrite1hTokens: 200, OutputTokens: 900, ReasoningTokens: 300, AudioOutputTokens: 400, WebSearchQueries: 3,
+		SearchContext: SearchContextHigh, OutputImages: 2, InputImages: 1},
 }
 
 func FuzzLoadLiteLLM(f *testing.F) {
@@ -45,6 +48,12 @@ func FuzzLoadLiteLLM(f *testing.F) {
 		"output_cost_per_reasoning_token": 3.5e-06, "supported_regions": ["global"], "x": {"y": [1, {"z": null}]}}}`))
 	f.Add([]byte(`{"sample_spec": {"input_cost_per_token": 0}, "a": {"input_cost_per_token": "3e-7", "output_cost_per_token": 0}}`))
 	f.Add([]byte(`{"a": {"input_cost_per_token": -1}}`))
+	f.Add([]byte(`{"t": {"tiered_pricing": [{"input_cost_per_token": 4e-07, "output_cost_per_reasoning_token": 4e-06, "output_cost_per_token": 1.2e-06, "range": [0, 256000.0]},
+		{"input_cost_per_token": 1.2e-06, "cache_read_input_token_cost": 1e-7, "output_cost_per_token": 3.6e-06, "range": [256000.0, 1000000.0]}]},
+		"s": {"tiered_pricing": [{"input_cost_per_query": 0.005, "max_results_range": [0, 25]}]},
+		"w": {"input_cost_per_token": 1e-6, "output_cost_per_token": 1e-6, "input_cost_per_audio_token": 4e-5, "output_cost_per_audio_token_priority": 8e-5,
+		"cache_creation_input_token_cost_above_1hr_above_200k_tokens": 1.2e-05, "output_cost_per_image": 0.039, "input_cost_per_image": 0.001,
+		"search_context_cost_per_query": {"search_context_size_low": 0.03, "search_context_size_medium": 0.035, "search_context_size_high": 0.05}}}`))
 	f.Add([]byte(`{"a": {"input_cost_per_token": 1e999, "output_cost_per_token": 1}}`))
 	f.Add([]byte(`{"a": {}, "a": {}}`))
 	f.Add([]byte(`[`))
@@ -87,6 +96,7 @@ func FuzzLoadYAML(f *testing.F) {
 	f.Add([]byte("fallback:\n  openai: {input_per_million: 1e3, output_per_million: 0.000001}\n"))
 	f.Add([]byte("models:\n  a: {input_per_million: -1}\n"))
 	f.Add([]byte("source: [x]\n"))
+	f.Add([]byte("tools:\n  w: {per_call_usd: 0.01}\n  m: {per_unit_usd: 0.002, unit_attribute: m.n}\nmodels:\n  v: {input_per_million: 1, output_per_million: 2, audio_input_per_million: 40, web_search_per_query_usd: 0.01}\n"))
 	f.Add([]byte("{"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		l, err := ParseYAML(data, "fuzz.yaml")

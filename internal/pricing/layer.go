@@ -2,19 +2,14 @@ package pricing
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 
 	"github.com/agentcost/agentcost/internal/boundedfile"
 )
-
-// maxFileSize bounds a price file read from disk; the full upstream LiteLLM map is under 2 MB. It
-// is the bound every file the distribution loads shares (policy files use it too).
-const maxFileSize = boundedfile.DefaultLimit
 
 // Layer is the content of one price file: entries, aliases and per-provider fallback prices. Build
 // stacks layers; later layers win.
@@ -29,6 +24,8 @@ type Layer struct {
 	Aliases []Alias
 	// Fallbacks are per-provider prices for models the table does not know (YAML `fallback`).
 	Fallbacks []*Entry
+	// Tools are per-call prices of tool and MCP calls (YAML `tools`).
+	Tools []*ToolPrice
 	// Skipped counts the file's entries without token prices (images, audio, `sample_spec`).
 	Skipped int
 	// SkippedModels names the skipped entries.
@@ -87,20 +84,20 @@ func (e *FileError) Unwrap() error { return e.Err }
 
 // LoadFile reads a price file: LiteLLM JSON for a `.json` name, the YAML format for `.yaml` or
 // `.yml`; any other name is read as JSON when its content starts with `{`, else as YAML. The
-// layer's source label is the file's base name unless a YAML file sets `source`.
-func LoadFile(path string) (*Layer, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("loading price file %q: %w", path, err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("loading price file %q: %w", path, err)
-	}
-	if len(data) > maxFileSize {
+// layer's source label is the file's base name unless a YAML file sets `source`. Files above
+// boundedfile.DefaultLimit are refused (LoadFileLimit sets another bound).
+func LoadFile(path string) (*Layer, error) { return LoadFileLimit(path, 0) }
+
+// LoadFileLimit is LoadFile with a byte bound on the file (limit <= 0: boundedfile.DefaultLimit),
+// checked on its size before it is read; a larger file is a *FileError like any rejected content.
+func LoadFileLimit(path string, limit int64) (*Layer, error) {
+	data, err := boundedfile.Read(path, limit)
+	if tooLarge := (*boundedfile.TooLargeError)(nil); errors.As(err, &tooLarge) {
 		// An invalid file, not an I/O failure: a *FileError like any other rejected content.
-		return nil, &FileError{File: path, Err: fmt.Errorf("larger than the limit of %d bytes", maxFileSize)}
+		return nil, &FileError{File: path, Err: fmt.Errorf("%d bytes, larger than the limit of %d bytes", tooLarge.Size, tooLarge.Limit)}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("loading price file %q: %w", path, err)
 	}
 	source := filepath.Base(path)
 	switch strings.ToLower(filepath.Ext(path)) {
@@ -150,6 +147,11 @@ func LoadWithDefault(paths ...string) (*Table, error) { return Load(true, paths.
 // Load builds a table of the given price files, later files winning, over the embedded default
 // when withDefault is set.
 func Load(withDefault bool, paths ...string) (*Table, error) {
+	return LoadLimit(withDefault, 0, paths...)
+}
+
+// LoadLimit is Load with a byte bound on each file (limit <= 0: boundedfile.DefaultLimit).
+func LoadLimit(withDefault bool, limit int64, paths ...string) (*Table, error) {
 	var layers []*Layer
 	if withDefault {
 		def, err := DefaultLayer()
@@ -159,7 +161,7 @@ func Load(withDefault bool, paths ...string) (*Table, error) {
 		layers = append(layers, def)
 	}
 	for _, p := range paths {
-		l, err := LoadFile(p)
+		l, err := LoadFileLimit(p, limit)
 		if err != nil {
 			return nil, err
 		}

@@ -23,8 +23,28 @@ var priceBases = []struct {
 	{"input_cost_per_token", HasInput},
 	{"output_cost_per_token", HasOutput},
 	{"cache_read_input_token_cost", HasCacheRead},
+	// The 1-hour cache write before the cache write its name starts with.
+	{"cache_creation_input_token_cost_above_1hr", HasCacheWrite1h},
 	{"cache_creation_input_token_cost", HasCacheWrite},
 	{"output_cost_per_reasoning_token", HasReasoning},
+	{"input_cost_per_audio_token", HasAudioInput},
+	{"output_cost_per_audio_token", HasAudioOutput},
+	{"input_cost_per_image_token", HasImageInput},
+}
+
+// The LiteLLM per-unit price fields agentcost prices (Entry.Units), and tiered_pricing.
+const (
+	searchQueryField = "search_context_cost_per_query"
+	outputImageField = "output_cost_per_image"
+	inputImageField  = "input_cost_per_image"
+	tieredField      = "tiered_pricing"
+)
+
+// searchSizeFields are the keys of search_context_cost_per_query, by SearchContextSize.
+var searchSizeFields = [numSearchSizes]string{
+	SearchContextMedium: "search_context_size_medium",
+	SearchContextLow:    "search_context_size_low",
+	SearchContextHigh:   "search_context_size_high",
 }
 
 // cacheHitField is DeepSeek's name for the cache-read price, used when cache_read_input_token_cost
@@ -227,6 +247,7 @@ func (p *jsonParser) parseEntry(model string) (e *Entry, skip string, err error)
 	var otherCosts []string // non-token price columns, for the skip reason
 	allowHigh := false
 	var high *FileError // the first price above MaxRate
+	var tiered []tokenTier
 	for p.dec.More() {
 		tok, err := p.token(model, "")
 		if err != nil {
@@ -250,6 +271,11 @@ func (p *jsonParser) parseEntry(model string) (e *Entry, skip string, err error)
 			if rate > MaxRate && high == nil {
 				high = &FileError{File: p.file, Line: p.lineAt(p.dec.InputOffset()), Model: model, Field: field,
 					Err: highPriceError(rate, `"`+AllowHighPriceField+`": true`)}
+			}
+			if isPrice && pf.rate > HasReasoning {
+				// Audio, image-token and 1-hour cache prices: they name the unit when the entry
+				// has no token prices to load.
+				otherCosts = append(otherCosts, field)
 			}
 			if !isPrice {
 				cacheHit, hasCacheHit = rate, true
@@ -280,6 +306,42 @@ func (p *jsonParser) parseEntry(model string) (e *Entry, skip string, err error)
 			} else {
 				e.Provider = s
 			}
+		case field == outputImageField || field == inputImageField:
+			otherCosts = append(otherCosts, field)
+			rate, present, err := p.rate(model, field)
+			if err != nil || !present {
+				if err != nil {
+					return nil, "", err
+				}
+				continue
+			}
+			if field == outputImageField {
+				e.Units.OutputImage = rate
+				e.Units.Set |= HasOutputImage
+			} else {
+				e.Units.InputImage = rate
+				e.Units.Set |= HasInputImage
+			}
+		case field == searchQueryField:
+			otherCosts = append(otherCosts, field)
+			if err := p.searchPrices(model, &e.Units); err != nil {
+				return nil, "", err
+			}
+		case field == tieredField:
+			t, ok, err := p.tieredPricing(model)
+			if err != nil {
+				return nil, "", err
+			}
+			if !ok {
+				otherCosts = append(otherCosts, field) // per-query tiers (search APIs): not tokens
+				continue
+			}
+			tiered = t
+			for _, tt := range t {
+				if tt.high != nil && high == nil {
+					high = tt.high
+				}
+			}
 		case field == AllowHighPriceField:
 			tok, err := p.token(model, field)
 			if err != nil {
@@ -307,6 +369,9 @@ func (p *jsonParser) parseEntry(model string) (e *Entry, skip string, err error)
 	}
 	if hasCacheHit && !e.Standard.Has(HasCacheRead) {
 		e.Standard.set(HasCacheRead, cacheHit)
+	}
+	if len(tiered) > 0 {
+		applyTiered(e, tiers, tiered)
 	}
 	for _, t := range tiers {
 		e.Tiers = append(e.Tiers, *t)
@@ -407,5 +472,254 @@ func (p *jsonParser) skipValue(model, field string) error {
 			}
 		}
 	}
+	return nil
+}
+
+// tokenTier is one element of a LiteLLM tiered_pricing list priced per token: the rates for a call
+// whose prompt is above `above` tokens (the range's start).
+type tokenTier struct {
+	above int64
+	rates Rates
+	high  *FileError // the tier's first price above MaxRate
+}
+
+// tieredPricing reads a tiered_pricing list. ok is false when it is not a list of token-priced
+// prompt ranges (search APIs price queries by `max_results_range`): the caller then skips it.
+// Alibaba's tiers are all-or-nothing (LiteLLM's select_tier_for_input): the tier whose range
+// holds the prompt (start < prompt <= end) prices every token of the call, a prompt above the last
+// range takes the last tier — which is how Entry.Tiers apply, each tier from its range's start.
+func (p *jsonParser) tieredPricing(model string) (tiers []tokenTier, ok bool, err error) {
+	tok, err := p.token(model, tieredField)
+	if err != nil {
+		return nil, false, err
+	}
+	if d, isDelim := tok.(json.Delim); !isDelim || d != '[' {
+		if tok == nil {
+			return nil, false, nil
+		}
+		return nil, false, p.errorf(model, tieredField, "want a list of price tiers")
+	}
+	ok = true
+	for p.dec.More() {
+		tok, err := p.token(model, tieredField)
+		if err != nil {
+			return nil, false, err
+		}
+		if d, isDelim := tok.(json.Delim); !isDelim || d != '{' {
+			return nil, false, p.errorf(model, tieredField, "want an object per tier")
+		}
+		var t tokenTier
+		hasRange := false
+		for p.dec.More() {
+			tok, err := p.token(model, tieredField)
+			if err != nil {
+				return nil, false, err
+			}
+			key, _ := tok.(string)
+			field := tieredField + "." + key
+			pf, isPrice := parsePriceField(key)
+			switch {
+			case key == "range":
+				lo, err := p.rangeStart(model, field)
+				if err != nil {
+					return nil, false, err
+				}
+				t.above, hasRange = lo, true
+			case isPrice && pf.above == 0 && pf.tier == TierStandard:
+				rate, present, err := p.rate(model, field)
+				if err != nil {
+					return nil, false, err
+				}
+				if !present {
+					continue
+				}
+				if rate > MaxRate && t.high == nil {
+					t.high = &FileError{File: p.file, Line: p.lineAt(p.dec.InputOffset()), Model: model, Field: field,
+						Err: highPriceError(rate, `"`+AllowHighPriceField+`": true`)}
+				}
+				t.rates.set(pf.rate, rate)
+			default:
+				ok = false // max_results_range, input_cost_per_query, ...: not a token tier
+				if err := p.skipValue(model, field); err != nil {
+					return nil, false, err
+				}
+			}
+		}
+		if _, err := p.token(model, tieredField); err != nil { // the tier's closing '}'
+			return nil, false, err
+		}
+		if !hasRange || !t.rates.Has(HasInput|HasOutput) {
+			ok = false
+		}
+		tiers = append(tiers, t)
+	}
+	if _, err := p.token(model, tieredField); err != nil { // the closing ']'
+		return nil, false, err
+	}
+	if !ok || len(tiers) == 0 {
+		return nil, false, nil
+	}
+	sort.SliceStable(tiers, func(i, j int) bool { return tiers[i].above < tiers[j].above })
+	for i := 1; i < len(tiers); i++ {
+		if tiers[i].above == tiers[i-1].above {
+			return nil, false, p.errorf(model, tieredField, "two tiers start at %d tokens", tiers[i].above)
+		}
+	}
+	return tiers, true, nil
+}
+
+// rangeStart reads a tier's "range": [start, end] in tokens and returns start.
+func (p *jsonParser) rangeStart(model, field string) (int64, error) {
+	tok, err := p.token(model, field)
+	if err != nil {
+		return 0, err
+	}
+	if d, isDelim := tok.(json.Delim); !isDelim || d != '[' {
+		return 0, p.errorf(model, field, "want [start, end] in tokens")
+	}
+	var bounds []int64
+	for p.dec.More() {
+		tok, err := p.token(model, field)
+		if err != nil {
+			return 0, err
+		}
+		num, isNum := tok.(json.Number)
+		f, perr := strconv.ParseFloat(string(num), 64)
+		if !isNum || perr != nil || f < 0 || f > 1e12 || f != float64(int64(f)) {
+			return 0, p.errorf(model, field, "want a whole, non-negative token count, got %v", tok)
+		}
+		bounds = append(bounds, int64(f))
+	}
+	if _, err := p.token(model, field); err != nil { // the closing ']'
+		return 0, err
+	}
+	if len(bounds) != 2 || bounds[1] < bounds[0] {
+		return 0, p.errorf(model, field, "want [start, end] with start <= end")
+	}
+	return bounds[0], nil
+}
+
+// applyTiered makes a tiered_pricing list the entry's standard rates (the lowest range) and
+// prompt-size tiers (the others). Within a tier an absent cache price is the tier's own input
+// price and an absent reasoning price its own output price (LiteLLM's tier_rate fallbacks), never
+// the lower tier's.
+func applyTiered(e *Entry, tiers map[int64]*Tier, list []tokenTier) {
+	for i, tt := range list {
+		r := tt.rates
+		if i == 0 {
+			for _, b := range priceBases {
+				if v, ok := r.get(b.rate); ok {
+					e.Standard.set(b.rate, v)
+				}
+			}
+			continue
+		}
+		for _, fill := range [...]struct{ rate, from RateSet }{
+			{HasCacheRead, HasInput}, {HasCacheWrite, HasInput}, {HasReasoning, HasOutput},
+		} {
+			if !r.Has(fill.rate) {
+				v, _ := r.get(fill.from)
+				r.set(fill.rate, v)
+			}
+		}
+		t := tiers[tt.above]
+		if t == nil {
+			t = &Tier{AboveTokens: tt.above}
+			tiers[tt.above] = t
+		}
+		for _, b := range priceBases {
+			if v, ok := r.get(b.rate); ok {
+				t.Rates.set(b.rate, v)
+			}
+		}
+	}
+}
+
+// searchPrices reads search_context_cost_per_query: an object of prices per query by context size
+// (a bare number prices every size).
+func (p *jsonParser) searchPrices(model string, u *UnitPrices) error {
+	tok, err := p.token(model, searchQueryField)
+	if err != nil {
+		return err
+	}
+	price := func(field, text string) (money.Rate, error) {
+		r, err := money.RateFromPerToken(text)
+		if err == nil {
+			err = checkPrice(text, r)
+		}
+		if err != nil {
+			return 0, p.errorf(model, field, "price %q: %w", text, err)
+		}
+		return r, nil
+	}
+	switch v := tok.(type) {
+	case nil:
+		return nil
+	case json.Number:
+		r, err := price(searchQueryField, string(v))
+		if err != nil {
+			return err
+		}
+		for i := range u.SearchQuery {
+			u.SearchQuery[i] = r
+		}
+		u.Set |= HasSearchQuery
+		return nil
+	case json.Delim:
+		if v != '{' {
+			return p.errorf(model, searchQueryField, "want an object of prices per context size")
+		}
+	default:
+		return p.errorf(model, searchQueryField, "want an object of prices per context size, got %v", v)
+	}
+	var got [numSearchSizes]bool
+	for p.dec.More() {
+		tok, err := p.token(model, searchQueryField)
+		if err != nil {
+			return err
+		}
+		key, _ := tok.(string)
+		field := searchQueryField + "." + key
+		size := -1
+		for i, f := range searchSizeFields {
+			if f == key {
+				size = i
+			}
+		}
+		if size < 0 {
+			if err := p.skipValue(model, field); err != nil {
+				return err
+			}
+			continue
+		}
+		tok, err = p.token(model, field)
+		if err != nil {
+			return err
+		}
+		num, isNum := tok.(json.Number)
+		if tok == nil {
+			continue
+		}
+		if !isNum {
+			return p.errorf(model, field, "want a price in dollars per query, got %v", tok)
+		}
+		r, err := price(field, string(num))
+		if err != nil {
+			return err
+		}
+		u.SearchQuery[size], got[size] = r, true
+	}
+	if _, err := p.token(model, searchQueryField); err != nil { // the closing '}'
+		return err
+	}
+	if !got[SearchContextMedium] {
+		return nil // no default-size price: web search stays unpriced rather than guessed
+	}
+	for i := range got {
+		if !got[i] {
+			u.SearchQuery[i] = u.SearchQuery[SearchContextMedium]
+		}
+	}
+	u.Set |= HasSearchQuery
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/agentcost/agentcost/internal/boundedfile"
 	"github.com/agentcost/agentcost/internal/money"
 )
 
@@ -23,6 +24,18 @@ func pricedCount(tb testing.TB, data []byte) (priced, skipped int) {
 		_, out := v["output_cost_per_token"].(json.Number)
 		if in && v["mode"] == "embedding" {
 			out = true // an embedding priced by its input alone
+		}
+		if tiers, ok := v["tiered_pricing"].([]any); ok && len(tiers) > 0 {
+			// Priced per token by prompt range (dashscope, volcengine), not per query by result count.
+			tokenTiers := true
+			for _, t := range tiers {
+				m, _ := t.(map[string]any)
+				_, tin := m["input_cost_per_token"].(json.Number)
+				_, tout := m["output_cost_per_token"].(json.Number)
+				_, rng := m["range"]
+				tokenTiers = tokenTiers && tin && tout && rng
+			}
+			in, out = in || tokenTiers, out || tokenTiers
 		}
 		if in && out && k != "sample_spec" {
 			priced++
@@ -108,10 +121,16 @@ func TestParsePriceField(t *testing.T) {
 		{"input_cost_per_token_above_128000_tokens", priceField{rate: HasInput, above: 128_000}, true},
 		{"input_cost_per_token_above_200k_tokens_priority", priceField{rate: HasInput, above: 200_000, tier: TierPriority}, true},
 		{"input_cost_per_token_priority_above_200k_tokens", priceField{rate: HasInput, above: 200_000, tier: TierPriority}, true},
-		{"cache_creation_input_token_cost_above_1hr", priceField{}, false},
-		{"cache_creation_input_token_cost_above_1hr_above_200k_tokens", priceField{}, false},
+		{"cache_creation_input_token_cost_above_1hr", priceField{rate: HasCacheWrite1h}, true},
+		{"cache_creation_input_token_cost_above_1hr_above_200k_tokens", priceField{rate: HasCacheWrite1h, above: 200_000}, true},
+		{"cache_creation_input_token_cost_above_2hr", priceField{}, false},
 		{"input_cost_per_token_batch_requests", priceField{}, false},
-		{"input_cost_per_audio_token", priceField{}, false},
+		{"input_cost_per_audio_token", priceField{rate: HasAudioInput}, true},
+		{"input_cost_per_audio_token_priority", priceField{rate: HasAudioInput, tier: TierPriority}, true},
+		{"output_cost_per_audio_token", priceField{rate: HasAudioOutput}, true},
+		{"input_cost_per_image_token", priceField{rate: HasImageInput}, true},
+		{"output_cost_per_image_token", priceField{}, false},
+		{"input_cost_per_audio_per_second", priceField{}, false},
 		{"input_cost_per_token_flex_flex", priceField{}, false},
 		{"input_cost_per_token_above_0k_tokens", priceField{}, false},
 	}
@@ -526,7 +545,7 @@ func TestSkipReasons(t *testing.T) {
   "half": {"input_cost_per_token": 1e-6},
   "out": {"output_cost_per_token": 1e-6},
   "emb": {"input_cost_per_token": 1e-7, "mode": "embedding"},
-  "tier": {"tiered_pricing": [{"input_cost_per_token": 1e-7, "output_cost_per_token": 1e-7, "range": [0, 1000]}]},
+  "tier": {"tiered_pricing": [{"input_cost_per_query": 0.005, "max_results_range": [0, 25]}]},
   "commit": {"input_cost_per_second": 0.01, "output_cost_per_second": 0.01},
   "tts": {"input_cost_per_character": 1.5e-5},
   "search": {"search_context_cost_per_query": {"low": 0.01}},
@@ -580,7 +599,7 @@ func TestOversizeFileIsInvalid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.Truncate(maxFileSize + 1); err != nil {
+	if err := f.Truncate(boundedfile.DefaultLimit + 1); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()
@@ -588,6 +607,18 @@ func TestOversizeFileIsInvalid(t *testing.T) {
 	var fe *FileError
 	if !errors.As(err, &fe) || fe.File != path || !strings.Contains(err.Error(), "limit") {
 		t.Fatalf("err = %v", err)
+	}
+	// A configured bound: a valid 2-entry file over 100 bytes is refused at 100, loads at its size.
+	small := filepath.Join(t.TempDir(), "small.yaml")
+	content := "models:\n  m1: {input_per_million: 1, output_per_million: 2}\n  m2: {input_per_million: 1, output_per_million: 2}\n"
+	if err := os.WriteFile(small, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadLimit(false, 100, small); !errors.As(err, &fe) || !strings.Contains(err.Error(), "limit of 100 bytes") {
+		t.Fatalf("LoadLimit(100) = %v, want a *FileError naming the limit", err)
+	}
+	if _, err := LoadLimit(false, int64(len(content)), small); err != nil {
+		t.Fatalf("LoadLimit(its size) = %v", err)
 	}
 }
 

@@ -136,7 +136,8 @@ func DiffLayers(old, cur *Layer) LayerDiff {
 		cols := []struct {
 			name string
 			bit  RateSet
-		}{{"input", HasInput}, {"output", HasOutput}, {"cache_read", HasCacheRead}, {"cache_write", HasCacheWrite}, {"reasoning", HasReasoning}}
+		}{{"input", HasInput}, {"output", HasOutput}, {"cache_read", HasCacheRead}, {"cache_write", HasCacheWrite}, {"reasoning", HasReasoning},
+			{"cache_write_1h", HasCacheWrite1h}, {"audio_input", HasAudioInput}, {"audio_output", HasAudioOutput}, {"image_input", HasImageInput}}
 		for _, c := range cols {
 			ra, oka := ea.Standard.get(c.bit)
 			rb, okb := eb.Standard.get(c.bit)
@@ -146,6 +147,9 @@ func DiffLayers(old, cur *Layer) LayerDiff {
 		}
 		if fmt.Sprint(ea.Tiers, ea.Service) != fmt.Sprint(eb.Tiers, eb.Service) {
 			d.Changed = append(d.Changed, PriceChange{Model: m, Column: "tiers"})
+		}
+		if ea.Units != eb.Units {
+			d.Changed = append(d.Changed, PriceChange{Model: m, Column: "units"})
 		}
 		if len(d.Changed) == n {
 			d.Unchanged++

@@ -17,6 +17,8 @@ type Table struct {
 	unpriced map[string]unpricedKey
 	layers   []LayerStats
 	cache    *lookupCache
+	// tools are the tool-call prices by gen_ai.tool.name, a later layer winning.
+	tools map[string]*ToolPrice
 }
 
 // unpricedKey is a key a layer lists without token prices.
@@ -109,6 +111,12 @@ func Build(layers ...*Layer) (*Table, error) {
 		for _, f := range l.Fallbacks {
 			t.fallbacks[NormalizeProvider(f.Provider)] = f
 		}
+		for _, tp := range l.Tools {
+			if t.tools == nil {
+				t.tools = make(map[string]*ToolPrice)
+			}
+			t.tools[tp.Name] = tp
+		}
 	}
 	for _, l := range layers {
 		st := LayerStats{Source: l.Source, File: l.File, Loaded: len(l.Entries), Skipped: l.Skipped,
@@ -174,6 +182,15 @@ func (t *Table) Entries() []*Entry {
 	sort.Slice(out, func(i, j int) bool { return out[i].Model < out[j].Model })
 	return out
 }
+
+// Tool returns the price of a tool call by its gen_ai.tool.name (exact name, no other match).
+func (t *Table) Tool(name string) (*ToolPrice, bool) {
+	tp, ok := t.tools[name]
+	return tp, ok
+}
+
+// HasTools reports whether any price file prices tool calls.
+func (t *Table) HasTools() bool { return len(t.tools) > 0 }
 
 // Fallback returns the fallback price configured for a provider.
 func (t *Table) Fallback(provider string) (*Entry, bool) {

@@ -1,5 +1,7 @@
 package pricing
 
+import "strings"
+
 // Usage is the token usage of one provider call in GenAI semantic-convention terms. It is what
 // internal/genai reads from a span and what a price Entry prices.
 type Usage struct {
@@ -20,6 +22,51 @@ type Usage struct {
 	InputExcludesCache bool
 	// Tier is the service tier the provider ran the call on.
 	Tier ServiceTier
+
+	// AudioInputTokens and ImageInputTokens are the parts of InputTokens in audio and images
+	// (gen_ai.usage.audio.input_tokens, gen_ai.usage.image.input_tokens), priced at the entry's
+	// audio and image-token rates. They are taken out of the uncached input: a modality count above
+	// it is cached tokens, priced at the cache rates.
+	AudioInputTokens int64
+	ImageInputTokens int64
+	// AudioOutputTokens is the part of OutputTokens (outside the reasoning tokens) in audio
+	// (gen_ai.usage.audio.output_tokens), priced at the entry's audio output rate.
+	AudioOutputTokens int64
+	// CacheWrite1hTokens is the part of CacheWriteTokens written with a 1-hour lifetime (Anthropic),
+	// priced at the entry's 1-hour cache-write rate.
+	CacheWrite1hTokens int64
+	// WebSearchQueries is the number of web-search queries the call ran, priced per query at the
+	// entry's price for SearchContext.
+	WebSearchQueries int64
+	// SearchContext is the search context size of the queries (default medium, as LiteLLM).
+	SearchContext SearchContextSize
+	// OutputImages and InputImages are images generated and images given, priced per image.
+	OutputImages int64
+	InputImages  int64
+}
+
+// SearchContextSize is the web-search context size a query's price depends on.
+type SearchContextSize uint8
+
+// The search context sizes of LiteLLM's search_context_cost_per_query.
+const (
+	SearchContextMedium SearchContextSize = iota
+	SearchContextLow
+	SearchContextHigh
+	numSearchSizes
+)
+
+// ParseSearchContextSize maps "low", "medium" or "high" (also LiteLLM's
+// "search_context_size_low" spelling) to a SearchContextSize; anything else is medium.
+func ParseSearchContextSize(s string) SearchContextSize {
+	switch strings.TrimPrefix(strings.ToLower(s), "search_context_size_") {
+	case "low":
+		return SearchContextLow
+	case "high":
+		return SearchContextHigh
+	default:
+		return SearchContextMedium
+	}
 }
 
 // ServiceTier is a provider service tier with its own price column.

@@ -22,7 +22,23 @@ var yamlRateKeys = map[string]RateSet{
 	"cache_read_per_million":  HasCacheRead,
 	"cache_write_per_million": HasCacheWrite,
 	"reasoning_per_million":   HasReasoning,
+	// Parts of the above with a price of their own.
+	"cache_write_1h_per_million": HasCacheWrite1h,
+	"audio_input_per_million":    HasAudioInput,
+	"audio_output_per_million":   HasAudioOutput,
+	"image_input_per_million":    HasImageInput,
 }
+
+// The per-unit price keys of a YAML model, dollars per unit.
+var yamlUnitKeys = map[string]UnitSet{
+	"web_search_per_query_usd": HasSearchQuery,
+	"output_image_usd":         HasOutputImage,
+	"input_image_usd":          HasInputImage,
+}
+
+// MaxToolPrice bounds a tool's per-call and per-unit price ($1,000): a price file is a
+// configuration, and a typo of a few zeros must not book fortunes.
+const MaxToolPrice money.Rate = 1_000 * 1_000_000_000_000_000
 
 const abovePrefix = "above_"
 
@@ -59,6 +75,9 @@ func ParseYAML(data []byte, file string) (*Layer, error) {
 	}
 	for _, e := range layer.Fallbacks {
 		e.Source = layer.Source
+	}
+	for _, tp := range layer.Tools {
+		tp.Source = layer.Source
 	}
 	return layer, nil
 }
@@ -217,8 +236,21 @@ func (p *yamlParser) parse(doc *yaml.Node, layer *Layer) error {
 				layer.Fallbacks = append(layer.Fallbacks, e)
 				return nil
 			})
+		case "tools":
+			return p.mapping(v, "", key, func(name string, k, v *yaml.Node) error {
+				name = strings.TrimSpace(name)
+				if name == "" {
+					return p.errorf(k, "", "tools", "empty tool name")
+				}
+				tp, err := p.tool(v, name)
+				if err != nil {
+					return err
+				}
+				layer.Tools = append(layer.Tools, tp)
+				return nil
+			})
 		default:
-			return p.errorf(k, "", key, "unknown key (want source, models, aliases or fallback)")
+			return p.errorf(k, "", key, "unknown key (want source, models, aliases, fallback or tools)")
 		}
 	})
 }
@@ -247,6 +279,24 @@ func (p *yamlParser) entry(n *yaml.Node, name string, isModel bool) (*Entry, []y
 		}
 		if tier, ok := yamlServiceKeys[key]; ok {
 			return p.serviceBlock(v, name, key, &e.Service[tier], &above[tier], &aboveNode)
+		}
+		if unit, ok := yamlUnitKeys[key]; ok && isModel {
+			r, err := p.unitPrice(v, name, key)
+			if err != nil {
+				return err
+			}
+			switch unit {
+			case HasSearchQuery:
+				for i := range e.Units.SearchQuery {
+					e.Units.SearchQuery[i] = r
+				}
+			case HasOutputImage:
+				e.Units.OutputImage = r
+			case HasInputImage:
+				e.Units.InputImage = r
+			}
+			e.Units.Set |= unit
+			return nil
 		}
 		switch {
 		case key == "allow_high_price":
@@ -361,4 +411,58 @@ func (p *yamlParser) rate(n *yaml.Node, model, field string, into *Rates, which 
 	}
 	into.set(which, r)
 	return nil
+}
+
+// unitPrice parses a price in dollars per unit (a call, a query, an image), exactly from its
+// decimal text, bounded by MaxToolPrice.
+func (p *yamlParser) unitPrice(n *yaml.Node, model, field string) (money.Rate, error) {
+	if n.Kind != yaml.ScalarNode || n.ShortTag() == "!!null" {
+		return 0, p.errorf(n, model, field, "want a price in dollars")
+	}
+	text := strings.ReplaceAll(n.Value, "_", "")
+	r, err := money.RateFromPerToken(text) // femto-dollars per unit
+	if err == nil {
+		err = checkPrice(text, r)
+	}
+	if err == nil && r > MaxToolPrice {
+		err = fmt.Errorf("is above the sanity bound of $%s", money.Nanos(MaxToolPrice/money.FemtosPerNano))
+	}
+	if err != nil {
+		return 0, p.errorf(n, model, field, "price %q: %w", n.Value, err)
+	}
+	return r, nil
+}
+
+// tool parses one entry of `tools`: per_call_usd, and/or per_unit_usd with unit_attribute.
+func (p *yamlParser) tool(n *yaml.Node, name string) (*ToolPrice, error) {
+	tp := &ToolPrice{Name: name}
+	field := "tools." + name
+	var has struct{ call, unit bool }
+	err := p.mapping(n, "", field, func(key string, k, v *yaml.Node) error {
+		var err error
+		switch key {
+		case "per_call_usd":
+			tp.PerCall, err = p.unitPrice(v, "", field+"."+key)
+			has.call = true
+		case "per_unit_usd":
+			tp.PerUnit, err = p.unitPrice(v, "", field+"."+key)
+			has.unit = true
+		case "unit_attribute":
+			tp.UnitAttribute, err = p.str(v, "", field+"."+key)
+		default:
+			err = p.errorf(k, "", field+"."+key, "unknown key (want per_call_usd, per_unit_usd or unit_attribute)")
+		}
+		return err
+	})
+	switch {
+	case err != nil:
+		return nil, err
+	case !has.call && !has.unit:
+		return nil, p.errorf(n, "", field, "no price (want per_call_usd and/or per_unit_usd)")
+	case has.unit && tp.UnitAttribute == "":
+		return nil, p.errorf(n, "", field+".unit_attribute", "missing: per_unit_usd needs the span attribute that counts the units")
+	case !has.unit && tp.UnitAttribute != "":
+		return nil, p.errorf(n, "", field+".per_unit_usd", "missing: unit_attribute without a per-unit price")
+	}
+	return tp, nil
 }

@@ -121,20 +121,14 @@ func RunCreep(ctx context.Context, o CreepOptions) (*Report, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	clock, err := NewClock(1)
-	if err != nil {
-		return nil, err
-	}
 	plan, err := o.creepPlan()
 	if err != nil {
 		return nil, err
 	}
-	fleet, err := NewFleet(ctx, o.Fleet, clock)
+	clock, fleet, metrics, err := startRealTime(ctx, o.Fleet, o.MetricsURL)
 	if err != nil {
 		return nil, err
 	}
-	metrics := newAnomalyReader(o.MetricsURL)
-	metrics.before(ctx)
 	stepMetrics := &http.Client{Timeout: 10 * time.Second}
 	baseEscalations := map[string]float64{"call": metrics.base[o.Agent]}
 	if o.MetricsURL != "" {

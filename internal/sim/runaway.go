@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"sync"
 	"time"
@@ -25,6 +26,9 @@ type RunawayOptions struct {
 	MetricsURL string
 	// ReviewerToken, when set on a governed run, starts the auto-reviewer with this token.
 	ReviewerToken string
+	// Progress, when set, receives a line each time another tenth of the planned actions is done,
+	// and one before the final span flush, so a long run is not silent until its report.
+	Progress io.Writer
 }
 
 // closeTimeout bounds the final span flush.
@@ -79,19 +83,23 @@ func RunRunaway(ctx context.Context, o RunawayOptions) (*Report, error) {
 	}
 
 	outcomes := make([]Outcome, len(plan.Actions))
+	progress := newProgress(o.Progress, len(plan.Actions), clock)
 	var agents sync.WaitGroup
 	for _, acts := range byAgent(plan.Actions) {
 		agents.Go(func() {
 			for _, a := range acts {
 				if err := clock.WaitUntil(runCtx, a.At); err != nil {
 					outcomes[a.Seq-1] = Outcome{Action: a, Status: StatusNotRun}
+					progress.done()
 					continue
 				}
 				outcomes[a.Seq-1] = fleet.Do(runCtx, a)
+				progress.done()
 			}
 		})
 	}
 	agents.Wait()
+	progress.printf("agentsim runaway: all agents done; flushing spans and writing the report\n")
 	stopReviewer()
 	reviewerDone.Wait()
 	wall, simulated := clock.RealElapsed(), clock.Sim(clock.RealElapsed())
@@ -178,4 +186,40 @@ func (r *anomalyReader) after(ctx context.Context) map[string]float64 {
 		m[agent] = v - r.base[agent]
 	}
 	return m
+}
+
+// progress prints a line each time another tenth of a run's actions is done.
+type progress struct {
+	w     io.Writer
+	total int
+	clock *Clock
+	mu    sync.Mutex
+	n     int
+}
+
+func newProgress(w io.Writer, total int, clock *Clock) *progress {
+	return &progress{w: w, total: total, clock: clock}
+}
+
+// done counts one finished (or skipped) action.
+func (p *progress) done() {
+	if p.w == nil || p.total == 0 {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.n++
+	if p.n*10/p.total != (p.n-1)*10/p.total {
+		fmt.Fprintf(p.w, "agentsim runaway: %d/%d actions done (%d%%), simulated %s\n",
+			p.n, p.total, p.n*100/p.total, p.clock.Sim(p.clock.RealElapsed()).Round(time.Minute))
+	}
+}
+
+func (p *progress) printf(format string, args ...any) {
+	if p.w == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.w, format, args...)
 }

@@ -76,6 +76,22 @@ func (o *SteadyOptions) Validate() error {
 	return nil
 }
 
+// startRealTime starts a fleet on the real clock (speed 1) and reads the anomaly counter at
+// metricsURL (empty: not read) before the run.
+func startRealTime(ctx context.Context, cfg FleetConfig, metricsURL string) (*Clock, *Fleet, *anomalyReader, error) {
+	clock, err := NewClock(1)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	fleet, err := NewFleet(ctx, cfg, clock)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	metrics := newAnomalyReader(metricsURL)
+	metrics.before(ctx)
+	return clock, fleet, metrics, nil
+}
+
 // RunSteady starts actions at Rate per second for Duration, each as a random agent doing a
 // random topic of the mix, waits for those in flight, and reports the throughput achieved, the
 // decision latency, the spans sent and the errors.
@@ -83,20 +99,14 @@ func RunSteady(ctx context.Context, o SteadyOptions) (*Report, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	clock, err := NewClock(1)
-	if err != nil {
-		return nil, err
-	}
 	cost, err := o.Fleet.Pricer.Cost(o.InputTokens, o.OutputTokens)
 	if err != nil {
 		return nil, err
 	}
-	fleet, err := NewFleet(ctx, o.Fleet, clock)
+	clock, fleet, metrics, err := startRealTime(ctx, o.Fleet, o.MetricsURL)
 	if err != nil {
 		return nil, err
 	}
-	metrics := newAnomalyReader(o.MetricsURL)
-	metrics.before(ctx)
 
 	rng := rand.New(rand.NewPCG(o.Seed, 0x5eed))
 	total := 0

@@ -126,19 +126,8 @@ func (s *scanner) array(t reflect.Type) {
 		s.path = append(s.path, step{index: n})
 		s.value(elem)
 		s.path = s.path[:len(s.path)-1]
-		s.ws()
-		if s.stop || s.i >= len(s.data) {
-			s.stop = true
+		if s.next(']') {
 			return
-		}
-		switch s.data[s.i] {
-		case ',':
-			s.i++
-		case ']':
-			s.i++
-			return
-		default:
-			s.stop = true
 		}
 	}
 }
@@ -216,21 +205,30 @@ func (s *scanner) object(t reflect.Type) {
 		s.i++
 		s.value(vt)
 		s.path = s.path[:len(s.path)-1]
-		s.ws()
-		if s.stop || s.i >= len(s.data) {
-			s.stop = true
+		if s.next('}') {
 			return
-		}
-		switch s.data[s.i] {
-		case ',':
-			s.i++
-		case '}':
-			s.i++
-			return
-		default:
-			s.stop = true
 		}
 	}
+}
+
+// next consumes the separator after a member or element: a comma (false: another follows) or the
+// closing byte (true). Anything else, or the end of the data, stops the scan (true).
+func (s *scanner) next(closing byte) bool {
+	s.ws()
+	if s.stop || s.i >= len(s.data) {
+		s.stop = true
+		return true
+	}
+	switch s.data[s.i] {
+	case ',':
+		s.i++
+		return false
+	case closing:
+		s.i++
+		return true
+	}
+	s.stop = true
+	return true
 }
 
 // str walks a string at data[i] == '"', checking its UTF-8 and its escapes, and returns its

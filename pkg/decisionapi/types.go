@@ -75,7 +75,8 @@ type DecisionRequest struct {
 	EstimatedCostUSD float64 `json:"estimated_cost_usd"`
 	// Items is the number of items a batch action processes.
 	Items int64 `json:"items,omitempty"`
-	// Team is the agent's team; empty skips the team budget.
+	// Team is the agent's team; empty skips the team budget. When the agent's token lists teams,
+	// Team must be one of them (else 403), and empty means the first.
 	Team string `json:"team,omitempty"`
 	// ApprovalID names an approval a reviewer granted for this action.
 	ApprovalID string `json:"approval_id,omitempty"`

@@ -12,6 +12,7 @@ import (
 
 	"go.opentelemetry.io/collector/component"
 
+	"github.com/agentcost/agentcost/internal/costing"
 	"github.com/agentcost/agentcost/internal/pricing"
 )
 
@@ -83,6 +84,15 @@ type PricesConfig struct {
 	// provider_fallback; default: all). A span priced by a kind not listed is left unpriced,
 	// marked agentcost.price.unknown and counted; an empty list allows exact keys only.
 	AllowMatch []string `mapstructure:"allow_match"`
+	// MaxFileBytes bounds each price file, checked on its size before it is read (default 64 MiB,
+	// the bound every file the distribution loads shares); a larger file fails start-up.
+	MaxFileBytes int64 `mapstructure:"max_file_bytes"`
+	// ReportedCost says when a cost the span reports itself — gen_ai.usage.cost.amount (with
+	// gen_ai.usage.cost.currency), OpenLIT's gen_ai.usage.cost, OpenInference's llm.cost.total —
+	// is booked: ignore (default: the sender's word is never booked), prefer (book it whenever the
+	// span has one) or only_when_unpriced (book it when the table cannot price the span). Only USD
+	// is booked; the span carries agentcost.cost.source=reported, and the limits apply.
+	ReportedCost string `mapstructure:"reported_cost"`
 }
 
 // denyMatch returns the match kinds AllowMatch does not list; Validate has checked the names.
@@ -154,6 +164,9 @@ var _ component.Config = (*Config)(nil)
 // Validate checks the configuration; messages name the YAML key.
 func (cfg *Config) Validate() error {
 	var errs error
+	if cfg.Prices.MaxFileBytes < 1 {
+		errs = errors.Join(errs, fmt.Errorf("prices.max_file_bytes: %d must be positive", cfg.Prices.MaxFileBytes))
+	}
 	switch cfg.Attributes {
 	case AttributesLean, AttributesDetailed:
 	default:
@@ -166,6 +179,11 @@ func (cfg *Config) Validate() error {
 		if f == "" {
 			errs = errors.Join(errs, fmt.Errorf("prices.files[%d]: empty path", i))
 		}
+	}
+	switch costing.ReportedCostMode(cfg.Prices.ReportedCost) {
+	case costing.ReportedCostIgnore, costing.ReportedCostPrefer, costing.ReportedCostWhenUnpriced:
+	default:
+		errs = errors.Join(errs, fmt.Errorf("prices.reported_cost: %q is not ignore, prefer or only_when_unpriced", cfg.Prices.ReportedCost))
 	}
 	for i, name := range cfg.Prices.AllowMatch {
 		if _, ok := pricing.ParseMatchKind(name); !ok {

@@ -40,7 +40,7 @@ func TestLoadConfig(t *testing.T) {
 	if err == nil {
 		t.Fatal("bad config accepted")
 	}
-	for _, key := range []string{"prices.allow_match[0]:", "attributes:", "baseline.multiplier:", "baseline.warmup_calls:", "baseline.alpha:", "baseline.max_keys:"} {
+	for _, key := range []string{"prices.allow_match[0]:", "prices.max_file_bytes:", "attributes:", "baseline.multiplier:", "baseline.warmup_calls:", "baseline.alpha:", "baseline.max_keys:"} {
 		if !strings.Contains(err.Error(), key) {
 			t.Errorf("error does not name %s: %v", key, err)
 		}

@@ -8,6 +8,8 @@ import (
 	"go.opentelemetry.io/collector/processor"
 	"go.opentelemetry.io/collector/processor/processorhelper"
 
+	"github.com/agentcost/agentcost/internal/boundedfile"
+	"github.com/agentcost/agentcost/internal/costing"
 	"github.com/agentcost/agentcost/internal/pricing"
 	"github.com/agentcost/agentcost/processor/agentcostprocessor/internal/metadata"
 )
@@ -23,7 +25,8 @@ func NewFactory() processor.Factory {
 
 func createDefaultConfig() component.Config {
 	return &Config{
-		Prices:     PricesConfig{Embedded: true, AllowMatch: pricing.MatchKindNames()},
+		Prices: PricesConfig{Embedded: true, AllowMatch: pricing.MatchKindNames(), MaxFileBytes: boundedfile.DefaultLimit,
+			ReportedCost: string(costing.ReportedCostIgnore)},
 		Attributes: AttributesLean,
 		Normalize:  true,
 		Baseline: BaselineConfig{

@@ -43,12 +43,14 @@ type costProcessor struct {
 	lastForbiddenLog overrideLog
 	// lastOverLimitLog rate-limits the log line about spans beyond the limits.
 	lastOverLimitLog overLimitLog
+	// unpricedLogs rate-limits the warnings about malformed spans and unknown models.
+	unpricedLogs unpricedLogs
 }
 
 // newCostProcessor builds the price table, extractor, overrides and baselines. Every configuration
 // problem — an unreadable or invalid price file, a bad OTTL expression — fails here, at start-up.
 func newCostProcessor(set processor.Settings, cfg *Config) (*costProcessor, error) {
-	table, err := pricing.Load(cfg.Prices.Embedded, cfg.Prices.Files...)
+	table, err := pricing.LoadLimit(cfg.Prices.Embedded, cfg.Prices.MaxFileBytes, cfg.Prices.Files...)
 	if err != nil {
 		return nil, fmt.Errorf("prices: %w", err)
 	}
@@ -88,6 +90,8 @@ func newCostProcessor(set processor.Settings, cfg *Config) (*costProcessor, erro
 			Detailed:  cfg.Attributes == AttributesDetailed,
 			Limits:    limits,
 			DenyMatch: cfg.Prices.denyMatch(),
+			// Validate checked the mode.
+			ReportedCost: costing.ReportedCostMode(cfg.Prices.ReportedCost),
 		},
 	}
 	if cfg.Baseline.Enabled {
@@ -174,6 +178,7 @@ func (p *costProcessor) processTraces(ctx context.Context, td ptrace.Traces) (pt
 	p.overridden(ctx, id, &st)
 	p.teamOverridden(ctx, id, &st)
 	p.overLimit(ctx, &st)
+	p.logUnpriced(ctx, td, &st)
 	t := p.telemetry
 	if st.Priced > 0 {
 		t.SpansPriced.Add(ctx, st.Priced)
@@ -193,6 +198,15 @@ func (p *costProcessor) processTraces(ctx context.Context, td ptrace.Traces) (pt
 	}
 	if st.LevelShifts > 0 {
 		t.LevelShifts.Add(ctx, st.LevelShifts)
+	}
+	if st.Tools > 0 {
+		t.ToolCallsPriced.Add(ctx, st.Tools)
+	}
+	if st.Reported > 0 {
+		t.SpansReportedCost.Add(ctx, st.Reported)
+	}
+	if st.UnpricedUnits > 0 {
+		t.SpansUnpricedUnits.Add(ctx, st.UnpricedUnits)
 	}
 	for m, n := range st.Matches {
 		t.PriceMatches.Add(ctx, n, metric.WithAttributes(attribute.String("model", m.Model),

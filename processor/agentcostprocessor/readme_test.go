@@ -125,7 +125,7 @@ func TestREADMEMatchingTable(t *testing.T) {
 		}
 		rows++
 	}
-	if rows != 8 {
+	if rows != 11 {
 		t.Fatalf("checked %d rows", rows)
 	}
 }

@@ -34,24 +34,7 @@ func (e *env) send(method, path string, body []byte, headers ...string) (int, []
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		if strings.EqualFold(headers[i], "Host") {
-			req.Host = headers[i+1]
-			continue
-		}
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	checkResponse(e.t, method, path, resp.StatusCode, data)
-	return resp.StatusCode, data
+	return e.exchange(req, path, headers...)
 }
 
 // reserved is the agent's reserved dollars in GET /v1/budgets (0 when the agent has no scope).

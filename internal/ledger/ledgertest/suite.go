@@ -69,6 +69,11 @@ func Run(t *testing.T, b Backend) {
 		{"DecisionIDOfAnotherAgent", testDecisionIDOfAnotherAgent},
 		{"ReportedCostClipped", testReportedCostClipped},
 		{"EvidenceAnchor", testEvidenceAnchor},
+		{"SameCallChildFirst", testSameCallChildFirst},
+		{"SameCallParentFirst", testSameCallParentFirst},
+		{"SameCallOneBatch", testSameCallOneBatch},
+		{"SameCallOnlyDirectRelatives", testSameCallOnlyDirectRelatives},
+		{"SameCallConcurrent", testSameCallConcurrent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, b) })

@@ -29,6 +29,13 @@ type Server struct {
 // fails when the environment variable CI is "true".
 func Start(tb testing.TB) *Server {
 	tb.Helper()
+	return StartWithPassword(tb, "")
+}
+
+// StartWithPassword is Start with requirepass set to password (none when empty): clients must
+// AUTH, as against a production Redis.
+func StartWithPassword(tb testing.TB, password string) *Server {
+	tb.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		msg := "redis-server not found in PATH: the Redis tests DID NOT RUN (install redis-server, e.g. apt-get install redis-server)"
@@ -39,7 +46,7 @@ func Start(tb testing.TB) *Server {
 	}
 	var lastErr error
 	for range 3 { // the free port can be taken between finding and binding it
-		s, err := start(tb, bin)
+		s, err := start(tb, bin, password)
 		if err == nil {
 			tb.Cleanup(s.Stop)
 			return s
@@ -50,7 +57,7 @@ func Start(tb testing.TB) *Server {
 	return nil
 }
 
-func start(tb testing.TB, bin string) (*Server, error) {
+func start(tb testing.TB, bin, password string) (*Server, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -58,6 +65,9 @@ func start(tb testing.TB, bin string) (*Server, error) {
 	var out bytes.Buffer
 	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
 		"--dir", tb.TempDir(), "--loglevel", "warning")
+	if password != "" {
+		cmd.Args = append(cmd.Args, "--requirepass", password)
+	}
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -67,7 +77,7 @@ func start(tb testing.TB, bin string) (*Server, error) {
 	s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), cmd: cmd}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if ping(s.Addr) == nil {
+		if ping(s.Addr, password) == nil {
 			return s, nil
 		}
 		select {
@@ -114,17 +124,26 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func ping(addr string) error {
+func ping(addr, password string) error {
 	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(time.Second))
+	r := bufio.NewReader(c)
+	if password != "" {
+		if _, err := fmt.Fprintf(c, "*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n", len(password), password); err != nil {
+			return err
+		}
+		if line, err := r.ReadString('\n'); err != nil || line != "+OK\r\n" {
+			return fmt.Errorf("AUTH: %q %v", line, err)
+		}
+	}
 	if _, err := c.Write([]byte("PING\r\n")); err != nil {
 		return err
 	}
-	line, err := bufio.NewReader(c).ReadString('\n')
+	line, err := r.ReadString('\n')
 	if err != nil {
 		return err
 	}

@@ -61,6 +61,13 @@ type TelemetryBuilder struct {
 	// SpansForbidden counts spans refused because their token's role sends no spans (attributes
 	// sender, role).
 	SpansForbidden metric.Int64Counter
+	// ToolCallsPriced counts execute_tool spans priced from the price file's tools.
+	ToolCallsPriced metric.Int64Counter
+	// SpansReportedCost counts spans booked at the cost they reported (prices.reported_cost).
+	SpansReportedCost metric.Int64Counter
+	// SpansUnpricedUnits counts priced spans reporting units without a price for them
+	// (agentcost.price.unpriced_units).
+	SpansUnpricedUnits metric.Int64Counter
 	// BaselineEvictions counts baselines evicted at the key bound.
 	BaselineEvictions metric.Int64ObservableCounter
 	// PriceEntries is the number of price entries loaded.
@@ -113,6 +120,15 @@ func NewTelemetryBuilder(settings component.TelemetrySettings) (*TelemetryBuilde
 	b.SpansForbidden, err = b.meter.Int64Counter(NameSpansForbidden,
 		metric.WithDescription("Number of spans refused because their token's role may not send spans (a reviewer token)."),
 		metric.WithUnit("{span}"))
+	errs = errors.Join(errs, err)
+	b.ToolCallsPriced, err = b.meter.Int64Counter("otelcol_processor_agentcost_tool_calls_priced",
+		metric.WithDescription("Number of tool and MCP call spans (execute_tool) priced from the price file's tools."), metric.WithUnit("{span}"))
+	errs = errors.Join(errs, err)
+	b.SpansReportedCost, err = b.meter.Int64Counter("otelcol_processor_agentcost_spans_reported_cost",
+		metric.WithDescription("Number of spans booked at the cost they reported themselves (prices.reported_cost)."), metric.WithUnit("{span}"))
+	errs = errors.Join(errs, err)
+	b.SpansUnpricedUnits, err = b.meter.Int64Counter("otelcol_processor_agentcost_spans_unpriced_units",
+		metric.WithDescription("Number of priced spans reporting units (web-search queries, images, tool units) their price has no price for."), metric.WithUnit("{span}"))
 	errs = errors.Join(errs, err)
 	b.BaselineEvictions, err = b.meter.Int64ObservableCounter("otelcol_processor_agentcost_baseline_evictions",
 		metric.WithDescription("Number of per-call baselines evicted at the max_keys bound."), metric.WithUnit("{baseline}"))
