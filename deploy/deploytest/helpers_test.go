@@ -143,7 +143,7 @@ func knownRuleMetrics() map[string]bool {
 	for _, name := range []string{
 		budgetreceiver.NameLedgerUnavailable, budgetreceiver.NamePolicyReloadErrors,
 		budgetreceiver.NameEvidenceErrors, budgetreceiver.NameEvidenceDropped, budgetreceiver.NameTokenCapBreaches,
-		budgetreceiver.NameReportedClipped, costmetrics.NameRefused,
+		budgetreceiver.NameReportedClipped, costmetrics.NameRefused, costmetrics.NameMalformed,
 	} {
 		known[name] = true
 	}
@@ -177,12 +177,12 @@ var metricLabels = map[string][]string{
 	budgetreceiver.NameTokenCapBreaches:   {"agent"},
 	budgetreceiver.NameReportedClipped:    {"agent"},
 	costmetrics.NameRefused:               {"reason"},
+	costmetrics.NameMalformed:             {"reason"},
 }
 
 // collectorMetricLabels are the labels of the collector's own telemetry (job agentcost-collector)
 // that alerting rules group by; the otelcol_ names are not checked against the costledger scrape.
 var collectorMetricLabels = map[string][]string{
-	"otelcol_processor_agentcost_spans_malformed_total":        {"reason"},
 	"otelcol_processor_agentcost_spans_agent_overridden_total": {"sender", "reason"},
 }
 

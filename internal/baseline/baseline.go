@@ -286,6 +286,28 @@ func (s *Store) Observe(key string, cost money.Nanos) Result {
 	return r
 }
 
+// Check judges cost, a running total, against key's baseline without observing it: Anomalous when
+// the key is warm, the cost reaches the floor and multiplier × the baseline. It does not move the
+// key in the eviction order. A key not present reports a zero Result.
+func (s *Store) Check(key string, cost money.Nanos) Result {
+	cost = max(cost, 0)
+	sh := &s.shards[maphash.String(s.seed, key)&s.mask]
+	sh.mu.Lock()
+	e, ok := sh.m[key]
+	var avg money.Nanos
+	var count int64
+	if ok {
+		avg, count = e.avg, e.count
+	}
+	sh.mu.Unlock()
+	if !ok {
+		return Result{}
+	}
+	r := Result{Baseline: avg, Ratio: ratio(cost, avg), Warm: count >= s.warmUp, Count: count, NewBaseline: avg}
+	r.Anomalous = r.Warm && cost >= s.floor && atLeast(cost, avg, s.mult)
+	return r
+}
+
 // observe applies one observation to e; the caller holds e's shard lock.
 func (s *Store) observe(e *entry, cost money.Nanos) Result {
 	avg := e.avg
@@ -298,7 +320,7 @@ func (s *Store) observe(e *entry, cost money.Nanos) Result {
 		r.NewBaseline = e.avg
 		return r
 	}
-	e.fast = blend(e.fast, cost, s.fastAlpha)
+	e.fast = toward(e.fast, cost, s.fastAlpha)
 	significant := cost >= s.floor
 	r.Anomalous = significant && atLeast(cost, avg, s.mult)
 	// The trend is computed only when a climb is plausible: the common path stays integer-only.
@@ -388,21 +410,43 @@ func blend(avg, in money.Nanos, w int64) money.Nanos {
 	return out
 }
 
-// step moves avg towards the in-band cost by alpha × the deviation clipped to ±clip × avg.
+// step moves avg towards the in-band cost by alpha × the deviation clipped to ±clip × avg, rounded
+// once, half-even.
 func (s *Store) step(avg, cost money.Nanos) money.Nanos {
-	limit := scale(avg, s.clip)
-	if cost >= avg {
-		return avg + scale(min(cost-avg, limit), s.alpha)
+	d := cost - avg
+	if d < 0 {
+		d = -d
 	}
-	return avg - scale(min(avg-cost, limit), s.alpha)
+	var move money.Nanos
+	if atLeast(d, avg, s.clip) {
+		move = mulDiv(avg, s.clip*s.alpha, ppm*ppm)
+	} else {
+		move = mulDiv(d, s.alpha, ppm)
+	}
+	if cost < avg {
+		return avg - move
+	}
+	return avg + move
 }
 
-// scale returns v × f/1e6 rounded half-even, for a non-negative v and f in [0, 1e6].
-func scale(v money.Nanos, f int64) money.Nanos {
-	var acc money.Acc
-	acc.Add(int64(v), money.Rate(f))
-	out, _ := acc.Nanos()
-	return out
+// toward returns avg moved by w (parts per million) of the way to in, rounded half-even: the EWMA
+// (1 − w) × avg + w × in.
+func toward(avg, in money.Nanos, w int64) money.Nanos {
+	if in >= avg {
+		return avg + mulDiv(in-avg, w, ppm)
+	}
+	return avg - mulDiv(avg-in, w, ppm)
+}
+
+// mulDiv returns v × f / den rounded half-even, for non-negative v and f, and f ≤ den ≤ 10^12
+// (the 128-bit product's high word then stays below den, so the division cannot overflow).
+func mulDiv(v money.Nanos, f, den int64) money.Nanos {
+	hi, lo := bits.Mul64(uint64(v), uint64(f))
+	q, r := bits.Div64(hi, lo, uint64(den))
+	if r > uint64(den)-r || (r == uint64(den)-r && q&1 == 1) {
+		q++
+	}
+	return money.Nanos(q)
 }
 
 // atLeast reports a ≥ factor × b exactly, factor in parts per million.

@@ -100,7 +100,7 @@ type MatchCount struct {
 // unpriced, and is therefore never booked. Zero fields set no bound.
 type Limits struct {
 	// MaxTokensPerCount bounds each token count of a span (input, output, cache read, cache
-	// write, reasoning).
+	// write, reasoning) and its seconds, pixels and characters.
 	MaxTokensPerCount int64
 	// MaxCostPerSpan bounds a span's priced cost.
 	MaxCostPerSpan money.Nanos
@@ -112,9 +112,12 @@ const (
 	ReasonCostOverLimit   = "cost_over_limit"
 )
 
-// overTokens reports whether a count of u is above limit (0: no bound).
+// overTokens reports whether a count of u is above limit (0: no bound): a token count, or a
+// per-second, per-pixel or per-character count (seconds compared whole, rounded up).
 func overTokens(u pricing.Usage, limit int64) bool {
-	return limit > 0 && max(u.InputTokens, u.OutputTokens, u.CacheReadTokens, u.CacheWriteTokens, u.ReasoningTokens) > limit
+	return limit > 0 && (max(u.InputTokens, u.OutputTokens, u.CacheReadTokens, u.CacheWriteTokens, u.ReasoningTokens) > limit ||
+		max(u.InputPixels, u.OutputPixels, u.InputCharacters, u.OutputCharacters) > limit ||
+		(max(u.InputMillis, u.OutputMillis)+999)/1000 > limit)
 }
 
 // Stats counts what one batch did, for the processor's telemetry.
@@ -248,7 +251,10 @@ func matchModel(e *pricing.Entry) string {
 	return e.Model
 }
 
-func (s *Stats) overLimit(reason, agent string, rs ptrace.ResourceSpans) {
+// overLimit counts a span beyond the plausibility limits and marks it with the reason
+// (agentcost.malformed), like a span whose usage could not be read.
+func (s *Stats) overLimit(attrs pcommon.Map, reason, agent string, rs ptrace.ResourceSpans) {
+	attrs.PutStr(genai.KeyMalformed, reason)
 	s.malformed(reason)
 	if s.OverLimit == 0 {
 		s.OverLimitReason, s.OverLimitAgent = reason, agent
@@ -377,7 +383,7 @@ func (p *Pricer) span(ctx context.Context, rs ptrace.ResourceSpans, ss ptrace.Sc
 		return
 	}
 	if overTokens(c.Usage, p.Limits.MaxTokensPerCount) {
-		st.overLimit(ReasonTokensOverLimit, c.Agent, rs)
+		st.overLimit(attrs, ReasonTokensOverLimit, c.Agent, rs)
 		return
 	}
 	if p.Normalize {
@@ -387,7 +393,10 @@ func (p *Pricer) span(ctx context.Context, rs ptrace.ResourceSpans, ss ptrace.Sc
 	entry := hit.Entry
 	var cost pricing.Cost
 	priced := false // priced by the table
-	if entry != nil && hit.Kind&p.DenyMatch == 0 && c.HasUsage {
+	// An entry priced only per second, pixel or character prices nothing of a span with only
+	// tokens: that span is unpriced, not $0.
+	pricesAny := entry != nil && entry.PricesAny(c.Usage)
+	if entry != nil && hit.Kind&p.DenyMatch == 0 && c.HasUsage && pricesAny {
 		var err error
 		if cost, err = entry.Cost(c.Usage); err != nil {
 			reason := "inconsistent_usage"
@@ -404,7 +413,7 @@ func (p *Pricer) span(ctx context.Context, rs ptrace.ResourceSpans, ss ptrace.Sc
 		cost, source = pricing.Cost{Total: rep}, CostSourceReported
 	} else if !priced {
 		switch {
-		case entry == nil || !c.HasUsage:
+		case entry == nil || !c.HasUsage || !pricesAny:
 			attrs.PutBool(genai.KeyPriceUnknown, true)
 			st.Unpriced++
 		default:
@@ -417,7 +426,7 @@ func (p *Pricer) span(ctx context.Context, rs ptrace.ResourceSpans, ss ptrace.Sc
 		return
 	}
 	if p.Limits.MaxCostPerSpan > 0 && cost.Total > p.Limits.MaxCostPerSpan {
-		st.overLimit(ReasonCostOverLimit, c.Agent, rs)
+		st.overLimit(attrs, ReasonCostOverLimit, c.Agent, rs)
 		return
 	}
 	b := booked{cost: cost, source: source}
@@ -496,7 +505,7 @@ func (p *Pricer) tool(rs ptrace.ResourceSpans, span ptrace.Span, attrs pcommon.M
 			}
 			// The unit count is the sender's word, held to the same bound as a token count.
 			if p.Limits.MaxTokensPerCount > 0 && units > p.Limits.MaxTokensPerCount {
-				st.overLimit(ReasonTokensOverLimit, c.Agent, rs)
+				st.overLimit(attrs, ReasonTokensOverLimit, c.Agent, rs)
 				return true
 			}
 		} else {
@@ -516,7 +525,7 @@ func (p *Pricer) tool(rs ptrace.ResourceSpans, span ptrace.Span, attrs pcommon.M
 		return true
 	}
 	if p.Limits.MaxCostPerSpan > 0 && n > p.Limits.MaxCostPerSpan {
-		st.overLimit(ReasonCostOverLimit, c.Agent, rs)
+		st.overLimit(attrs, ReasonCostOverLimit, c.Agent, rs)
 		return true
 	}
 	if unpriced {

@@ -130,6 +130,12 @@ const (
 	fSearchContext
 	fOutputImages
 	fInputImages
+	fInputSeconds
+	fOutputSeconds
+	fInputPixels
+	fOutputPixels
+	fInputChars
+	fOutputChars
 	fCostCurrency
 	fTotal      // the total token count, used only to tell which meaning the counts have (semantics.go)
 	fConvention // agentcost.usage.convention: the counts were rewritten to the convention's meaning
@@ -230,6 +236,12 @@ var fieldKeys = [numFields][]rankedKey{
 	fSearchContext: {{KeySearchContextSize, 0, false}},
 	fOutputImages:  {{KeyOutputImages, 0, false}},
 	fInputImages:   {{KeyInputImages, 0, false}},
+	fInputSeconds:  {{KeyInputSeconds, 0, false}},
+	fOutputSeconds: {{KeyOutputSeconds, 0, false}},
+	fInputPixels:   {{KeyInputPixels, 0, false}},
+	fOutputPixels:  {{KeyOutputPixels, 0, false}},
+	fInputChars:    {{KeyInputCharacters, 0, false}},
+	fOutputChars:   {{KeyOutputCharacters, 0, false}},
 	fCostCurrency:  {{KeyReportedCostCurrency, hGenAI, false}},
 
 	fAgent:       {{"gen_ai.agent.name", hGenAI, false}, {"gen_ai.agent.id", hGenAI, false}},

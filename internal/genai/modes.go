@@ -1,6 +1,8 @@
 package genai
 
 import (
+	"math"
+
 	"go.opentelemetry.io/collector/pdata/pcommon"
 
 	"github.com/agentcost/agentcost/internal/pricing"
@@ -23,6 +25,19 @@ const (
 	// KeyOutputImages and KeyInputImages count the images a call generated and was given.
 	KeyOutputImages = "agentcost.usage.output_images"
 	KeyInputImages  = "agentcost.usage.input_images"
+	// KeyInputSeconds and KeyOutputSeconds are the duration of the input and output audio or video
+	// in seconds, fractions allowed (OpenAI's transcription usage {"type": "duration", "seconds"}),
+	// read to the millisecond. The GenAI conventions define no duration usage key.
+	KeyInputSeconds  = "agentcost.usage.input_seconds"
+	KeyOutputSeconds = "agentcost.usage.output_seconds"
+	// KeyInputPixels and KeyOutputPixels count pixels (width × height, summed over the images).
+	// LiteLLM prices image generation per pixel of the generated images as input_cost_per_pixel, so
+	// a dall-e size-keyed entry prices agentcost.usage.input_pixels.
+	KeyInputPixels  = "agentcost.usage.input_pixels"
+	KeyOutputPixels = "agentcost.usage.output_pixels"
+	// KeyInputCharacters and KeyOutputCharacters count characters (text-to-speech input).
+	KeyInputCharacters  = "agentcost.usage.input_characters"
+	KeyOutputCharacters = "agentcost.usage.output_characters"
 	// KeyReportedCostAmount and KeyReportedCostCurrency are the proposed GenAI cost keys: the
 	// charge the provider (or a gateway such as OpenRouter) reported, and its ISO 4217 currency.
 	KeyReportedCostAmount   = "gen_ai.usage.cost.amount"
@@ -30,7 +45,8 @@ const (
 )
 
 // modeFields are the modality and per-unit count fields.
-var modeFields = [...]field{fAudioIn, fImageIn, fAudioOut, fCacheWrite1h, fSearchQueries, fOutputImages, fInputImages}
+var modeFields = [...]field{fAudioIn, fImageIn, fAudioOut, fCacheWrite1h, fSearchQueries, fOutputImages, fInputImages,
+	fInputSeconds, fOutputSeconds, fInputPixels, fOutputPixels, fInputChars, fOutputChars}
 
 // setMode stores a modality or per-unit count in u (a switch, not function values, so that
 // Extract stays allocation-free).
@@ -50,6 +66,18 @@ func setMode(u *pricing.Usage, f field, n int64) {
 		u.OutputImages = n
 	case fInputImages:
 		u.InputImages = n
+	case fInputSeconds:
+		u.InputMillis = n
+	case fOutputSeconds:
+		u.OutputMillis = n
+	case fInputPixels:
+		u.InputPixels = n
+	case fOutputPixels:
+		u.OutputPixels = n
+	case fInputChars:
+		u.InputCharacters = n
+	case fOutputChars:
+		u.OutputCharacters = n
 	}
 }
 
@@ -60,10 +88,16 @@ func (c *Call) readModes(slots *[numFields]pcommon.Value) {
 		if c.rank[f] == 0 {
 			continue
 		}
-		n, bad := tokenValue(slots[f])
+		var n int64
+		var bad Malformed
+		if f == fInputSeconds || f == fOutputSeconds {
+			n, bad = millisValue(slots[f])
+		} else {
+			n, bad = tokenValue(slots[f])
+		}
 		c.unitBad |= bad
 		// A per-unit count is usage in itself: a span with only web-search queries is priced.
-		c.hasUnits = c.hasUnits || f == fSearchQueries || f == fOutputImages || f == fInputImages
+		c.hasUnits = c.hasUnits || f >= fSearchQueries
 		setMode(&c.Usage, f, n)
 	}
 	if c.rank[fSearchContext] != 0 {
@@ -110,6 +144,26 @@ const (
 	// KeyCostUnitsUSD is the per-request and per-unit part of the cost (detailed level).
 	KeyCostUnitsUSD = "agentcost.cost.units_usd"
 )
+
+// millisValue reads a duration in seconds (an int, or a double with a fraction) as milliseconds,
+// rounded half away from zero; 0 and the reason when it is malformed (not a number, negative, non
+// finite, above MaxTokens seconds).
+func millisValue(v pcommon.Value) (int64, Malformed) {
+	if v.Type() != pcommon.ValueTypeDouble {
+		n, bad := tokenValue(v)
+		return n * 1000, bad
+	}
+	f := v.Double()
+	switch {
+	case math.IsNaN(f) || math.IsInf(f, 0):
+		return 0, MalformedNonFinite
+	case f < 0:
+		return 0, MalformedNegative
+	case f > MaxTokens:
+		return 0, MalformedHuge
+	}
+	return int64(math.Round(f * 1000)), 0
+}
 
 // TokenCount reads a count attribute (an int, or a whole double) as tokenValue does for token
 // counts: 0 and the reason when it is malformed.

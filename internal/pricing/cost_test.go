@@ -359,8 +359,41 @@ func TestCostGoldenEveryUpstreamEntry(t *testing.T) {
 	// Below the smallest prompt-size threshold (128k), so the standard columns apply.
 	u := Usage{InputTokens: 123_457, CacheReadTokens: 10_001, CacheWriteTokens: 2_003, OutputTokens: 45_679}
 	n, subFemto, tiered := 0, 0, 0
+	media, mediaSubFemto := 0, 0
 	for _, e := range table.Entries() {
 		entry := raw[e.Model]
+		if !e.HasTokenPrices() {
+			// Priced per second, pixel or character only: one call of each unit the entry prices.
+			mu := Usage{InputMillis: 61_000, OutputMillis: 7_000, InputPixels: 1_572_864, OutputPixels: 1_048_576,
+				InputCharacters: 12_345, OutputCharacters: 678}
+			var parts []part
+			for _, p := range []part{{61, "input_cost_per_second"}, {7, "output_cost_per_second"},
+				{1_572_864, "input_cost_per_pixel"}, {1_048_576, "output_cost_per_pixel"},
+				{12_345, "input_cost_per_character"}, {678, "output_cost_per_character"}} {
+				if _, ok := entry[p.field].(json.Number); ok {
+					parts = append(parts, p)
+				}
+			}
+			got, err := e.Cost(mu)
+			if err != nil || len(parts) == 0 {
+				t.Fatalf("%s: %v, %d parts", e.Model, err, len(parts))
+			}
+			want := money.Nanos(oracleNanos(t, entry, parts...))
+			if got.Total != want {
+				// A rate finer than a femto-dollar per unit (2.0345052083e-09 per pixel) is rounded.
+				femto := map[string]any{}
+				for _, p := range parts {
+					r, _ := new(big.Rat).SetString(string(entry[p.field].(json.Number)))
+					femto[p.field] = json.Number(new(big.Rat).SetInt64(roundHalfEven(r.Mul(r, big.NewRat(1e15, 1)))).FloatString(0) + "e-15")
+				}
+				if want = money.Nanos(oracleNanos(t, femto, parts...)); got.Total != want {
+					t.Errorf("%s: cost %s, want %s from the file's decimals", e.Model, got.Total, want)
+				}
+				mediaSubFemto++
+			}
+			media++
+			continue
+		}
 		if tiers, ok := entry["tiered_pricing"].([]any); ok {
 			// The tier whose range holds the prompt (start < prompt <= end), else the last one
 			// (LiteLLM's select_tier_for_input); every token of the call is priced there.
@@ -417,6 +450,9 @@ func TestCostGoldenEveryUpstreamEntry(t *testing.T) {
 	}
 	if tiered != 18 {
 		t.Errorf("checked %d entries priced by tiered_pricing, want the 18 dashscope and volcengine ones", tiered)
+	}
+	if media != 153 || mediaSubFemto > 5 { // 5 entries have a rate finer than a femto-dollar per unit
+		t.Errorf("checked %d entries priced per second, pixel or character (want 153); %d differ from the unrounded decimals", media, mediaSubFemto)
 	}
 	if n < 2480 || subFemto > 23 {
 		t.Fatalf("checked %d entries; %d differ from the unrounded decimals (want at most the 23 Databricks entries)", n, subFemto)

@@ -52,16 +52,22 @@
 // parts with prices of their own — cache_creation_input_token_cost_above_1hr (1-hour cache
 // writes), input_cost_per_audio_token, output_cost_per_audio_token, input_cost_per_image_token —
 // with the same suffixes; the per-unit prices search_context_cost_per_query (per query, by search
-// context size), output_cost_per_image and input_cost_per_image (Entry.Units); and tiered_pricing
+// context size), output_cost_per_image and input_cost_per_image, input_cost_per_second and
+// output_cost_per_second, input_cost_per_pixel and output_cost_per_pixel, input_cost_per_character
+// and output_cost_per_character (Entry.Units); and tiered_pricing
 // lists of prompt ranges (dashscope, volcengine), loaded as the standard rates (the lowest range)
 // and prompt-size tiers (the others, from their range's start), each tier's absent cache and
-// reasoning prices being its own input and output prices. Other columns (per-second, per-pixel,
-// per-character prices) are ignored; entries without both an input and an output token price are
-// skipped and recorded with their line and reason (Layer.Skips, a Skip* constant), except
-// embeddings with an input price only, priced with no output price. A price is
-// rejected when negative ("-0.0" included), non-zero but below one femto-dollar per token, or above
-// MaxRate ($1 per token) unless the entry sets "agentcost_allow_high_price": true (YAML:
-// allow_high_price: true).
+// reasoning prices being its own input and output prices. Other columns (video and in-prompt audio
+// per second, per-character prompt-size tiers) are ignored; entries without both an input and an
+// output token price are skipped and recorded with their line and reason (Layer.Skips, a Skip*
+// constant), except embeddings with an input price only, priced with no output price, and entries
+// with a per-second, per-pixel or per-character price and no token price at all (whisper-1,
+// tts-1, size-keyed dall-e), priced by those units only (Entry.HasTokenPrices is false). A price is
+// rejected when negative ("-0.0" included), non-zero but below one femto-dollar per token (or per
+// unit), or above MaxRate ($1 per token or per unit) unless the entry sets
+// "agentcost_allow_high_price": true (YAML: allow_high_price: true). A price finer than a
+// femto-dollar per unit is rounded half-even, like a token price (2.0345052083e-09 per pixel is
+// 2,034,505 femto-dollars: under 0.3 nano-dollars on a 1536x1024 image).
 //
 // # YAML format
 //
@@ -85,6 +91,11 @@
 //	    web_search_per_query_usd: 0.01 # optional, dollars per web-search query
 //	    output_image_usd: 0.04         # optional, dollars per generated image
 //	    input_image_usd: 0.001         # optional, dollars per input image
+//	    input_second_usd: 0.0001       # optional, dollars per second of input audio or video;
+//	                                   # also output_second_usd, input_pixel_usd,
+//	                                   # output_pixel_usd, input_character_usd,
+//	                                   # output_character_usd. A model priced only by these
+//	                                   # needs no input_per_million / output_per_million.
 //	    aliases: [sim]             # optional; other names of this model
 //	  my-finetune:
 //	    provider: openai

@@ -180,30 +180,88 @@ type UnitPrices struct {
 	OutputImage money.Rate
 	// InputImage is the price of one input image (`input_cost_per_image`).
 	InputImage money.Rate
+	// InputSecond and OutputSecond are the prices of one second of input and output audio or video
+	// (`input_cost_per_second`, `output_cost_per_second`: transcription, speech, video models).
+	InputSecond  money.Rate
+	OutputSecond money.Rate
+	// InputPixel and OutputPixel are the prices of one pixel (`input_cost_per_pixel`,
+	// `output_cost_per_pixel`). LiteLLM prices image generation (dall-e) by input_cost_per_pixel
+	// times the generated image's width × height.
+	InputPixel  money.Rate
+	OutputPixel money.Rate
+	// InputCharacter and OutputCharacter are the prices of one character (`input_cost_per_character`,
+	// `output_cost_per_character`: text-to-speech, some Vertex models).
+	InputCharacter  money.Rate
+	OutputCharacter money.Rate
 	// Set records which prices are given.
 	Set UnitSet
 }
 
+// Has reports whether every price in s is given.
+func (p UnitPrices) Has(s UnitSet) bool { return p.Set&s == s }
+
+// set stores r as the price of the unit u (one bit).
+func (p *UnitPrices) set(u UnitSet, r money.Rate) {
+	switch u {
+	case HasSearchQuery:
+		for i := range p.SearchQuery {
+			p.SearchQuery[i] = r
+		}
+	case HasOutputImage:
+		p.OutputImage = r
+	case HasInputImage:
+		p.InputImage = r
+	case HasInputSeconds:
+		p.InputSecond = r
+	case HasOutputSeconds:
+		p.OutputSecond = r
+	case HasInputPixels:
+		p.InputPixel = r
+	case HasOutputPixels:
+		p.OutputPixel = r
+	case HasInputCharacters:
+		p.InputCharacter = r
+	case HasOutputCharacters:
+		p.OutputCharacter = r
+	}
+	p.Set |= u
+}
+
+// MediaUnits are the per-second, per-pixel and per-character units: an entry priced only by them (no
+// token prices) is loaded, and a span's tokens are then reported unpriced (UnitTokens).
+const MediaUnits = HasInputSeconds | HasOutputSeconds | HasInputPixels | HasOutputPixels | HasInputCharacters |
+	HasOutputCharacters
+
 // UnitSet records which of the prices in a UnitPrices value are given; Cost.Unpriced uses it for
 // the units a span reports that its entry does not price.
-type UnitSet uint8
+type UnitSet uint16
 
 // The per-unit prices.
 const (
 	HasSearchQuery UnitSet = 1 << iota
 	HasOutputImage
 	HasInputImage
+	HasInputSeconds
+	HasOutputSeconds
+	HasInputPixels
+	HasOutputPixels
+	HasInputCharacters
+	HasOutputCharacters
+	// UnitTokens is never a price: in Cost.Unpriced it marks token counts reported against an
+	// entry priced only per second, pixel or character (whisper-1, tts-1).
+	UnitTokens
 )
+
+// unitNames name the units of a UnitSet, in bit order (agentcost.price.unpriced_units).
+var unitNames = [...]string{"web_search", "output_image", "input_image", "input_seconds", "output_seconds",
+	"input_pixels", "output_pixels", "input_characters", "output_characters", "tokens"}
 
 // String names the units of s, comma-separated ("web_search,output_image").
 func (s UnitSet) String() string {
 	var parts []string
-	for _, u := range [...]struct {
-		bit  UnitSet
-		name string
-	}{{HasSearchQuery, "web_search"}, {HasOutputImage, "output_image"}, {HasInputImage, "input_image"}} {
-		if s&u.bit != 0 {
-			parts = append(parts, u.name)
+	for i, name := range unitNames {
+		if s&(1<<i) != 0 {
+			parts = append(parts, name)
 		}
 	}
 	return strings.Join(parts, ",")
@@ -308,20 +366,24 @@ func (e *Entry) Effective(promptTokens int64, tier ServiceTier) Rates {
 // image input tokens come out of the uncached part at their rates (a modality count above the
 // uncached input was cached, priced at the cache rates). Reasoning tokens are part of the output
 // tokens and priced once, at the reasoning rate when the entry has one; audio output tokens come
-// out of the rest of the output at the audio rate. Web-search queries and images are priced per
-// unit (Cost.Units); a unit the entry has no price for adds nothing and is reported in
-// Cost.Unpriced. Prompt-size tiers apply when the whole prompt (cached tokens included) is above
-// their threshold; service-tier columns apply when u.Tier names one the entry has.
+// out of the rest of the output at the audio rate. Web-search queries, images, seconds, pixels and
+// characters are priced per unit (Cost.Units; seconds come as milliseconds); a unit the entry has
+// no price for adds nothing and is reported in Cost.Unpriced, as are tokens against an entry
+// without token prices. Prompt-size tiers apply when the whole prompt (cached tokens included) is
+// above their threshold; service-tier columns apply when u.Tier names one the entry has.
 //
-// A negative count or one above MaxTokensPerPart is ErrMalformedUsage; cached tokens above the
-// input tokens, reasoning or audio tokens above the output tokens, audio and image tokens above
-// the prompt, or 1-hour cache writes above the cache writes is ErrInconsistentUsage. No part is
+// A negative count or one above MaxTokensPerPart (MaxMillisPerPart for a duration) is
+// ErrMalformedUsage; cached tokens above the input tokens, reasoning or audio tokens above the
+// output tokens, audio and image tokens above the prompt, or 1-hour cache writes above the cache
+// writes is ErrInconsistentUsage. No part is
 // ever negative. Cost does not allocate.
 func (e *Entry) Cost(u Usage) (Cost, error) {
 	if !validCount(u.InputTokens) || !validCount(u.OutputTokens) || !validCount(u.CacheReadTokens) ||
 		!validCount(u.CacheWriteTokens) || !validCount(u.ReasoningTokens) || !validCount(u.AudioInputTokens) ||
 		!validCount(u.ImageInputTokens) || !validCount(u.AudioOutputTokens) || !validCount(u.CacheWrite1hTokens) ||
-		!validCount(u.WebSearchQueries) || !validCount(u.OutputImages) || !validCount(u.InputImages) {
+		!validCount(u.WebSearchQueries) || !validCount(u.OutputImages) || !validCount(u.InputImages) ||
+		!validMillis(u.InputMillis) || !validMillis(u.OutputMillis) || !validCount(u.InputPixels) ||
+		!validCount(u.OutputPixels) || !validCount(u.InputCharacters) || !validCount(u.OutputCharacters) {
 		return Cost{}, ErrMalformedUsage
 	}
 	uncached, prompt := u.InputTokens, u.InputTokens
@@ -364,6 +426,17 @@ func (e *Entry) Cost(u Usage) (Cost, error) {
 	unit(u.WebSearchQueries, HasSearchQuery, e.Units.SearchQuery[min(u.SearchContext, numSearchSizes-1)])
 	unit(u.OutputImages, HasOutputImage, e.Units.OutputImage)
 	unit(u.InputImages, HasInputImage, e.Units.InputImage)
+	unit(u.InputMillis, HasInputSeconds, 0)
+	unit(u.OutputMillis, HasOutputSeconds, 0)
+	addSeconds(&units, u.InputMillis, unitRate(e, HasInputSeconds, e.Units.InputSecond))
+	addSeconds(&units, u.OutputMillis, unitRate(e, HasOutputSeconds, e.Units.OutputSecond))
+	unit(u.InputPixels, HasInputPixels, e.Units.InputPixel)
+	unit(u.OutputPixels, HasOutputPixels, e.Units.OutputPixel)
+	unit(u.InputCharacters, HasInputCharacters, e.Units.InputCharacter)
+	unit(u.OutputCharacters, HasOutputCharacters, e.Units.OutputCharacter)
+	if !e.HasTokenPrices() && u.InputTokens+u.OutputTokens+u.CacheReadTokens+u.CacheWriteTokens > 0 {
+		unpriced |= UnitTokens
+	}
 
 	var total money.Acc
 	total.Add(textIn, r.Input)
@@ -378,6 +451,12 @@ func (e *Entry) Cost(u Usage) (Cost, error) {
 	total.Add(u.WebSearchQueries, searchRate(e, u))
 	total.Add(u.OutputImages, unitRate(e, HasOutputImage, e.Units.OutputImage))
 	total.Add(u.InputImages, unitRate(e, HasInputImage, e.Units.InputImage))
+	addSeconds(&total, u.InputMillis, unitRate(e, HasInputSeconds, e.Units.InputSecond))
+	addSeconds(&total, u.OutputMillis, unitRate(e, HasOutputSeconds, e.Units.OutputSecond))
+	total.Add(u.InputPixels, unitRate(e, HasInputPixels, e.Units.InputPixel))
+	total.Add(u.OutputPixels, unitRate(e, HasOutputPixels, e.Units.OutputPixel))
+	total.Add(u.InputCharacters, unitRate(e, HasInputCharacters, e.Units.InputCharacter))
+	total.Add(u.OutputCharacters, unitRate(e, HasOutputCharacters, e.Units.OutputCharacter))
 	n, ok := total.Nanos()
 	if !ok || n > money.MaxNanos {
 		return Cost{}, ErrCostOverflow
@@ -395,6 +474,38 @@ func (e *Entry) Cost(u Usage) (Cost, error) {
 	}
 	return c, nil
 }
+
+// HasTokenPrices reports whether the entry prices tokens (a standard input and output rate). An
+// entry priced only per second, pixel or character (whisper-1, tts-1, dall-e by size) does not:
+// the tokens a span reports against it are marked unpriced (UnitTokens), never priced at $0.
+func (e *Entry) HasTokenPrices() bool { return e.Standard.Has(HasInput | HasOutput) }
+
+// PricesAny reports whether the entry prices any part of u: it has token prices, or u counts a
+// unit it prices. A span with only tokens against an entry priced only per second, pixel or
+// character is unpriced (agentcost.price.unknown), not $0.
+func (e *Entry) PricesAny(u Usage) bool {
+	return e.HasTokenPrices() || u.Units()&e.Units.Set != 0
+}
+
+// addSeconds adds ms milliseconds at rate (femto-dollars per second) to acc: the whole seconds
+// exactly, the remaining fraction of a second rounded half-up to the femto-dollar (at most half a
+// femto-dollar off per count, far below the nano-dollar the total is rounded to).
+func addSeconds(acc *money.Acc, ms int64, rate money.Rate) {
+	if ms <= 0 || rate <= 0 {
+		return
+	}
+	acc.Add(ms/1000, rate)
+	if rem := ms % 1000; rem != 0 {
+		// rem×rate/1000 without overflow: rate = q×1000 + r, so it is rem×q + rem×r/1000.
+		q, r := int64(rate)/1000, int64(rate)%1000
+		acc.Add(1, money.Rate(rem*q+(rem*r+500)/1000))
+	}
+}
+
+// MaxMillisPerPart is the longest duration in one usage part: MaxTokensPerPart seconds.
+const MaxMillisPerPart = MaxTokensPerPart * 1000
+
+func validMillis(n int64) bool { return n >= 0 && n <= MaxMillisPerPart }
 
 // searchRate is the entry's price of one query of u's search context size (0 when unpriced).
 func searchRate(e *Entry, u Usage) money.Rate {

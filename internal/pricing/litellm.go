@@ -40,6 +40,19 @@ const (
 	tieredField      = "tiered_pricing"
 )
 
+// mediaFields are the LiteLLM per-second, per-pixel and per-character price fields (Entry.Units):
+// an entry priced only by them is loaded. The per-second prices of video and of audio inside a
+// multimodal prompt (`input_cost_per_video_per_second`, `input_cost_per_audio_per_second`) and their
+// prompt-size tiers are not among them: those entries stay skipped.
+var mediaFields = map[string]UnitSet{
+	"input_cost_per_second":     HasInputSeconds,
+	"output_cost_per_second":    HasOutputSeconds,
+	"input_cost_per_pixel":      HasInputPixels,
+	"output_cost_per_pixel":     HasOutputPixels,
+	"input_cost_per_character":  HasInputCharacters,
+	"output_cost_per_character": HasOutputCharacters,
+}
+
 // searchSizeFields are the keys of search_context_cost_per_query, by SearchContextSize.
 var searchSizeFields = [numSearchSizes]string{
 	SearchContextMedium: "search_context_size_medium",
@@ -120,7 +133,9 @@ func parseThreshold(s string) (n int64, rest string, ok bool) {
 // ParseLiteLLM parses a price map in LiteLLM's `model_prices_and_context_window.json` format.
 // file names the input in errors; source labels the entries. Prices are parsed from their decimal
 // text, never through float arithmetic. Entries without both an input and an output token price
-// (image, audio and per-second models, `sample_spec`) are skipped and counted. Any malformed
+// are skipped and counted (per-image-only models, `sample_spec`, ...), unless they have a
+// per-second, per-pixel or per-character price and no token price at all: those load, priced by
+// their units only (Entry.HasTokenPrices is false). Any malformed
 // price, duplicate key or syntax error rejects the whole file with a *FileError naming the line.
 func ParseLiteLLM(data []byte, file, source string) (*Layer, error) {
 	p := &jsonParser{data: data, file: file, dec: json.NewDecoder(bytes.NewReader(data))}
@@ -322,6 +337,20 @@ func (p *jsonParser) parseEntry(model string) (e *Entry, skip string, err error)
 				e.Units.InputImage = rate
 				e.Units.Set |= HasInputImage
 			}
+		case mediaFields[field] != 0:
+			otherCosts = append(otherCosts, field)
+			rate, present, err := p.rate(model, field)
+			if err != nil {
+				return nil, "", err
+			}
+			if !present {
+				continue
+			}
+			if rate > MaxRate && high == nil {
+				high = &FileError{File: p.file, Line: p.lineAt(p.dec.InputOffset()), Model: model, Field: field,
+					Err: highPriceError(rate, `"`+AllowHighPriceField+`": true`)}
+			}
+			e.Units.set(mediaFields[field], rate)
 		case field == searchQueryField:
 			otherCosts = append(otherCosts, field)
 			if err := p.searchPrices(model, &e.Units); err != nil {
@@ -379,6 +408,9 @@ func (p *jsonParser) parseEntry(model string) (e *Entry, skip string, err error)
 	sort.Slice(e.Tiers, func(i, j int) bool { return e.Tiers[i].AboveTokens < e.Tiers[j].AboveTokens })
 	if e.Mode == "embedding" && e.Standard.Has(HasInput) && !e.Standard.Has(HasOutput) {
 		e.Standard.set(HasOutput, 0) // an embedding has no output tokens
+	}
+	if e.Units.Set&MediaUnits != 0 && !e.Standard.Has(HasInput) && !e.Standard.Has(HasOutput) {
+		return e, "", nil // priced per second, pixel or character only (whisper-1, tts-1)
 	}
 	if !e.Standard.Has(HasInput | HasOutput) {
 		tiered := false

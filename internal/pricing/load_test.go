@@ -17,7 +17,8 @@ import (
 	"github.com/agentcost/agentcost/internal/money"
 )
 
-// pricedCount counts, independently of the loader, the entries with both token prices.
+// pricedCount counts, independently of the loader, the entries with both token prices, or with a
+// per-second, per-pixel or per-character price and no token price at all.
 func pricedCount(tb testing.TB, data []byte) (priced, skipped int) {
 	for k, v := range rawPrices(tb, data) {
 		_, in := v["input_cost_per_token"].(json.Number)
@@ -37,7 +38,13 @@ func pricedCount(tb testing.TB, data []byte) (priced, skipped int) {
 			}
 			in, out = in || tokenTiers, out || tokenTiers
 		}
-		if in && out && k != "sample_spec" {
+		media := false // priced per second, pixel or character only (whisper-1, tts-1)
+		for _, f := range []string{"input_cost_per_second", "output_cost_per_second", "input_cost_per_pixel",
+			"output_cost_per_pixel", "input_cost_per_character", "output_cost_per_character"} {
+			_, isNum := v[f].(json.Number)
+			media = media || isNum
+		}
+		if (in && out || media && !in && !out) && k != "sample_spec" {
 			priced++
 		} else {
 			skipped++
@@ -58,6 +65,9 @@ func TestLoadFullLiteLLMFile(t *testing.T) {
 	}
 	raw := rawPrices(t, data)
 	for _, e := range l.Entries {
+		if !e.HasTokenPrices() { // priced per second, pixel or character: TestCostGoldenEveryUpstreamEntry
+			continue
+		}
 		want, err := money.RateFromPerToken(string(raw[e.Model]["input_cost_per_token"].(json.Number)))
 		if err != nil || e.Standard.Input != want {
 			t.Fatalf("%s: input rate %d, want %d (%v)", e.Model, e.Standard.Input, want, err)
@@ -546,8 +556,8 @@ func TestSkipReasons(t *testing.T) {
   "out": {"output_cost_per_token": 1e-6},
   "emb": {"input_cost_per_token": 1e-7, "mode": "embedding"},
   "tier": {"tiered_pricing": [{"input_cost_per_query": 0.005, "max_results_range": [0, 25]}]},
-  "commit": {"input_cost_per_second": 0.01, "output_cost_per_second": 0.01},
-  "tts": {"input_cost_per_character": 1.5e-5},
+  "commit": {"input_cost_per_video_per_second": 0.01, "output_cost_per_video_per_second": 0.01},
+  "tts": {"input_cost_per_character_above_128k_tokens": 1.5e-5},
   "search": {"search_context_cost_per_query": {"low": 0.01}},
   "audio": {"input_cost_per_audio_token": 1e-5}
 }`

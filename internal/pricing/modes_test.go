@@ -1,7 +1,9 @@
 package pricing
 
 import (
+	"encoding/json"
 	"errors"
+	"math/big"
 	"testing"
 
 	"github.com/agentcost/agentcost/internal/money"
@@ -142,6 +144,33 @@ func TestCostGoldenModes(t *testing.T) {
 			usage:    Usage{InputTokens: 1_000, OutputTokens: 10, WebSearchQueries: 2},
 			parts:    []part{{1_000, "input_cost_per_token"}, {10, "output_cost_per_token"}},
 			unpriced: HasSearchQuery,
+		},
+		{
+			name: "transcription per second (whisper-1, no token prices)", model: "whisper-1",
+			usage: Usage{InputMillis: 754_000},
+			parts: []part{{754, "input_cost_per_second"}},
+		},
+		{
+			name: "speech per character (tts-1-hd)", model: "tts-1-hd",
+			usage: Usage{InputCharacters: 4_096},
+			parts: []part{{4_096, "input_cost_per_character"}},
+		},
+		{
+			name: "image generation per pixel (dall-e-3 hd 1024x1024, two images)", model: "hd/1024-x-1024/dall-e-3",
+			usage: Usage{InputPixels: 2 * 1024 * 1024, OutputPixels: 2 * 1024 * 1024},
+			parts: []part{{2 * 1024 * 1024, "input_cost_per_pixel"}, {2 * 1024 * 1024, "output_cost_per_pixel"}},
+		},
+		{
+			name: "tokens against a per-second entry: the seconds priced, the tokens reported", model: "whisper-1",
+			usage:    Usage{InputMillis: 60_000, InputTokens: 500, OutputTokens: 80},
+			parts:    []part{{60, "input_cost_per_second"}},
+			unpriced: UnitTokens,
+		},
+		{
+			name: "characters and seconds on a token model: tokens priced, the gap reported", model: "gpt-4o-mini",
+			usage:    Usage{InputTokens: 1_000, OutputTokens: 10, InputCharacters: 300, OutputMillis: 2_500},
+			parts:    []part{{1_000, "input_cost_per_token"}, {10, "output_cost_per_token"}},
+			unpriced: HasInputCharacters | HasOutputSeconds,
 		},
 	}
 	for _, c := range cases {
@@ -285,5 +314,112 @@ func TestCostModesDoNotAllocate(t *testing.T) {
 		ReasoningTokens: 200, AudioOutputTokens: 100, WebSearchQueries: 2, OutputImages: 1, InputImages: 1}
 	if n := testing.AllocsPerRun(100, func() { _, _ = e.Cost(u) }); n != 0 {
 		t.Errorf("Cost allocates %v times", n)
+	}
+}
+
+// TestCostMediaUnits: per-second, per-pixel and per-character prices — fractional seconds priced to
+// the millisecond, rates finer than a femto-dollar rounded half-even like token rates, the hard
+// caps, and entries priced only by these units loaded rather than skipped.
+func TestCostMediaUnits(t *testing.T) {
+	table := mustBuild(t, embeddedLayer(t))
+	raw := rawPrices(t, defaultJSON)
+	// exact is ms milliseconds at the file's decimal per-second price, in nano-dollars, half-even.
+	exact := func(model, field string, ms int64) money.Nanos {
+		v, ok := raw[model][field].(json.Number)
+		if !ok {
+			t.Fatalf("%s has no %s", model, field)
+		}
+		r, _ := new(big.Rat).SetString(string(v))
+		r.Mul(r, big.NewRat(ms*1_000_000_000, 1000))
+		return money.Nanos(roundHalfEven(r))
+	}
+	for _, c := range []struct {
+		model string
+		ms    int64
+	}{
+		{"whisper-1", 12_345}, {"whisper-1", 1}, {"whisper-1", 999}, {"whisper-1", 3_600_500},
+		// 0.0002833333333333333 $/s is 283,333,333,333.33 femto-dollars: held as 283,333,333,333.
+		{"gpt-realtime-whisper", 3_600_000}, {"gpt-realtime-whisper", 61_500}, {"gpt-realtime-whisper", 7},
+	} {
+		e, ok := table.Lookup(c.model, "")
+		if !ok || e.Model != c.model || e.HasTokenPrices() {
+			t.Fatalf("Lookup(%q) = %+v, want the per-second entry without token prices", c.model, e)
+		}
+		got, err := e.Cost(Usage{InputMillis: c.ms})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := exact(c.model, "input_cost_per_second", c.ms); got.Total != want || got.Units != want || got.Unpriced != 0 {
+			t.Errorf("%s for %d ms = %s (units %s, unpriced %q), want %s", c.model, c.ms, got.Total, got.Units, got.Unpriced, want)
+		}
+	}
+
+	// A rate finer than a femto-dollar per unit is rounded half-even when loaded, like a token rate.
+	img, _ := table.Lookup("azure/low/1536-x-1024/gpt-image-1-mini", "")
+	if img == nil || img.Units.InputPixel != 2_034_505 || !img.Units.Has(HasInputPixels|HasOutputPixels) || img.Units.OutputPixel != 0 {
+		t.Fatalf("gpt-image-1-mini units %+v, want input_cost_per_pixel 2.0345052083e-09 as 2,034,505 femto-dollars", img)
+	}
+	// One 1536x1024 image: the rounding is 0.33 nano-dollars below the exact price, under the rounding.
+	if c, _ := img.Cost(Usage{InputPixels: 1536 * 1024}); c.Total != 3_200_000 {
+		t.Errorf("one 1536x1024 image = %d nano-dollars, want 3,200,000", c.Total)
+	}
+
+	// The hard caps: a count above them is malformed, not spend.
+	e, _ := table.Lookup("whisper-1", "")
+	for _, u := range []Usage{{InputMillis: MaxMillisPerPart + 1}, {OutputMillis: -1}, {InputPixels: MaxTokensPerPart + 1},
+		{OutputCharacters: -5}, {InputCharacters: MaxTokensPerPart + 1}, {OutputPixels: -1}} {
+		if _, err := e.Cost(u); !errors.Is(err, ErrMalformedUsage) {
+			t.Errorf("Cost(%+v) error %v, want ErrMalformedUsage", u, err)
+		}
+	}
+	if c, err := e.Cost(Usage{InputMillis: MaxMillisPerPart, OutputMillis: MaxMillisPerPart}); err != nil || c.Total != 20_000_000_000_000 {
+		t.Errorf("the cap itself = %v, %v; want $20,000", c.Total, err)
+	}
+
+	if s := (HasInputSeconds | HasOutputPixels | HasOutputCharacters | UnitTokens).String(); s != "input_seconds,output_pixels,output_characters,tokens" {
+		t.Errorf("String() = %q", s)
+	}
+}
+
+// TestParseMediaUnits: an entry priced only per second, pixel or character loads; one that also has
+// a lone token price stays skipped as it was (its tokens would be half priced); a media price above
+// the sanity bound is rejected like a token price.
+func TestParseMediaUnits(t *testing.T) {
+	data := `{
+  "stt": {"input_cost_per_second": "0.0001", "output_cost_per_second": 0, "mode": "audio_transcription"},
+  "tts": {"input_cost_per_character": 1.5e-05, "output_cost_per_character": 1e-06},
+  "img": {"input_cost_per_pixel": 3.81469e-08, "output_cost_per_pixel": 0.0, "input_cost_per_image": 0.04},
+  "half": {"input_cost_per_token": 1e-6, "input_cost_per_second": 0.01},
+  "null": {"input_cost_per_second": null}
+}`
+	l, err := ParseLiteLLM([]byte(data), "x.json", "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]*Entry{}
+	for _, e := range l.Entries {
+		got[e.Model] = e
+	}
+	if len(l.Entries) != 3 || len(l.Skips) != 2 || l.Skips[0].Model != "half" || l.Skips[0].Reason != SkipInputOnly ||
+		l.Skips[1].Reason != SkipPerSecond {
+		t.Fatalf("entries %d, skips %+v", len(l.Entries), l.Skips)
+	}
+	if u := got["stt"].Units; u.InputSecond != 100_000_000_000 || u.OutputSecond != 0 || u.Set != HasInputSeconds|HasOutputSeconds {
+		t.Errorf("stt units %+v", u)
+	}
+	if u := got["tts"].Units; u.InputCharacter != 15_000_000_000 || u.OutputCharacter != 1_000_000_000 || u.Set != HasInputCharacters|HasOutputCharacters {
+		t.Errorf("tts units %+v", u)
+	}
+	if u := got["img"].Units; u.InputPixel != 38_146_900 || u.InputImage != 40_000_000_000_000 || u.Set != HasInputPixels|HasOutputPixels|HasInputImage {
+		t.Errorf("img units %+v", u)
+	}
+
+	_, err = ParseLiteLLM([]byte(`{"m": {"output_cost_per_second": 2}}`), "x.json", "x")
+	var fe *FileError
+	if !errors.As(err, &fe) || fe.Field != "output_cost_per_second" {
+		t.Errorf("a $2/s price: %v, want a FileError on output_cost_per_second", err)
+	}
+	if _, err := ParseLiteLLM([]byte(`{"m": {"output_cost_per_second": 2, "`+AllowHighPriceField+`": true}}`), "x.json", "x"); err != nil {
+		t.Errorf("allowed high price: %v", err)
 	}
 }

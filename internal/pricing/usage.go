@@ -43,6 +43,34 @@ type Usage struct {
 	// OutputImages and InputImages are images generated and images given, priced per image.
 	OutputImages int64
 	InputImages  int64
+	// InputMillis and OutputMillis are the duration of the input and output audio or video in
+	// milliseconds (a span reports seconds, fractions allowed), priced per second.
+	InputMillis  int64
+	OutputMillis int64
+	// InputPixels and OutputPixels are pixel counts (width × height, summed over the images),
+	// priced per pixel.
+	InputPixels  int64
+	OutputPixels int64
+	// InputCharacters and OutputCharacters are character counts (text-to-speech input), priced per
+	// character.
+	InputCharacters  int64
+	OutputCharacters int64
+}
+
+// Units returns the per-unit counts u reports (non-zero), as a UnitSet.
+func (u Usage) Units() UnitSet {
+	var s UnitSet
+	for _, c := range [...]struct {
+		n   int64
+		bit UnitSet
+	}{{u.WebSearchQueries, HasSearchQuery}, {u.OutputImages, HasOutputImage}, {u.InputImages, HasInputImage},
+		{u.InputMillis, HasInputSeconds}, {u.OutputMillis, HasOutputSeconds}, {u.InputPixels, HasInputPixels},
+		{u.OutputPixels, HasOutputPixels}, {u.InputCharacters, HasInputCharacters}, {u.OutputCharacters, HasOutputCharacters}} {
+		if c.n != 0 {
+			s |= c.bit
+		}
+	}
+	return s
 }
 
 // SearchContextSize is the web-search context size a query's price depends on.

@@ -34,6 +34,12 @@ var yamlUnitKeys = map[string]UnitSet{
 	"web_search_per_query_usd": HasSearchQuery,
 	"output_image_usd":         HasOutputImage,
 	"input_image_usd":          HasInputImage,
+	"input_second_usd":         HasInputSeconds,
+	"output_second_usd":        HasOutputSeconds,
+	"input_pixel_usd":          HasInputPixels,
+	"output_pixel_usd":         HasOutputPixels,
+	"input_character_usd":      HasInputCharacters,
+	"output_character_usd":     HasOutputCharacters,
 }
 
 // MaxToolPrice bounds a tool's per-call and per-unit price ($1,000): a price file is a
@@ -285,17 +291,7 @@ func (p *yamlParser) entry(n *yaml.Node, name string, isModel bool) (*Entry, []y
 			if err != nil {
 				return err
 			}
-			switch unit {
-			case HasSearchQuery:
-				for i := range e.Units.SearchQuery {
-					e.Units.SearchQuery[i] = r
-				}
-			case HasOutputImage:
-				e.Units.OutputImage = r
-			case HasInputImage:
-				e.Units.InputImage = r
-			}
-			e.Units.Set |= unit
+			e.Units.set(unit, r)
 			return nil
 		}
 		switch {
@@ -361,6 +357,9 @@ func (p *yamlParser) entry(n *yaml.Node, name string, isModel bool) (*Entry, []y
 		t := Tier{AboveTokens: aboveTokens, Rates: above[TierStandard]}
 		copy(t.Service[1:], above[1:])
 		e.Tiers = []Tier{t}
+	}
+	if e.Units.Set&MediaUnits != 0 && !e.Standard.Has(HasInput) && !e.Standard.Has(HasOutput) {
+		return e, aliases, nil // priced per second, pixel or character only (a speech or image model)
 	}
 	if !e.Standard.Has(HasInput) {
 		return nil, nil, p.errorf(n, name, "input_per_million", "missing")

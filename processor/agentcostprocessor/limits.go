@@ -29,10 +29,11 @@ const overLimitLogInterval = 10 * time.Second
 
 // LimitsConfig are the plausibility bounds of one span. A span beyond them is not priced (so
 // never booked), counted in otelcol_agentcost_spans_malformed_total with reason tokens_over_limit
-// or cost_over_limit, passes through unchanged, and is named in a rate-limited warning.
+// or cost_over_limit, passes through marked agentcost.malformed=<reason> (so the costledger
+// exporter counts it on /metrics), and is named in a rate-limited warning.
 type LimitsConfig struct {
 	// MaxTokensPerCount bounds each token count of one span: input, output, cache read, cache
-	// write and reasoning (default 10485760, the longest context in the embedded price table; at
+	// write and reasoning, and its seconds, pixels and characters (default 10485760, the longest context in the embedded price table; at
 	// most 100000000, the hard cap above which a count is malformed in itself).
 	MaxTokensPerCount int64 `mapstructure:"max_tokens_per_count"`
 	// MaxCostUSDPerSpan bounds the priced cost of one span in dollars (default 500).
