@@ -26,6 +26,8 @@ type fullOptions struct {
 	evidenceLogs bool
 	// logLevel is the collector's log level (default warn).
 	logLevel string
+	// budgetExtra is more of the budget receiver's configuration, YAML lines indented by four.
+	budgetExtra string
 }
 
 // fullCollector is a running collector with every agentcost component, on free loopback ports.
@@ -48,6 +50,7 @@ func startFullCollector(t *testing.T, o fullOptions) fullCollector {
 	if o.settle > 0 {
 		fmt.Fprintf(&budget, "    settle_interval: %s\n", o.settle)
 	}
+	budget.WriteString(o.budgetExtra)
 	if len(o.tokens) > 0 {
 		budget.WriteString("    access:\n      tokens:\n")
 		for _, tk := range o.tokens {

@@ -107,7 +107,7 @@ func (r *replica) stop(t *testing.T) {
 }
 
 // replicaAgents are the agents TestReplicasActAsOneSystem decides for; each gets an agent token.
-var replicaAgents = []string{"budget-agent", "lease-agent", "rate-agent", "approval-agent", "spiky-agent"}
+var replicaAgents = []string{"budget-agent", "lease-agent", "rate-agent", "approval-agent", "spiky-agent", "midflight-agent"}
 
 // replicaTokens writes a random token file for every token_file of the agentauth list in config
 // (the files $TOKENS names), and dir/../replica-tokens.yaml: that list plus an inline agent token
@@ -383,11 +383,50 @@ func TestReplicasActAsOneSystem(t *testing.T) {
 		}
 	})
 
+	var midflightDecision string
+	t.Run("a mid-flight action flag is taken once across replicas", func(t *testing.T) {
+		// Each replica learns the (agent, action) baseline from the actions it settles: five $0.05
+		// actions on each. Then one action's spans, sent to a, cross 3x while its lease is open;
+		// both replicas check it, one takes the flag, and b throttles the agent's next decision.
+		for _, r := range both {
+			for range 5 {
+				d, _ := r.decide(t, decisionapi.DecisionRequest{AgentID: "midflight-agent", Action: "job.loop", EstimatedCostUSD: 0.05})
+				if d.LeaseID == "" {
+					t.Fatalf("warm-up decision on %s: %+v", r.name, d)
+				}
+				if code := postJSONAs(t, r.api+"/v1/leases/"+d.LeaseID+"/release", r.tokens["midflight-agent"], map[string]any{"actual_cost_usd": 0.05}, nil); code != http.StatusOK {
+					t.Fatalf("warm-up release on %s: HTTP %d", r.name, code)
+				}
+			}
+		}
+		loop, _ := a.decide(t, decisionapi.DecisionRequest{AgentID: "midflight-agent", Action: "job.loop", EstimatedCostUSD: 0.05})
+		if loop.LeaseID == "" {
+			t.Fatalf("loop decision: %+v", loop)
+		}
+		midflightDecision = loop.DecisionID
+		var spans []sdktrace.ReadOnlySpan
+		for i := range 5 { // $0.175: 3.5x the $0.05 baseline
+			spans = append(spans, actionSpan(fmt.Sprintf("mr%d", i), time.Now(), "midflight-agent", loop.DecisionID, ""))
+		}
+		exportSpans(t, a.otlp, spans, a.asForwarder())
+		if !waitFor(15*time.Second, func() bool {
+			d, _ := b.decide(t, decisionapi.DecisionRequest{AgentID: "midflight-agent", Action: "job.other", EstimatedCostUSD: 0.01})
+			return d.Decision == decisionapi.DecisionThrottle && d.RuleID == "cool-down"
+		}) {
+			t.Fatal("b did not throttle the agent while its loop's lease (granted by a) was open")
+		}
+	})
+
 	for _, r := range both {
 		r.stop(t)
 		rep, err := evidence.Verify(r.evidence)
 		if err != nil || !rep.OK() {
 			t.Errorf("replica %s evidence does not verify: %+v %v", r.name, rep, err)
+		}
+	}
+	if midflightDecision != "" {
+		if n := anomalyRecords(t, a.evidence, midflightDecision) + anomalyRecords(t, b.evidence, midflightDecision); n != 1 {
+			t.Errorf("%d anomaly evidence records of the mid-flight action across both replicas, want exactly 1", n)
 		}
 	}
 }

@@ -116,7 +116,15 @@ func (b *budgetLedger) Start(ctx context.Context, _ component.Host) error {
 	fields := []zap.Field{zap.String("backend", b.cfg.Backend), zap.String("time_zone", b.loc.String()),
 		zap.String("evidence_chain", report.ChainID), zap.Uint64("evidence_last_seq", report.LastSeq)}
 	if b.cfg.Backend == ledger.BackendRedis {
-		fields = append(fields, zap.String("redis_endpoint", b.cfg.Redis.Endpoint))
+		switch r := b.cfg.Redis; r.Mode {
+		case ledger.RedisModeSentinel:
+			fields = append(fields, zap.String("redis_mode", r.Mode), zap.String("redis_master_name", r.MasterName),
+				zap.Strings("redis_sentinel_addresses", r.SentinelAddresses))
+		case ledger.RedisModeCluster:
+			fields = append(fields, zap.String("redis_mode", r.Mode), zap.Strings("redis_addresses", r.Addresses))
+		default:
+			fields = append(fields, zap.String("redis_endpoint", r.Endpoint))
+		}
 	} else {
 		fields = append(fields, zap.String("directory", b.cfg.Directory))
 	}

@@ -6,6 +6,7 @@ import (
 
 	"go.opentelemetry.io/collector/confmap"
 
+	"github.com/agentcost/agentcost/internal/ledger"
 	"github.com/agentcost/agentcost/internal/testutil/readmetest"
 )
 
@@ -15,6 +16,7 @@ func TestREADMEConfigs(t *testing.T) {
 	// Resolved as the collector resolves --config, ${env:REDIS_PASSWORD} included: an unquoted
 	// ${...} in a flow map is a YAML error a string replacement would hide (issue 13).
 	t.Setenv("REDIS_PASSWORD", "secret")
+	t.Setenv("REDIS_SENTINEL_PASSWORD", "sentinel-secret")
 	var cfgs []*Config
 	for _, b := range readmetest.Blocks(t, "README.md", "yaml") {
 		conf, err := readmetest.Resolve(t, b)
@@ -35,8 +37,14 @@ func TestREADMEConfigs(t *testing.T) {
 		}
 		cfgs = append(cfgs, cfg)
 	}
-	if len(cfgs) != 2 {
-		t.Fatalf("found %d budgetledger configurations in the README, want 2", len(cfgs))
+	if len(cfgs) != 4 {
+		t.Fatalf("found %d budgetledger configurations in the README, want 4", len(cfgs))
+	}
+	if r := cfgs[2].Redis; r.Mode != ledger.RedisModeSentinel || len(r.SentinelAddresses) != 3 || r.WaitForReplicas.Replicas != 1 {
+		t.Errorf("sentinel example: %+v", r)
+	}
+	if r := cfgs[3].Redis; r.Mode != ledger.RedisModeCluster || len(r.Addresses) != 3 || r.TLS == nil {
+		t.Errorf("cluster example: %+v", r)
 	}
 	if string(cfgs[0].Redis.Password) != "secret" {
 		t.Errorf("redis example: password %q, want the expanded ${env:REDIS_PASSWORD}", cfgs[0].Redis.Password)

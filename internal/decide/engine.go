@@ -112,8 +112,11 @@ type Recorder interface {
 	Decided(decision policy.Decision, ruleID string)
 	// LedgerUnavailable counts one decision answered under the fail mode.
 	LedgerUnavailable(mode FailMode)
-	// ActionAnomaly counts one settled action flagged against its per-action baseline.
+	// ActionAnomaly counts one action flagged against its per-action baseline, at settlement or
+	// mid-flight (once per action).
 	ActionAnomaly(agent string)
+	// RunAnomaly counts one running run flagged against its agent's baseline of completed runs.
+	RunAnomaly(agent string)
 	// TokenCapBreach counts one settled action whose matched spans exceeded its max_tokens.
 	TokenCapBreach(agent string)
 	// ReportedCostClipped counts one release whose actual_cost_usd was above the policy's bound
@@ -136,6 +139,9 @@ func (NopRecorder) LedgerUnavailable(FailMode) {}
 
 // ActionAnomaly implements Recorder.
 func (NopRecorder) ActionAnomaly(string) {}
+
+// RunAnomaly implements Recorder.
+func (NopRecorder) RunAnomaly(string) {}
 
 // TokenCapBreach implements Recorder.
 func (NopRecorder) TokenCapBreach(string) {}
@@ -161,6 +167,12 @@ type Config struct {
 	Location *time.Location
 	// Baselines holds the per-(agent, action) baselines.
 	Baselines *baseline.Store
+	// RunBaselines holds the per-agent baselines of completed runs' totals; nil turns the
+	// mid-flight run check off.
+	RunBaselines *baseline.Store
+	// RunIdle is how long a run must show no activity (no change of its ledger spent or reserved,
+	// no open reservation with booked spend) to count as complete (default 10m).
+	RunIdle time.Duration
 	// ApprovalTTL is how long a pending or approved approval stays valid (default 24h).
 	ApprovalTTL time.Duration
 	// ReservationTTL is how long an allowed action's reservation holds when the decision sets no
@@ -202,6 +214,16 @@ type Engine struct {
 
 	warnMu   sync.Mutex
 	lastWarn time.Time
+
+	// midMu serialises CheckMidFlight; runs are the runs it follows.
+	midMu sync.Mutex
+	runs  map[string]*runState
+	// flaggedOpen are the open reservations whose flag is known taken.
+	flaggedOpen map[string]struct{}
+	// notedMu guards noted: runs of actions settled since the last check, so that a run whose
+	// actions all settle between two checks is still followed.
+	notedMu sync.Mutex
+	noted   map[string]runNote
 }
 
 // leaseKeyName is the ledger record that holds the key lease ids are authenticated with; every
@@ -246,7 +268,10 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	e := &Engine{cfg: cfg, ledger: cfg.Ledger, loc: cfg.Location, rec: cfg.Recorder, log: cfg.Logger, idemWait: idemWait}
+	if cfg.RunIdle <= 0 {
+		cfg.RunIdle = 10 * time.Minute
+	}
+	e := &Engine{runs: map[string]*runState{}, noted: map[string]runNote{}, cfg: cfg, ledger: cfg.Ledger, loc: cfg.Location, rec: cfg.Recorder, log: cfg.Logger, idemWait: idemWait}
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	existing, created, err := e.ledger.PutIfAbsent(ctx, leaseKeyName, key, leaseKeyTTL)

@@ -130,10 +130,16 @@ func (e *Engine) settle(ctx context.Context, s ledger.Settlement) decisionapi.Se
 		}
 	}
 	if anomalous && s.Agent != "" {
-		e.rec.ActionAnomaly(s.Agent)
+		// An action flagged mid-flight was counted then: its marker is taken, so count it once.
+		if created, err := e.flagOnce(ctx, ledger.LevelAction, s.ID); created || err != nil {
+			e.rec.ActionAnomaly(s.Agent)
+		}
 		if err := e.ledger.RecordAnomaly(ctx, s.Agent, ledger.LevelAction, s.SettledAt); err != nil {
 			e.warnLedger("record anomaly", err)
 		}
+	}
+	if s.Source != ledger.SourceNone {
+		e.noteRun(s.RunID, s.Agent, md[metaEvidenceID])
 	}
 	if capText, ok := md[metaMaxTokens]; ok {
 		if limit, err := strconv.ParseInt(capText, 10, 64); err == nil && s.MaxOutputTokens > limit {

@@ -66,6 +66,7 @@ func (e *Engine) gather(ctx context.Context, p *policy.Policy, req *policy.Reque
 		rs.policy.Usage[s] = policy.Usage{Spent: st.Spent, Reserved: st.Reserved}
 	}
 	rs.policy.LastCallAnomaly, rs.policy.LastActionAnomaly = res.LastCallAnomaly, res.LastActionAnomaly
+	rs.policy.LastRunAnomaly = res.LastRunAnomaly
 	return rs, nil
 }
 

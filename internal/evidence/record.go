@@ -27,6 +27,9 @@ const (
 	KindApproval Kind = "approval"
 	// KindSettlement records the settled cost of an action.
 	KindSettlement Kind = "settlement"
+	// KindAnomaly records a mid-flight anomaly: an open action's, or a running run's, running total
+	// of booked spend crossed the multiplier × its baseline before it was settled (Level says which).
+	KindAnomaly Kind = "anomaly"
 )
 
 // CostSource says where a settlement's actual cost came from.
@@ -112,7 +115,7 @@ type Record struct {
 	// Writer.
 	PrevHash string `json:"prev_hash,omitempty"`
 
-	// Kind is decision, approval or settlement.
+	// Kind is decision, approval, settlement or anomaly.
 	Kind Kind `json:"kind"`
 	// EvidenceID links the records of one action.
 	EvidenceID string `json:"evidence_id"`
@@ -158,6 +161,10 @@ type Record struct {
 	ReportedCostUSD *USD `json:"reported_cost_usd,omitempty"`
 	Clipped         bool `json:"clipped,omitempty"`
 
+	// Level is an anomaly record's level: action or run. Its ActualCostUSD is the running total
+	// when it was flagged, SpansMatched the spans booked so far, Anomaly the verdict.
+	Level string `json:"level,omitempty"`
+
 	// Hash is the record's own hash (see the package documentation). Assigned by the Writer, which
 	// writes it as the line's last member.
 	Hash string `json:"hash,omitempty"`
@@ -166,11 +173,11 @@ type Record struct {
 // validate checks what the Writer needs of a record before chaining it.
 func (r *Record) validate() error {
 	switch r.Kind {
-	case KindDecision, KindApproval, KindSettlement:
+	case KindDecision, KindApproval, KindSettlement, KindAnomaly:
 	case "":
 		return errors.New("kind is required")
 	default:
-		return fmt.Errorf("kind %q is not decision, approval or settlement", r.Kind)
+		return fmt.Errorf("kind %q is not decision, approval, settlement or anomaly", r.Kind)
 	}
 	if r.EvidenceID == "" {
 		return errors.New("evidence_id is required")

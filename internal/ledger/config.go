@@ -47,10 +47,38 @@ type Config struct {
 	MaintenanceInterval time.Duration `mapstructure:"maintenance_interval"`
 }
 
+// The modes of RedisConfig.Mode.
+const (
+	RedisModeSingle   = "single"
+	RedisModeSentinel = "sentinel"
+	RedisModeCluster  = "cluster"
+)
+
 // RedisConfig configures the connection to Redis.
 type RedisConfig struct {
-	// Endpoint is host:port of the Redis server.
+	// Mode is how the ledger finds its Redis: "single" (default; one server at endpoint),
+	// "sentinel" (the primary that sentinel_addresses report for master_name, followed across
+	// failovers) or "cluster" (Redis Cluster seeded by addresses). It is explicit: the client never
+	// guesses the mode from the other settings.
+	Mode string `mapstructure:"mode"`
+	// Endpoint is host:port of the Redis server (single mode).
 	Endpoint string `mapstructure:"endpoint"`
+	// MasterName is the name under which the sentinels monitor the primary (sentinel mode).
+	MasterName string `mapstructure:"master_name"`
+	// SentinelAddresses are the host:port of the sentinels (sentinel mode); one that answers is enough.
+	SentinelAddresses []string `mapstructure:"sentinel_addresses"`
+	// SentinelUsername and SentinelPassword authenticate to the sentinels (sentinel mode), when they
+	// require it; the password is never logged. Username and Password authenticate to the data nodes.
+	SentinelUsername string              `mapstructure:"sentinel_username"`
+	SentinelPassword configopaque.String `mapstructure:"sentinel_password"`
+	// Addresses are host:port seeds of a Redis Cluster (cluster mode); the client discovers the rest.
+	// In cluster mode key_prefix is wrapped in a hash tag ("agentcost:" becomes "{agentcost}:") unless
+	// it has one, so every key of the ledger lives in one slot, on one primary.
+	Addresses []string `mapstructure:"addresses"`
+	// WaitForReplicas, when replicas is above 0, answers a booking, reservation, settlement,
+	// approval or idempotency record only once that many replicas acknowledged it (Redis WAIT), so
+	// that a failover to an acknowledging replica loses nothing that was answered.
+	WaitForReplicas WaitForReplicasConfig `mapstructure:"wait_for_replicas"`
 	// Username and Password authenticate (ACL user or requirepass); the password is never logged.
 	Username string              `mapstructure:"username"`
 	Password configopaque.String `mapstructure:"password"`
@@ -69,6 +97,15 @@ type RedisConfig struct {
 	PoolSize int `mapstructure:"pool_size"`
 }
 
+// WaitForReplicasConfig configures Redis WAIT after every mutation of the ledger.
+type WaitForReplicasConfig struct {
+	// Replicas is how many replicas must acknowledge a write before it is answered (0: do not wait).
+	Replicas int `mapstructure:"replicas"`
+	// Timeout bounds the wait (default 100ms); a write that fewer replicas acknowledged within it
+	// fails with ErrNotReplicated, although the primary applied it.
+	Timeout time.Duration `mapstructure:"timeout"`
+}
+
 // NewDefaultConfig returns the default configuration: the embedded backend in ./data/ledger, UTC.
 func NewDefaultConfig() Config {
 	return Config{
@@ -82,6 +119,7 @@ func NewDefaultConfig() Config {
 		SnapshotLimit:       10000,
 		MaintenanceInterval: time.Minute,
 		Redis: RedisConfig{
+			Mode:         RedisModeSingle,
 			Endpoint:     "localhost:6379",
 			KeyPrefix:    "agentcost:",
 			DialTimeout:  5 * time.Second,
@@ -100,13 +138,17 @@ func (c *Config) Validate() error {
 			errs = append(errs, errors.New("directory: required for the embedded backend"))
 		}
 	case BackendRedis:
-		if strings.TrimSpace(c.Redis.Endpoint) == "" {
-			errs = append(errs, errors.New("redis.endpoint: required for the redis backend"))
-		} else if !strings.Contains(c.Redis.Endpoint, ":") {
-			errs = append(errs, fmt.Errorf("redis.endpoint: %q is not host:port", c.Redis.Endpoint))
-		}
+		errs = append(errs, c.Redis.validateMode()...)
 		if c.Redis.DB < 0 {
 			errs = append(errs, fmt.Errorf("redis.db: %d is negative", c.Redis.DB))
+		}
+		if c.Redis.WaitForReplicas.Replicas < 0 {
+			errs = append(errs, fmt.Errorf("redis.wait_for_replicas.replicas: %d is negative", c.Redis.WaitForReplicas.Replicas))
+		}
+		if w := c.Redis.WaitForReplicas; w.Timeout < 0 {
+			errs = append(errs, fmt.Errorf("redis.wait_for_replicas.timeout: %v is negative", w.Timeout))
+		} else if w.Replicas > 0 && c.Redis.ReadTimeout > 0 && w.Timeout >= c.Redis.ReadTimeout {
+			errs = append(errs, fmt.Errorf("redis.wait_for_replicas.timeout: %v is not below redis.read_timeout %v", w.Timeout, c.Redis.ReadTimeout))
 		}
 		if c.Redis.PoolSize < 0 {
 			errs = append(errs, fmt.Errorf("redis.pool_size: %d is negative", c.Redis.PoolSize))
@@ -141,6 +183,73 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("snapshot_limit: %d is negative", c.SnapshotLimit))
 	}
 	return errors.Join(errs...)
+}
+
+// validateMode checks the settings of the Redis mode; endpoint is required in single mode only.
+func (r *RedisConfig) validateMode() []error {
+	var errs []error
+	hostPorts := func(key string, addrs []string) {
+		if len(addrs) == 0 {
+			errs = append(errs, fmt.Errorf("redis.%s: required in %s mode", key, r.Mode))
+		}
+		for _, a := range addrs {
+			if !strings.Contains(a, ":") {
+				errs = append(errs, fmt.Errorf("redis.%s: %q is not host:port", key, a))
+			}
+		}
+	}
+	switch r.Mode {
+	case "", RedisModeSingle:
+		if strings.TrimSpace(r.Endpoint) == "" {
+			errs = append(errs, errors.New("redis.endpoint: required for the redis backend in single mode"))
+		} else if !strings.Contains(r.Endpoint, ":") {
+			errs = append(errs, fmt.Errorf("redis.endpoint: %q is not host:port", r.Endpoint))
+		}
+	case RedisModeSentinel:
+		if strings.TrimSpace(r.MasterName) == "" {
+			errs = append(errs, errors.New("redis.master_name: required in sentinel mode"))
+		}
+		hostPorts("sentinel_addresses", r.SentinelAddresses)
+	case RedisModeCluster:
+		hostPorts("addresses", r.Addresses)
+		if r.DB != 0 {
+			errs = append(errs, fmt.Errorf("redis.db: %d, but Redis Cluster has database 0 only (leave db unset in cluster mode)", r.DB))
+		}
+		if p := r.KeyPrefix; strings.Contains(p, "{") && clusterPrefix(p) != p {
+			errs = append(errs, fmt.Errorf("redis.key_prefix: %q has a \"{\" but no non-empty hash tag", p))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("redis.mode: %q is not %q, %q or %q", r.Mode, RedisModeSingle, RedisModeSentinel, RedisModeCluster))
+	}
+	if r.Mode != RedisModeSentinel && (len(r.SentinelAddresses) > 0 || r.MasterName != "") {
+		errs = append(errs, fmt.Errorf("redis.sentinel_addresses, redis.master_name: set, but redis.mode is %q (set mode: sentinel)", r.modeName()))
+	}
+	if r.Mode != RedisModeCluster && len(r.Addresses) > 0 {
+		errs = append(errs, fmt.Errorf("redis.addresses: set, but redis.mode is %q (set mode: cluster)", r.modeName()))
+	}
+	return errs
+}
+
+func (r *RedisConfig) modeName() string {
+	if r.Mode == "" {
+		return RedisModeSingle
+	}
+	return r.Mode
+}
+
+// clusterPrefix returns prefix with a hash tag: unchanged when it has one ("{x}..."), else with its
+// part before a trailing colon wrapped ("agentcost:" -> "{agentcost}:").
+func clusterPrefix(prefix string) string {
+	if i := strings.IndexByte(prefix, '{'); i >= 0 {
+		if j := strings.IndexByte(prefix[i+1:], '}'); j > 0 {
+			return prefix
+		}
+	}
+	base, colon := strings.CutSuffix(prefix, ":")
+	if colon {
+		return "{" + base + "}:"
+	}
+	return "{" + base + "}"
 }
 
 func (c *Config) location() (*time.Location, error) {
@@ -180,6 +289,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Redis.KeyPrefix == "" {
 		c.Redis.KeyPrefix = d.Redis.KeyPrefix
+	}
+	if c.Redis.Mode == "" {
+		c.Redis.Mode = RedisModeSingle
+	}
+	if c.Redis.WaitForReplicas.Replicas > 0 && c.Redis.WaitForReplicas.Timeout == 0 {
+		c.Redis.WaitForReplicas.Timeout = 100 * time.Millisecond
 	}
 	return c
 }

@@ -672,6 +672,7 @@ func (e *Embedded) Read(ctx context.Context, req ReadRequest) (ReadResult, error
 		if req.Agent != "" {
 			out.LastCallAnomaly = t.lastAnomaly(req.Agent, LevelCall, e.cal.loc)
 			out.LastActionAnomaly = t.lastAnomaly(req.Agent, LevelAction, e.cal.loc)
+			out.LastRunAnomaly = t.lastAnomaly(req.Agent, LevelRun, e.cal.loc)
 		}
 		return nil
 	})

@@ -102,11 +102,17 @@ type Ledger interface {
 	// other call returns an *ApprovalStateError (errors.Is ErrConflict).
 	ConsumeApproval(ctx context.Context, id string, now time.Time) (Approval, error)
 
-	// RecordAnomaly records an anomaly of level (LevelCall or LevelAction) for agent at t; the
+	// RecordAnomaly records an anomaly of level (LevelCall, LevelAction or LevelRun) for agent at t; the
 	// latest time is kept.
 	RecordAnomaly(ctx context.Context, agent string, level AnomalyLevel, t time.Time) error
 	// LastAnomaly returns the time of agent's latest anomaly of level; ok is false when none is known.
 	LastAnomaly(ctx context.Context, agent string, level AnomalyLevel) (t time.Time, ok bool, err error)
+
+	// OpenSpend lists up to limit open reservations that have matched span spend (Book committed at
+	// least one span against them), earliest expiring first: what a mid-flight check compares with
+	// the action's baseline while the action still runs. Reservations without matched spend are
+	// skipped, not listed.
+	OpenSpend(ctx context.Context, limit int) ([]OpenSpend, error)
 
 	// Location returns the time zone that aligns every window.
 	Location() *time.Location
@@ -283,9 +289,9 @@ type ReadRequest struct {
 type ReadResult struct {
 	// States holds one State per query, in request order.
 	States []State
-	// LastCallAnomaly and LastActionAnomaly are the agent's latest anomaly of each level; zero
-	// when none is known (or no agent was named).
-	LastCallAnomaly, LastActionAnomaly time.Time
+	// LastCallAnomaly, LastActionAnomaly and LastRunAnomaly are the agent's latest anomaly of each
+	// level; zero when none is known (or no agent was named).
+	LastCallAnomaly, LastActionAnomaly, LastRunAnomaly time.Time
 }
 
 // Reservation is an open reservation.
@@ -384,13 +390,36 @@ type AnomalyLevel string
 const (
 	LevelCall   AnomalyLevel = "call"
 	LevelAction AnomalyLevel = "action"
+	// LevelRun is a run whose running total crossed its agent's baseline of completed runs.
+	LevelRun AnomalyLevel = "run"
 )
 
+// anomalyLevels lists the levels in ReadResult order.
+var anomalyLevels = [...]AnomalyLevel{LevelCall, LevelAction, LevelRun}
+
 func (l AnomalyLevel) validate() error {
-	if l != LevelCall && l != LevelAction {
-		return fmt.Errorf("unknown anomaly level %q (want %q or %q)", l, LevelCall, LevelAction)
+	if l != LevelCall && l != LevelAction && l != LevelRun {
+		return fmt.Errorf("unknown anomaly level %q (want %q, %q or %q)", l, LevelCall, LevelAction, LevelRun)
 	}
 	return nil
+}
+
+// OpenSpend is an open reservation with matched spend, as OpenSpend lists it.
+type OpenSpend struct {
+	ID       string
+	TraceID  string
+	Agent    string
+	Team     string
+	RunID    string
+	Action   string
+	Metadata map[string]string
+	Estimate money.Nanos
+	// Matched is the spend of the spans committed against the reservation so far, and Spans
+	// their number.
+	Matched   money.Nanos
+	Spans     int64
+	CreatedAt time.Time
+	ExpiresAt time.Time
 }
 
 var (

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/redis/go-redis/v9/maintnotifications"
 	"go.uber.org/zap"
 
 	"github.com/agentcost/agentcost/internal/money"
@@ -33,7 +32,8 @@ const bookChunk = 1000
 // processes sharing a server (and key prefix) share one truth. Keys carry TTLs that outlive their
 // windows, so the keyspace stays bounded without maintenance.
 type Redis struct {
-	client *redis.Client
+	// client is a *redis.Client in single and sentinel mode, a *redis.ClusterClient in cluster mode.
+	client redis.UniversalClient
 	cfg    Config
 	cal    calendar
 	log    *zap.Logger
@@ -45,7 +45,7 @@ type Redis struct {
 
 var _ Ledger = (*Redis)(nil)
 
-// OpenRedis connects to cfg.Redis.Endpoint and checks that the server answers.
+// OpenRedis connects to the Redis that cfg.Redis names (by its mode) and checks that it answers.
 func OpenRedis(ctx context.Context, cfg Config, set Settings) (*Redis, error) {
 	cfg = cfg.withDefaults()
 	cfg.Backend = BackendRedis
@@ -54,35 +54,18 @@ func OpenRedis(ctx context.Context, cfg Config, set Settings) (*Redis, error) {
 	}
 	set = set.withDefaults()
 	loc, _ := cfg.location()
-	opts := &redis.Options{
-		Addr:                     cfg.Redis.Endpoint,
-		Username:                 cfg.Redis.Username,
-		Password:                 string(cfg.Redis.Password),
-		DB:                       cfg.Redis.DB,
-		DialTimeout:              cfg.Redis.DialTimeout,
-		ReadTimeout:              cfg.Redis.ReadTimeout,
-		WriteTimeout:             cfg.Redis.WriteTimeout,
-		ContextTimeoutEnabled:    true, // a caller's deadline (a decision's ledger timeout) bounds a command too
-		PoolSize:                 cfg.Redis.PoolSize,
-		Protocol:                 2,
-		DisableIdentity:          true,
-		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
+	client, where, err := newRedisClient(ctx, cfg.Redis)
+	if err != nil {
+		return nil, err
 	}
-	if cfg.Redis.TLS != nil {
-		tlsCfg, err := cfg.Redis.TLS.LoadTLSConfig(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("redis.tls: %w", err)
-		}
-		opts.TLSConfig = tlsCfg
+	prefix := cfg.Redis.KeyPrefix
+	if cfg.Redis.Mode == RedisModeCluster {
+		prefix = clusterPrefix(prefix)
 	}
-	client := redis.NewClient(opts)
-	if err := client.Ping(ctx).Err(); err != nil {
-		_ = client.Close()
-		return nil, fmt.Errorf("connecting to redis at %s: %w", cfg.Redis.Endpoint, err)
-	}
-	set.Logger.Info("Ledger opened", zap.String("backend", BackendRedis), zap.String("endpoint", cfg.Redis.Endpoint),
-		zap.Int("db", cfg.Redis.DB), zap.String("key_prefix", cfg.Redis.KeyPrefix), zap.String("time_zone", loc.String()))
-	return &Redis{client: client, cfg: cfg, cal: calendar{loc}, log: set.Logger, prefix: cfg.Redis.KeyPrefix}, nil
+	set.Logger.Info("Ledger opened", zap.String("backend", BackendRedis), zap.String("mode", cfg.Redis.Mode), zap.String("endpoint", where),
+		zap.Int("db", cfg.Redis.DB), zap.String("key_prefix", prefix), zap.String("time_zone", loc.String()),
+		zap.Int("wait_for_replicas", cfg.Redis.WaitForReplicas.Replicas))
+	return &Redis{client: client, cfg: cfg, cal: calendar{loc}, log: set.Logger, prefix: prefix}, nil
 }
 
 // Location returns the time zone that aligns every window.
@@ -399,7 +382,7 @@ func (r *Redis) bookOnce(ctx context.Context, spends []Spend) (BookResult, bool,
 	if err != nil {
 		return BookResult{}, false, err
 	}
-	reply, err := bookScript.Run(ctx, r.client, keys.keys, arg).Slice()
+	reply, err := r.run(ctx, bookScript, keys.keys, arg).Slice()
 	if err != nil {
 		return BookResult{}, false, err
 	}
@@ -543,7 +526,7 @@ func (r *Redis) Reserve(ctx context.Context, req ReserveRequest) (Reservation, e
 	if err != nil {
 		return Reservation{}, err
 	}
-	reply, err := reserveScript.Run(ctx, r.client, keys.keys, arg).Slice()
+	reply, err := r.run(ctx, reserveScript, keys.keys, arg).Slice()
 	if err != nil {
 		return Reservation{}, fmt.Errorf("reserving %q: %w", req.ID, r.wrap(err))
 	}
@@ -643,7 +626,7 @@ func (r *Redis) settle(ctx context.Context, m map[string]string, reason SettleRe
 	if err != nil {
 		return Settlement{}, false, err
 	}
-	reply, err := settleScript.Run(ctx, r.client, keys.keys, arg).Slice()
+	reply, err := r.run(ctx, settleScript, keys.keys, arg).Slice()
 	if err != nil {
 		return Settlement{}, false, r.wrap(err)
 	}
@@ -749,9 +732,9 @@ func (r *Redis) Read(ctx context.Context, req ReadRequest) (ReadResult, error) {
 	for i, k := range keys {
 		counters[i] = pipe.HMGet(ctx, r.counterKey(k), "s", "r")
 	}
-	var anomalies [2]*redis.StringCmd
+	var anomalies [len(anomalyLevels)]*redis.StringCmd
 	if req.Agent != "" {
-		for i, level := range [...]AnomalyLevel{LevelCall, LevelAction} {
+		for i, level := range anomalyLevels {
 			anomalies[i] = pipe.Get(ctx, r.anomalyKey(req.Agent, level))
 		}
 	}
@@ -766,7 +749,7 @@ func (r *Redis) Read(ctx context.Context, req ReadRequest) (ReadResult, error) {
 		}
 		out.States[i] = stateOf(k, asNanos(v[0]), max(asNanos(v[1]), 0), now, r.cal.loc)
 	}
-	for i, dst := range [...]*time.Time{&out.LastCallAnomaly, &out.LastActionAnomaly} {
+	for i, dst := range [...]*time.Time{&out.LastCallAnomaly, &out.LastActionAnomaly, &out.LastRunAnomaly} {
 		if anomalies[i] == nil {
 			continue
 		}
@@ -879,7 +862,7 @@ func (r *Redis) PutIfAbsent(ctx context.Context, key string, value []byte, ttl t
 	if ttl <= 0 {
 		return nil, false, fmt.Errorf("idempotency ttl %v is not positive", ttl)
 	}
-	reply, err := putScript.Run(ctx, r.client, []string{r.putKey(key)}, value, ms(ttl)).Slice()
+	reply, err := r.run(ctx, putScript, []string{r.putKey(key)}, value, ms(ttl)).Slice()
 	if err != nil {
 		return nil, false, fmt.Errorf("idempotency record %q: %w", key, r.wrap(err))
 	}
@@ -903,7 +886,7 @@ func (r *Redis) CreateApproval(ctx context.Context, a Approval, maxPending int) 
 	}
 	ttl := a.ExpiresAt.Sub(a.CreatedAt) + r.cfg.ApprovalRetention
 	keys := []string{r.approvalKey(a.ID), r.approvalIndexKey(), r.approvalPendingKey(a.Agent)}
-	created, err := approvalCreateScript.Run(ctx, r.client, keys,
+	created, err := r.run(ctx, approvalCreateScript, keys,
 		micros(a.ExpiresAt), v, ms(ttl), micros(a.CreatedAt), a.ID, max(maxPending, 0), ms(a.ExpiresAt.Sub(a.CreatedAt))).Int()
 	if err != nil {
 		return Approval{}, fmt.Errorf("creating approval %q: %w", a.ID, r.wrap(err))
@@ -1061,7 +1044,7 @@ func (r *Redis) transition(ctx context.Context, id string, now time.Time, fn fun
 			return Approval{}, err
 		}
 		keys := []string{r.approvalKey(id), r.approvalPendingKey(a.Agent)}
-		reply, err := approvalCASScript.Run(ctx, r.client, keys, string(stored), string(next.State), v, id).StringSlice()
+		reply, err := r.run(ctx, approvalCASScript, keys, string(stored), string(next.State), v, id).StringSlice()
 		if err != nil {
 			return Approval{}, fmt.Errorf("updating approval %q: %w", id, r.wrap(err))
 		}

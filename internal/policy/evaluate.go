@@ -55,8 +55,12 @@ type State struct {
 	Usage [NumScopes]Usage
 	// LastCallAnomaly is the agent's last per-call anomaly (zero: none).
 	LastCallAnomaly time.Time
-	// LastActionAnomaly is the agent's last per-action anomaly (zero: none).
+	// LastActionAnomaly is the agent's last per-action anomaly, at settlement or mid-flight
+	// (zero: none).
 	LastActionAnomaly time.Time
+	// LastRunAnomaly is the agent's last per-run anomaly: a run whose running total crossed the
+	// agent's baseline of completed runs (zero: none).
+	LastRunAnomaly time.Time
 }
 
 // FleetLevel is the fleet's degradation level.
@@ -423,10 +427,13 @@ func missingTag(reqs []tagRequirement, tags []string, derived uint64) int {
 }
 
 func lastAnomaly(st *State) time.Time {
-	if st.LastActionAnomaly.After(st.LastCallAnomaly) {
-		return st.LastActionAnomaly
+	last := st.LastCallAnomaly
+	for _, t := range [...]time.Time{st.LastActionAnomaly, st.LastRunAnomaly} {
+		if t.After(last) {
+			last = t
+		}
 	}
-	return st.LastCallAnomaly
+	return last
 }
 
 func anomalous(st *State, within time.Duration, now time.Time) bool {

@@ -65,6 +65,7 @@ func TestMatchers(t *testing.T) {
 		{"call anomaly at the edge", Request{}, anomaly(10*time.Minute, 0), "by-anomaly"},
 		{"action anomaly recent", Request{}, anomaly(0, time.Minute), "by-anomaly"},
 		{"anomaly too old", Request{}, anomaly(10*time.Minute+time.Nanosecond, time.Hour), ""},
+		{"run anomaly recent", Request{}, State{LastCallAnomaly: noon.Add(-time.Hour), LastRunAnomaly: noon.Add(-time.Minute)}, "by-anomaly"},
 		{"derived tag by agent and max cost", Request{AgentID: "ceo-agent", EstimatedCost: usdOf(t, "1")}, State{}, "vip"},
 		{"derived tag max cost exceeded", Request{AgentID: "ceo-agent", EstimatedCost: usdOf(t, "1.5")}, State{}, ""},
 	}

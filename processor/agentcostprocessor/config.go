@@ -7,11 +7,11 @@ package agentcostprocessor
 import (
 	"errors"
 	"fmt"
-	"math"
 	"strings"
 
 	"go.opentelemetry.io/collector/component"
 
+	"github.com/agentcost/agentcost/internal/baseline"
 	"github.com/agentcost/agentcost/internal/costing"
 	"github.com/agentcost/agentcost/internal/pricing"
 )
@@ -139,24 +139,14 @@ type AuthConfig struct {
 	Required bool `mapstructure:"required"`
 }
 
-// BaselineConfig configures the per-(agent, model) baselines of cost per call.
+// BaselineConfig configures the per-(agent, model) baselines of cost per call: the switch, and
+// the baseline settings the budget receiver shares (internal/baseline.Settings, squashed).
 type BaselineConfig struct {
 	// Enabled turns baselines and anomaly flags on (default true).
 	Enabled bool `mapstructure:"enabled"`
-	// Multiplier is how many times its baseline a call must cost to be anomalous (default 3).
-	Multiplier float64 `mapstructure:"multiplier"`
-	// WarmupCalls is the number of calls observed before a key can flag anomalies (default 10).
-	WarmupCalls int `mapstructure:"warmup_calls"`
-	// MinCostUSD is the absolute floor: a call cheaper than this is never anomalous (default 0.01).
-	MinCostUSD float64 `mapstructure:"min_cost_usd"`
-	// Alpha is the EWMA smoothing factor in (0, 1] (default 0.2).
-	Alpha float64 `mapstructure:"alpha"`
-	// MaxKeys bounds the number of (agent, model) baselines kept; the least recently used are
-	// evicted and counted (default 10000).
-	MaxKeys int `mapstructure:"max_keys"`
-	// Storage is the ID of a storage extension (file_storage) that keeps baselines across
-	// restarts; empty keeps them in memory only.
-	Storage *component.ID `mapstructure:"storage"`
+	// Settings are the shared baseline keys (multiplier, warmup_calls, min_cost_usd, alpha, clip,
+	// shift_calls, escalation_*, max_keys, storage).
+	baseline.Settings `mapstructure:",squash"`
 }
 
 var _ component.Config = (*Config)(nil)
@@ -204,21 +194,8 @@ func (cfg *Config) Validate() error {
 	if err := cfg.Limits.validate(); err != nil {
 		errs = errors.Join(errs, err)
 	}
-	b := cfg.Baseline
-	if b.Multiplier <= 1 || math.IsNaN(b.Multiplier) || math.IsInf(b.Multiplier, 0) {
-		errs = errors.Join(errs, fmt.Errorf("baseline.multiplier: %v must be a number above 1", b.Multiplier))
-	}
-	if b.WarmupCalls < 1 {
-		errs = errors.Join(errs, fmt.Errorf("baseline.warmup_calls: %d must be at least 1", b.WarmupCalls))
-	}
-	if b.MinCostUSD < 0 || math.IsNaN(b.MinCostUSD) {
-		errs = errors.Join(errs, fmt.Errorf("baseline.min_cost_usd: %v must not be negative", b.MinCostUSD))
-	}
-	if !(b.Alpha > 0 && b.Alpha <= 1) {
-		errs = errors.Join(errs, fmt.Errorf("baseline.alpha: %v must be in (0, 1]", b.Alpha))
-	}
-	if b.MaxKeys < 1 {
-		errs = errors.Join(errs, fmt.Errorf("baseline.max_keys: %d must be at least 1", b.MaxKeys))
+	if _, err := cfg.Baseline.Config(); err != nil {
+		errs = errors.Join(errs, err)
 	}
 	return errs
 }

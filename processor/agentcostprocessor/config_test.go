@@ -6,6 +6,7 @@ import (
 
 	"go.opentelemetry.io/collector/confmap"
 
+	"github.com/agentcost/agentcost/internal/money"
 	"github.com/agentcost/agentcost/internal/testutil/configtest"
 )
 
@@ -35,6 +36,10 @@ func TestLoadConfig(t *testing.T) {
 		strings.Join(c.Prices.AllowMatch, ",") != "provider_prefix,dated_snapshot" {
 		t.Fatalf("custom config not read: %+v", c)
 	}
+	if bc, err := c.Baseline.Config(); err != nil || bc.WarmUp != 20 || bc.Clip != 0.1 || bc.ShiftCalls != 12 ||
+		bc.EscalationCalls != 6 || bc.EscalationGrowth != 0.03 || bc.EscalationRatio != 2 || bc.Floor != money.NanosPerUSD/20 {
+		t.Errorf("custom baseline settings convert to %+v, %v", bc, err)
+	}
 
 	err := confmap.Validate(loadConfig(t, "bad"))
 	if err == nil {
@@ -44,6 +49,10 @@ func TestLoadConfig(t *testing.T) {
 		if !strings.Contains(err.Error(), key) {
 			t.Errorf("error does not name %s: %v", key, err)
 		}
+	}
+	// The shared baseline settings are validated once, not again by the collector's config walk.
+	if n := strings.Count(err.Error(), "baseline.multiplier:"); n != 1 {
+		t.Errorf("baseline.multiplier reported %d times: %v", n, err)
 	}
 }
 

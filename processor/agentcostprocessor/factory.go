@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/collector/processor"
 	"go.opentelemetry.io/collector/processor/processorhelper"
 
+	"github.com/agentcost/agentcost/internal/baseline"
 	"github.com/agentcost/agentcost/internal/boundedfile"
 	"github.com/agentcost/agentcost/internal/costing"
 	"github.com/agentcost/agentcost/internal/pricing"
@@ -29,16 +30,9 @@ func createDefaultConfig() component.Config {
 			ReportedCost: string(costing.ReportedCostIgnore)},
 		Attributes: AttributesLean,
 		Normalize:  true,
-		Baseline: BaselineConfig{
-			Enabled:     true,
-			Multiplier:  3,
-			WarmupCalls: 10,
-			MinCostUSD:  0.01,
-			Alpha:       0.2,
-			MaxKeys:     10_000,
-		},
-		Auth:   AuthConfig{Mode: AuthModePrice},
-		Limits: LimitsConfig{MaxTokensPerCount: DefaultMaxTokensPerCount, MaxCostUSDPerSpan: DefaultMaxCostUSDPerSpan},
+		Baseline:   BaselineConfig{Enabled: true, Settings: baseline.DefaultSettings(10)},
+		Auth:       AuthConfig{Mode: AuthModePrice},
+		Limits:     LimitsConfig{MaxTokensPerCount: DefaultMaxTokensPerCount, MaxCostUSDPerSpan: DefaultMaxCostUSDPerSpan},
 	}
 }
 

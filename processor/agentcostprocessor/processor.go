@@ -15,7 +15,6 @@ import (
 	"github.com/agentcost/agentcost/internal/baseline"
 	"github.com/agentcost/agentcost/internal/costing"
 	"github.com/agentcost/agentcost/internal/genai"
-	"github.com/agentcost/agentcost/internal/money"
 	"github.com/agentcost/agentcost/internal/pricing"
 	"github.com/agentcost/agentcost/processor/agentcostprocessor/internal/metadata"
 )
@@ -95,13 +94,10 @@ func newCostProcessor(set processor.Settings, cfg *Config) (*costProcessor, erro
 		},
 	}
 	if cfg.Baseline.Enabled {
-		floor, err := money.FromUSD(cfg.Baseline.MinCostUSD)
+		bcfg, err := cfg.Baseline.Config()
 		if err != nil {
-			return nil, fmt.Errorf("baseline.min_cost_usd: %w", err)
+			return nil, err
 		}
-		bcfg := baseline.DefaultConfig()
-		bcfg.Alpha, bcfg.WarmUp, bcfg.Multiplier = cfg.Baseline.Alpha, int64(cfg.Baseline.WarmupCalls), cfg.Baseline.Multiplier
-		bcfg.Floor, bcfg.MaxKeys = floor, cfg.Baseline.MaxKeys
 		store, err := baseline.New(bcfg)
 		if err != nil {
 			return nil, fmt.Errorf("baseline: %w", err)

@@ -8,7 +8,6 @@ package budgetreceiver
 import (
 	"errors"
 	"fmt"
-	"math"
 	"net"
 	"strings"
 	"time"
@@ -20,7 +19,6 @@ import (
 	"github.com/agentcost/agentcost/extension/agentauthextension"
 	"github.com/agentcost/agentcost/internal/access"
 	"github.com/agentcost/agentcost/internal/baseline"
-	"github.com/agentcost/agentcost/internal/money"
 	"github.com/agentcost/agentcost/internal/policy"
 )
 
@@ -87,6 +85,14 @@ type Config struct {
 	PublishInterval time.Duration `mapstructure:"publish_interval"`
 	// SettleInterval is how often reservations past their TTL are settled (default 5s).
 	SettleInterval time.Duration `mapstructure:"settle_interval"`
+	// MidflightInterval is how often open actions' and running runs' totals of booked spend are
+	// compared with their baselines (default 1s), so that a crossing is flagged within a few
+	// seconds of the booking.
+	MidflightInterval time.Duration `mapstructure:"midflight_interval"`
+	// RunIdle is how long a run must show no activity (nothing booked, nothing reserved or freed,
+	// no open action with booked spend) before it counts as complete and its total feeds its
+	// agent's run baseline (default 10m).
+	RunIdle time.Duration `mapstructure:"run_idle"`
 
 	// Baseline configures the per-(agent, action) cost baselines and the anomaly rule.
 	Baseline BaselineConfig `mapstructure:"baseline"`
@@ -112,22 +118,12 @@ type AccessConfig struct {
 // is refused by the API with 403) and subject.
 type TokenConfig = access.TokenConfig
 
-// BaselineConfig configures the per-(agent, action) baselines of settled action cost.
+// BaselineConfig configures the per-(agent, action) baselines of settled action cost and the
+// per-agent baselines of completed runs: the baseline settings the processor shares
+// (internal/baseline.Settings, squashed; warmup is still read as the older spelling of
+// warmup_calls).
 type BaselineConfig struct {
-	// Multiplier is how many times its baseline an action must cost to be anomalous (default 3).
-	Multiplier float64 `mapstructure:"multiplier"`
-	// Warmup is the number of settled actions of a key before it can flag anomalies (default 5).
-	Warmup int64 `mapstructure:"warmup"`
-	// MinCostUSD is the absolute floor: an action cheaper than this is never anomalous
-	// (default 0.01).
-	MinCostUSD float64 `mapstructure:"min_cost_usd"`
-	// Alpha is the EWMA smoothing factor in (0, 1] (default 0.2).
-	Alpha float64 `mapstructure:"alpha"`
-	// MaxKeys bounds the number of (agent, action) baselines kept (default 10000).
-	MaxKeys int `mapstructure:"max_keys"`
-	// Storage is the ID of a storage extension (file_storage) that keeps the baselines across
-	// restarts; empty keeps them in memory only.
-	Storage *component.ID `mapstructure:"storage"`
+	baseline.Settings `mapstructure:",squash"`
 }
 
 // LedgerUnavailableConfig is the documented behaviour while the ledger fails.
@@ -175,6 +171,7 @@ func (cfg *Config) Validate() error {
 		{"policy_reload_interval", cfg.PolicyReloadInterval}, {"approval_ttl", cfg.ApprovalTTL},
 		{"idempotency_ttl", cfg.IdempotencyTTL}, {"publish_interval", cfg.PublishInterval},
 		{"settle_interval", cfg.SettleInterval}, {"ledger_unavailable.retry_after", cfg.LedgerUnavailable.RetryAfter},
+		{"midflight_interval", cfg.MidflightInterval}, {"run_idle", cfg.RunIdle},
 		{"ledger_unavailable.timeout", cfg.LedgerUnavailable.Timeout},
 	} {
 		if d.v <= 0 {
@@ -284,31 +281,4 @@ func (a *AccessConfig) load(host component.Host) (*access.Set, error) {
 }
 
 // config converts the settings to a baseline configuration, naming the YAML key of a bad value.
-func (b BaselineConfig) config() (baseline.Config, error) {
-	var errs error
-	if !(b.Multiplier > 1) || math.IsInf(b.Multiplier, 0) {
-		errs = errors.Join(errs, fmt.Errorf("baseline.multiplier: %v must be a number above 1", b.Multiplier))
-	}
-	if b.Warmup < 1 {
-		errs = errors.Join(errs, fmt.Errorf("baseline.warmup: %d must be at least 1", b.Warmup))
-	}
-	floor, err := money.FromUSD(b.MinCostUSD)
-	if err != nil {
-		errs = errors.Join(errs, fmt.Errorf("baseline.min_cost_usd: %v: %w", b.MinCostUSD, err))
-	}
-	if !(b.Alpha > 0 && b.Alpha <= 1) {
-		errs = errors.Join(errs, fmt.Errorf("baseline.alpha: %v must be in (0, 1]", b.Alpha))
-	}
-	if b.MaxKeys < 1 {
-		errs = errors.Join(errs, fmt.Errorf("baseline.max_keys: %d must be at least 1", b.MaxKeys))
-	}
-	if errs != nil {
-		return baseline.Config{}, errs
-	}
-	c := baseline.DefaultConfig()
-	c.Alpha, c.WarmUp, c.Multiplier, c.Floor, c.MaxKeys = b.Alpha, b.Warmup, b.Multiplier, floor, b.MaxKeys
-	if err := c.Validate(); err != nil {
-		return baseline.Config{}, fmt.Errorf("baseline: %w", err)
-	}
-	return c, nil
-}
+func (b BaselineConfig) config() (baseline.Config, error) { return b.Settings.Config() }

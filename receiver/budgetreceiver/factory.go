@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/receiver"
 
+	"github.com/agentcost/agentcost/internal/baseline"
 	"github.com/agentcost/agentcost/internal/boundedfile"
 	"github.com/agentcost/agentcost/pkg/decisionapi"
 	"github.com/agentcost/agentcost/receiver/budgetreceiver/internal/metadata"
@@ -43,14 +44,10 @@ func createDefaultConfig() component.Config {
 		IdempotencyTTL:       24 * time.Hour,
 		PublishInterval:      15 * time.Second,
 		SettleInterval:       5 * time.Second,
-		Baseline: BaselineConfig{
-			Multiplier: 3,
-			Warmup:     5,
-			MinCostUSD: 0.01,
-			Alpha:      0.2,
-			MaxKeys:    10000,
-		},
-		LedgerUnavailable: LedgerUnavailableConfig{Decisions: FailClosed, RetryAfter: 5 * time.Second, Timeout: 500 * time.Millisecond},
+		MidflightInterval:    time.Second,
+		RunIdle:              10 * time.Minute,
+		Baseline:             BaselineConfig{Settings: baseline.DefaultSettings(5)},
+		LedgerUnavailable:    LedgerUnavailableConfig{Decisions: FailClosed, RetryAfter: 5 * time.Second, Timeout: 500 * time.Millisecond},
 	}
 }
 

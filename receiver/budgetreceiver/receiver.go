@@ -48,7 +48,8 @@ type budgetReceiver struct {
 	keeper  *baseline.Keeper
 }
 
-// actionBaselinesKey is the storage key of the per-action baseline snapshot.
+// actionBaselinesKey is the storage key of the per-action baseline snapshot. The per-agent run
+// baselines are kept in memory only.
 const actionBaselinesKey = "agentcost.action_baselines.v1"
 
 var (
@@ -131,6 +132,10 @@ func (r *budgetReceiver) start(ctx context.Context, host component.Host) error {
 	if err != nil {
 		return err
 	}
+	runBaselines, err := baseline.New(bcfg)
+	if err != nil {
+		return err
+	}
 	failMode := decide.FailClosed
 	if r.cfg.LedgerUnavailable.Decisions == FailOpen {
 		failMode = decide.FailOpen
@@ -153,6 +158,8 @@ func (r *budgetReceiver) start(ctx context.Context, host component.Host) error {
 		Evidence:       appender,
 		Location:       provider.Location(),
 		Baselines:      baselines,
+		RunBaselines:   runBaselines,
+		RunIdle:        r.cfg.RunIdle,
 		ApprovalTTL:    r.cfg.ApprovalTTL,
 		ReservationTTL: r.cfg.ReservationTTL,
 		IdempotencyTTL: r.cfg.IdempotencyTTL,
@@ -185,6 +192,7 @@ func (r *budgetReceiver) start(ctx context.Context, host component.Host) error {
 			_ = ln.Close()
 			return err
 		}
+
 	}
 	r.addr = ln.Addr()
 	r.served = make(chan struct{})
@@ -198,9 +206,10 @@ func (r *budgetReceiver) start(ctx context.Context, host component.Host) error {
 	bg, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	r.emitter.start()
-	r.wg.Add(3)
+	r.wg.Add(4)
 	go func() { defer r.wg.Done(); r.watcher.Run(bg) }()
 	go func() { defer r.wg.Done(); r.every(bg, r.cfg.SettleInterval, r.settle) }()
+	go func() { defer r.wg.Done(); r.every(bg, r.cfg.MidflightInterval, r.midflight) }()
 	go func() { defer r.wg.Done(); r.every(bg, r.cfg.PublishInterval, r.publish) }()
 	r.running = true
 
@@ -237,6 +246,14 @@ func (r *budgetReceiver) every(ctx context.Context, interval time.Duration, fn f
 func (r *budgetReceiver) settle(ctx context.Context) {
 	if n, err := r.engine.ExpireDue(ctx); err != nil && ctx.Err() == nil {
 		r.set.Logger.Debug("Settling expired reservations failed", zap.Int("settled", n), zap.Error(err))
+	}
+}
+
+// midflight flags the open actions and running runs whose running totals crossed their baselines
+// (see decide.Engine.CheckMidFlight).
+func (r *budgetReceiver) midflight(ctx context.Context) {
+	if _, err := r.engine.CheckMidFlight(ctx); err != nil && ctx.Err() == nil {
+		r.set.Logger.Debug("Mid-flight anomaly check failed", zap.Error(err))
 	}
 }
 

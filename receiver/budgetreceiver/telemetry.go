@@ -52,6 +52,7 @@ type stats struct {
 	durSum            float64
 	durCount          uint64
 	anomalies         map[string]uint64
+	runAnomalies      map[string]uint64
 	tokenCaps         map[string]uint64
 	clipped           map[string]uint64
 	ledgerUnavailable [2]uint64 // by decide.FailMode: fail_closed, fail_open
@@ -64,7 +65,7 @@ func newStats(start time.Time, failMode string) *stats {
 	return &stats{
 		start: start, failMode: failMode,
 		decisions: map[decisionKey]uint64{}, durCounts: make([]uint64, len(durationBounds)+1),
-		anomalies: map[string]uint64{}, tokenCaps: map[string]uint64{}, clipped: map[string]uint64{},
+		anomalies: map[string]uint64{}, runAnomalies: map[string]uint64{}, tokenCaps: map[string]uint64{}, clipped: map[string]uint64{},
 	}
 }
 
@@ -103,6 +104,12 @@ func countAgent(m map[string]uint64, agent string) {
 func (s *stats) actionAnomaly(agent string) {
 	s.mu.Lock()
 	countAgent(s.anomalies, agent)
+	s.mu.Unlock()
+}
+
+func (s *stats) runAnomaly(agent string) {
+	s.mu.Lock()
+	countAgent(s.runAnomalies, agent)
 	s.mu.Unlock()
 }
 
@@ -146,6 +153,7 @@ var _ decide.Recorder = recorder{}
 func (r recorder) Decided(d policy.Decision, ruleID string) { r.stats.decided(d, ruleID) }
 func (r recorder) LedgerUnavailable(mode decide.FailMode)   { r.stats.ledgerFailed(mode) }
 func (r recorder) ActionAnomaly(agent string)               { r.stats.actionAnomaly(agent) }
+func (r recorder) RunAnomaly(agent string)                  { r.stats.runAnomaly(agent) }
 func (r recorder) TokenCapBreach(agent string)              { r.stats.tokenCapBreach(agent) }
 func (r recorder) EvidenceFailed()                          { r.stats.evidenceFailed() }
 func (r recorder) ReportedCostClipped(agent string)         { r.stats.reportedClipped(agent) }
@@ -236,10 +244,13 @@ func (s *stats) metrics(now time.Time, budgets decisionapi.BudgetsResponse, have
 		dp.ExplicitBounds().FromRaw(durationBounds)
 		dp.BucketCounts().FromRaw(s.durCounts)
 	}
-	if len(s.anomalies) > 0 {
+	if len(s.anomalies)+len(s.runAnomalies) > 0 {
 		dps := counter(costmetrics.NameAnomalies, costmetrics.HelpAnomalies)
 		for _, agent := range sortedKeys(s.anomalies, func(a, b string) bool { return a < b }) {
 			point(dps, s.anomalies[agent], "agent", agent, "level", "action")
+		}
+		for _, agent := range sortedKeys(s.runAnomalies, func(a, b string) bool { return a < b }) {
+			point(dps, s.runAnomalies[agent], "agent", agent, "level", "run")
 		}
 	}
 	if len(s.clipped) > 0 {

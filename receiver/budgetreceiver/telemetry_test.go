@@ -15,7 +15,7 @@ import (
 
 // TestMetricsThroughExporterRegistry feeds a publication into the costledger exporter's registry
 // (its mirror) next to a span-side call anomaly: agentcost_anomalies_total is one family with
-// both levels, and every family gathers without a help or type conflict.
+// the receiver's levels (action, run), and every family gathers without a help or type conflict.
 func TestMetricsThroughExporterRegistry(t *testing.T) {
 	s := newStats(time.Now().Add(-time.Minute), FailClosed)
 	s.decided(policy.Deny, policy.RuleAgentBudget)
@@ -24,6 +24,7 @@ func TestMetricsThroughExporterRegistry(t *testing.T) {
 	s.decisionDuration(3 * time.Millisecond)
 	s.decisionDuration(700 * time.Millisecond)
 	s.actionAnomaly("research-agent")
+	s.runAnomaly("research-agent")
 	budgets := decisionapi.BudgetsResponse{
 		Fleet: decisionapi.FleetStatus{Level: 1, Name: decisionapi.LevelThrottle},
 		Scopes: []decisionapi.ScopeBudget{
@@ -40,6 +41,7 @@ func TestMetricsThroughExporterRegistry(t *testing.T) {
 # TYPE agentcost_anomalies_total counter
 agentcost_anomalies_total{agent="research-agent",level="action"} 1
 agentcost_anomalies_total{agent="research-agent",level="call"} 1
+agentcost_anomalies_total{agent="research-agent",level="run"} 1
 # HELP agentcost_budget_spent_usd ` + costmetrics.HelpBudgetSpent + `
 # TYPE agentcost_budget_spent_usd gauge
 agentcost_budget_spent_usd{id="fleet",scope="fleet",window="day"} 1600

@@ -74,6 +74,8 @@ func Run(t *testing.T, b Backend) {
 		{"SameCallOneBatch", testSameCallOneBatch},
 		{"SameCallOnlyDirectRelatives", testSameCallOnlyDirectRelatives},
 		{"SameCallConcurrent", testSameCallConcurrent},
+		{"OpenSpend", testOpenSpend},
+		{"RunAnomalies", testRunAnomalies},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, b) })
@@ -1388,5 +1390,63 @@ func testReportedCostClipped(t *testing.T, b Backend) {
 	st = release(t, l, ledger.ReleaseRequest{ID: "spans", ReportedCost: usd("50"), HasReported: true, ReportedLimit: limit, Time: at.Add(time.Second)})
 	if st.Source != ledger.SourceSpans || st.Cost != usd("0.005") || st.ReportedClipped || st.ReportedClaimed != usd("50") {
 		t.Errorf("settlement with spans %+v, want the spans' 0.005 and the report unclipped", st)
+	}
+}
+
+// testOpenSpend checks that OpenSpend lists the open reservations with matched spend, with their
+// running total, and drops them once settled.
+func testOpenSpend(t *testing.T, b Backend) {
+	l, _ := open(t, b)
+	at := time.Date(2026, 5, 4, 10, 0, 0, 0, time.UTC)
+	for _, id := range []string{"d1", "d2", "d3"} {
+		reserve(t, l, ledger.ReserveRequest{ID: id, Estimate: usd("1"), TTL: time.Hour, Time: at, Agent: "A",
+			RunID: "run-1", Action: "job." + id, Metadata: map[string]string{"evidence_id": "ev-" + id},
+			Checks: []ledger.Check{{Scope: ledger.ScopeAgent, ID: "A", Window: ledger.Day, Unlimited: true}}})
+	}
+	if got, err := l.OpenSpend(ctx, 0); err != nil || len(got) != 0 {
+		t.Fatalf("OpenSpend before any spend = %v, %v; want none", got, err)
+	}
+	book(t, l,
+		ledger.Spend{TraceID: "t", SpanID: "1", DecisionID: "d1", Time: at, Agent: "A", RunID: "run-1", Cost: usd("0.25")},
+		ledger.Spend{TraceID: "t", SpanID: "2", DecisionID: "d1", Time: at, Agent: "A", RunID: "run-1", Cost: usd("2")},
+		ledger.Spend{TraceID: "t", SpanID: "3", DecisionID: "d3", Time: at, Agent: "A", RunID: "run-1", Cost: usd("0.5")})
+	got, err := l.OpenSpend(ctx, 0)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("OpenSpend = %+v, %v; want d1 and d3", got, err)
+	}
+	byID := map[string]ledger.OpenSpend{got[0].ID: got[0], got[1].ID: got[1]}
+	if d1 := byID["d1"]; d1.Matched != usd("2.25") || d1.Spans != 2 || d1.Agent != "A" || d1.RunID != "run-1" ||
+		d1.Action != "job.d1" || d1.Metadata["evidence_id"] != "ev-d1" || d1.Estimate != usd("1") {
+		t.Errorf("d1 = %+v, want 2.25 USD over 2 spans with its agent, run, action and metadata", d1)
+	}
+	if d3 := byID["d3"]; d3.Matched != usd("0.5") || d3.Spans != 1 {
+		t.Errorf("d3 = %+v, want 0.5 USD over 1 span", d3)
+	}
+	if one, err := l.OpenSpend(ctx, 1); err != nil || len(one) != 1 {
+		t.Errorf("OpenSpend(limit 1) = %d, %v; want 1", len(one), err)
+	}
+	release(t, l, ledger.ReleaseRequest{ID: "d1", Time: at.Add(time.Minute)})
+	if got, err := l.OpenSpend(ctx, 0); err != nil || len(got) != 1 || got[0].ID != "d3" {
+		t.Errorf("OpenSpend after releasing d1 = %+v, %v; want d3 alone", got, err)
+	}
+}
+
+// testRunAnomalies checks the run level: recorded, read back by LastAnomaly and Read, and kept
+// apart from the other levels.
+func testRunAnomalies(t *testing.T, b Backend) {
+	l, _ := open(t, b)
+	t0 := time.Date(2026, 5, 4, 10, 0, 0, 0, time.UTC)
+	if err := l.RecordAnomaly(ctx, "A", ledger.LevelRun, t0); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok, err := l.LastAnomaly(ctx, "A", ledger.LevelRun); err != nil || !ok || !got.Equal(t0) {
+		t.Errorf("last run anomaly %v %v %v, want %v", got, ok, err, t0)
+	}
+	res, err := l.Read(ctx, ledger.ReadRequest{Agent: "A", Time: t0})
+	if err != nil || !res.LastRunAnomaly.Equal(t0) || !res.LastActionAnomaly.IsZero() || !res.LastCallAnomaly.IsZero() {
+		t.Errorf("Read = %+v, %v; want a run anomaly at %v alone", res, err, t0)
+	}
+	if err := l.RecordAnomaly(ctx, "A", ledger.AnomalyLevel("loop"), t0); err == nil {
+		t.Error("an unknown anomaly level was recorded")
 	}
 }
