@@ -331,16 +331,7 @@ func creep(ctx context.Context, args []string, stderr io.Writer) (*sim.Report, s
 		return nil, "", err
 	}
 	o.RunPrefix, o.MetricsURL = c.runPrefix, c.metricsURL
-	fleet, err := c.fleet(stderr)
-	if err != nil {
-		return nil, "", err
-	}
-	o.Fleet = fleet
-	if err := o.Validate(); err != nil {
-		return nil, "", usageError{err}
-	}
-	r, err := sim.RunCreep(ctx, o)
-	return r, c.output, err
+	return runValidated(ctx, &c, stderr, &o, func(f sim.FleetConfig) { o.Fleet = f }, sim.RunCreep)
 }
 
 func steady(ctx context.Context, args []string, stderr io.Writer) (*sim.Report, string, error) {
@@ -361,14 +352,24 @@ func steady(ctx context.Context, args []string, stderr io.Writer) (*sim.Report, 
 		c.duration = 30 * time.Second
 	}
 	o.Duration, o.RunPrefix, o.MetricsURL = c.duration, c.runPrefix, c.metricsURL
+	return runValidated(ctx, &c, stderr, &o, func(f sim.FleetConfig) { o.Fleet = f }, sim.RunSteady)
+}
+
+// runValidated builds the fleet from the common flags, hands it to the options (setFleet),
+// validates them (a usage error) and runs the scenario.
+func runValidated[O any, P interface {
+	*O
+	Validate() error
+}](ctx context.Context, c *common, stderr io.Writer, o P, setFleet func(sim.FleetConfig),
+	run func(context.Context, O) (*sim.Report, error)) (*sim.Report, string, error) {
 	fleet, err := c.fleet(stderr)
 	if err != nil {
 		return nil, "", err
 	}
-	o.Fleet = fleet
+	setFleet(fleet)
 	if err := o.Validate(); err != nil {
 		return nil, "", usageError{err}
 	}
-	r, err := sim.RunSteady(ctx, o)
+	r, err := run(ctx, *o)
 	return r, c.output, err
 }

@@ -180,29 +180,17 @@ func (p *costProcessor) processTraces(ctx context.Context, td ptrace.Traces) (pt
 		t.SpansPriced.Add(ctx, st.Priced)
 		t.CostUSD.Add(ctx, st.Cost.USD())
 	}
-	if st.Unpriced > 0 {
-		t.SpansUnpriced.Add(ctx, st.Unpriced)
-	}
-	if st.Aggregates > 0 {
-		t.AggregatesSkipped.Add(ctx, st.Aggregates)
-	}
-	if st.Anomalies > 0 {
-		t.Anomalies.Add(ctx, st.Anomalies)
-	}
-	if st.Escalations > 0 {
-		t.Escalations.Add(ctx, st.Escalations)
-	}
-	if st.LevelShifts > 0 {
-		t.LevelShifts.Add(ctx, st.LevelShifts)
-	}
-	if st.Tools > 0 {
-		t.ToolCallsPriced.Add(ctx, st.Tools)
-	}
-	if st.Reported > 0 {
-		t.SpansReportedCost.Add(ctx, st.Reported)
-	}
-	if st.UnpricedUnits > 0 {
-		t.SpansUnpricedUnits.Add(ctx, st.UnpricedUnits)
+	for _, c := range [...]struct {
+		counter metric.Int64Counter
+		n       int64
+	}{
+		{t.SpansUnpriced, st.Unpriced}, {t.AggregatesSkipped, st.Aggregates}, {t.Anomalies, st.Anomalies},
+		{t.Escalations, st.Escalations}, {t.LevelShifts, st.LevelShifts}, {t.ToolCallsPriced, st.Tools},
+		{t.SpansReportedCost, st.Reported}, {t.SpansUnpricedUnits, st.UnpricedUnits},
+	} {
+		if c.n > 0 {
+			c.counter.Add(ctx, c.n)
+		}
 	}
 	for m, n := range st.Matches {
 		t.PriceMatches.Add(ctx, n, metric.WithAttributes(attribute.String("model", m.Model),
