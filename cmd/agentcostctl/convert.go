@@ -48,6 +48,9 @@ func formatConstraints(c decisionapi.Constraints) string {
 			parts = append(parts, fmt.Sprintf("%s=%d", f.name, *f.v))
 		}
 	}
+	if c.Model != "" {
+		parts = append(parts, "model="+c.Model)
+	}
 	if len(parts) == 0 {
 		return "-"
 	}
@@ -108,6 +111,9 @@ func apiExplanation(ex policy.Explanation, now time.Time) decisionapi.ExplainRes
 		DerivedTags:   ex.DerivedTags,
 		SelectedRule:  ex.SelectedRule,
 		Budget:        apiBudgets(o, now),
+	}
+	if o.Decision.Allowed() {
+		r.Constraints.Model = o.Degraded.Model
 	}
 	for _, rt := range ex.Rules {
 		r.Rules = append(r.Rules, decisionapi.RuleTrace{

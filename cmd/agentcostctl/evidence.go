@@ -251,9 +251,9 @@ collector's configuration (its budgetledger extension's evidence.directory).`)
 	}
 	for _, k := range kinds {
 		switch evidence.Kind(k) {
-		case evidence.KindDecision, evidence.KindApproval, evidence.KindSettlement:
+		case evidence.KindDecision, evidence.KindApproval, evidence.KindSettlement, evidence.KindFreeze, evidence.KindUnfreeze:
 		default:
-			return usageErr("--kind %q: want decision, approval or settlement", k)
+			return usageErr("--kind %q: want decision, approval, settlement, freeze or unfreeze", k)
 		}
 	}
 	wanted := func(r evidence.Record) bool {
@@ -361,6 +361,11 @@ func formatRecord(r evidence.Record) string {
 		if r.TokenCapBreach {
 			kv("token_cap_breach", "true")
 		}
+	case evidence.KindFreeze, evidence.KindUnfreeze:
+		kv("freeze", r.FreezeID)
+		kv("scope", strings.TrimSuffix(r.Scope+":"+r.ScopeID, ":"))
+		kv("reviewer", r.Reviewer)
+		kv("reason", r.Reason)
 	}
 	for i, p := range parts {
 		parts[i] = cell(p)

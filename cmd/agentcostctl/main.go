@@ -71,6 +71,9 @@ func commands() *command {
 			{name: "deny", summary: "deny a pending request", run: approvalsDeny},
 		}},
 		{name: "budgets", summary: "show every budget's spend in its current window", run: budgets},
+		{name: "freeze", summary: "freeze the fleet, a team, an agent or a run (the emergency brake)", run: freeze},
+		{name: "unfreeze", summary: "lift a freeze", run: unfreeze},
+		{name: "freezes", summary: "list the freezes in force (--all: every one)", run: freezesList},
 		{name: "evidence", summary: "verify and tail the cost-evidence chain", subs: []*command{
 			{name: "verify", summary: "check the hash chain of an evidence directory", run: evidenceVerify},
 			{name: "tail", summary: "print the last evidence records, optionally following new ones", run: evidenceTail},

@@ -36,8 +36,9 @@ func policyLint(e *env, path string, args []string) error {
 	fs := newFlags(e, path, "FILE [--overlay FILE]...", `
 Validates a policy file and its overlay files the way the budget receiver loads them. Every problem
 is printed as "file:line: field: message"; the exit code is 1 when there is any.`)
-	var overlays stringList
+	var overlays, prices stringList
 	fs.Var(&overlays, "overlay", "overlay `FILE` holding only topics:, later ones winning (repeatable)")
+	fs.Var(&prices, "prices", "price `FILE` over the embedded table, as the receiver's prices.files: degrade targets must be in it (repeatable)")
 	out := fs.output("table", "json")
 	pos, err := fs.parse(args, 1, 1)
 	if err != nil {
@@ -45,6 +46,9 @@ is printed as "file:line: field: message"; the exit code is 1 when there is any.
 	}
 	res := lintResult{File: pos[0], Overlays: append([]string{}, overlays...), Errors: []lintError{}}
 	p, err := policy.Load(pos[0], overlays...)
+	if err == nil {
+		err = checkDegradeModels(p, prices)
+	}
 	var ve *policy.ValidationError
 	switch {
 	case errors.As(err, &ve):
@@ -152,12 +156,15 @@ derived tags, each budget layer's verdict with its numbers, and the outcome. Bud
 		now        = fs.String("now", "", "evaluate at this RFC 3339 `TIME` (default: now)")
 		tz         = fs.String("tz", "UTC", "the ledger's time `ZONE`, which aligns budget windows")
 		failOnDeny = fs.Bool("fail-on-deny", false, "exit 1 when the decision is deny")
+		model      = fs.String("model", "", "the `MODEL` the action intends to call (degrade applies only with one)")
+		prices     stringList
 		overlays   stringList
 		tags       stringList
 		spent      stringList
 		reserved   stringList
 	)
 	fs.Var(&overlays, "overlay", "overlay `FILE` (repeatable)")
+	fs.Var(&prices, "prices", "price `FILE` over the embedded table, to re-estimate a degraded model (repeatable)")
 	fs.Var(&tags, "tag", "risk `TAG` the agent declares (repeatable)")
 	fs.Var(&spent, "spent", "`SCOPE=USD` spent in the scope's window: fleet, team, agent or run (repeatable)")
 	fs.Var(&reserved, "reserved", "`SCOPE=USD` reserved by running actions (repeatable)")
@@ -177,9 +184,9 @@ derived tags, each budget layer's verdict with its numbers, and the outcome. Bud
 		return err
 	}
 	req := policy.Request{RunID: *runID, AgentID: *agent, Action: *action, RiskTags: tags, EstimatedCost: est,
-		Items: *items, Team: *team}
+		Items: *items, Team: *team, Model: *model}
 	wire := decisionapi.DecisionRequest{RunID: *runID, AgentID: *agent, Action: *action, RiskTags: tags,
-		EstimatedCostUSD: est.USD(), Items: *items, Team: *team}
+		EstimatedCostUSD: est.USD(), Items: *items, Team: *team, Model: *model}
 	if err := wire.Validate(); err != nil {
 		return usageErr("%s: invalid request: %v", path, err)
 	}
@@ -215,6 +222,9 @@ derived tags, each budget layer's verdict with its numbers, and the outcome. Bud
 
 	p, err := loadPolicy(*policyFile, overlays)
 	if err != nil {
+		return err
+	}
+	if req.Prices, err = degradePrices(p, prices); err != nil {
 		return err
 	}
 	ex := policy.Explain(p, req, st, at)
@@ -299,7 +309,9 @@ func printExplanation(w io.Writer, p *policy.Policy, req policy.Request, ex poli
 	}
 	row(t, "decided by:", by)
 	row(t, "reason:", o.Reason)
-	row(t, "constraints:", formatConstraints(apiConstraints(o.Constraints)))
+	cons := apiConstraints(o.Constraints)
+	cons.Model = o.Degraded.Model
+	row(t, "constraints:", formatConstraints(cons))
 	if s := retryAfterSec(o.RetryAfter); s > 0 {
 		row(t, "retry after:", strconv.FormatInt(s, 10)+"s")
 	}

@@ -47,6 +47,8 @@ type caseRequest struct {
 	RiskTags         []string `yaml:"risk_tags"`
 	Team             string   `yaml:"team"`
 	RunID            string   `yaml:"run_id"`
+	// Model is the model the action intends to call; degrade applies only with one.
+	Model string `yaml:"model"`
 }
 
 // caseApproval is an approval a reviewer granted, which the request refers to.
@@ -74,6 +76,9 @@ type caseExpect struct {
 	// Constraints is a subset: each constraint given must be returned with that value.
 	Constraints   caseConstraints `yaml:"constraints"`
 	RetryAfterSec *int64          `yaml:"retry_after_sec"`
+	// ReservedUSD is the estimate an allowed answer reserves: the request's, or a degrade
+	// entry's re-estimate.
+	ReservedUSD string `yaml:"reserved_usd"`
 }
 
 type caseConstraints struct {
@@ -84,6 +89,8 @@ type caseConstraints struct {
 	MaxTokens     *int64 `yaml:"max_tokens"`
 	MaxToolCalls  *int64 `yaml:"max_tool_calls"`
 	MaxDepth      *int64 `yaml:"max_depth"`
+	// Model is the cheaper model a degrade entry answers with (expect only).
+	Model string `yaml:"model"`
 }
 
 // spec describes the allowed shape of a YAML node: a scalar checked by leaf, a mapping of fields,
@@ -121,12 +128,16 @@ var (
 		"max_runtime_sec": count, "max_retries": count, "max_concurrent": count, "rate_limit": rateLimit,
 		"max_tokens": count, "max_tool_calls": count, "max_depth": count,
 	}}
+	expectConstraintsSpec = &spec{fields: map[string]*spec{
+		"max_runtime_sec": count, "max_retries": count, "max_concurrent": count, "rate_limit": rateLimit,
+		"max_tokens": count, "max_tool_calls": count, "max_depth": count, "model": anyText,
+	}}
 	caseSpec = &spec{required: []string{"name", "request", "expect"}, fields: map[string]*spec{
 		"name": anyText,
 		"now":  rfc3339,
 		"request": {required: []string{"agent_id", "action"}, fields: map[string]*spec{
 			"agent_id": anyText, "action": anyText, "estimated_cost_usd": amount, "items": count,
-			"risk_tags": texts, "team": anyText, "run_id": anyText,
+			"risk_tags": texts, "team": anyText, "run_id": anyText, "model": anyText,
 		}},
 		"approval": {required: []string{"id"}, fields: map[string]*spec{
 			"id": anyText, "cost_cap_usd": amount, "constraints": constraintsSpec,
@@ -136,7 +147,7 @@ var (
 		}},
 		"expect": {required: []string{"decision"}, fields: map[string]*spec{
 			"decision": decisionName, "rule_id": anyText, "reason_contains": anyText,
-			"constraints": constraintsSpec, "retry_after_sec": count,
+			"constraints": expectConstraintsSpec, "retry_after_sec": count, "reserved_usd": amount,
 		}},
 	}}
 	casesFileSpec = &spec{required: []string{"cases"}, fields: map[string]*spec{
@@ -345,6 +356,10 @@ exit code is 1 when a case fails. The policy is the cases file's "policy:" (rela
 	if err != nil {
 		return err
 	}
+	prices, err := degradePrices(p, nil)
+	if err != nil {
+		return err
+	}
 
 	rep := testReport{Policy: pfile, PolicyVersion: p.Version(), Cases: []caseResult{}}
 	clock := time.Now().UTC()
@@ -354,7 +369,7 @@ exit code is 1 when a case fails. The policy is the cases file's "policy:" (rela
 			rep.Skipped++
 			continue
 		}
-		res := runCase(p, c, firstNonEmpty(c.Now, cf.Now), clock)
+		res := runCase(p, prices, c, firstNonEmpty(c.Now, cf.Now), clock)
 		if res.Pass {
 			rep.Passed++
 		} else {
@@ -375,7 +390,7 @@ exit code is 1 when a case fails. The policy is the cases file's "policy:" (rela
 				fmt.Fprintf(e.stdout, "      %s:%d: %s\n", pos[0], res.Line, cell(f))
 			}
 			if *verbose && res.Pass {
-				o := evaluateCase(p, c, firstNonEmpty(c.Now, cf.Now), clock)
+				o := evaluateCase(p, prices, c, firstNonEmpty(c.Now, cf.Now), clock)
 				fmt.Fprintf(e.stdout, "      reason: %s\n", cell(o.Reason))
 			}
 		}
@@ -414,7 +429,7 @@ func firstNonEmpty(s ...string) string {
 }
 
 // runCase evaluates a case and compares the outcome with its expectations.
-func runCase(p *policy.Policy, c *testCase, now string, clock time.Time) caseResult {
+func runCase(p *policy.Policy, prices policy.Repricer, c *testCase, now string, clock time.Time) caseResult {
 	res := caseResult{Name: c.Name, Line: c.line}
 	req, err := caseRequestOf(c)
 	if err != nil {
@@ -423,12 +438,12 @@ func runCase(p *policy.Policy, c *testCase, now string, clock time.Time) caseRes
 	}
 	wire := decisionapi.DecisionRequest{RunID: req.RunID, AgentID: req.AgentID, Action: req.Action,
 		RiskTags: req.RiskTags, EstimatedCostUSD: req.EstimatedCost.USD(), Items: req.Items, Team: req.Team,
-		ApprovalID: req.ApprovalID}
+		ApprovalID: req.ApprovalID, Model: req.Model}
 	if err := wire.Validate(); err != nil {
 		res.Failures = []string{"request: the decision API would reject it: " + err.Error()}
 		return res
 	}
-	o := evaluateCase(p, c, now, clock)
+	o := evaluateCase(p, prices, c, now, clock)
 	res.Decision, res.RuleID = o.Decision.String(), o.RuleID
 	x := c.Expect
 	if want, _ := policy.ParseDecision(x.Decision); o.Decision != want {
@@ -446,16 +461,18 @@ func runCase(p *policy.Policy, c *testCase, now string, clock time.Time) caseRes
 		}
 	}
 	res.Failures = append(res.Failures, compareConstraints(o.Constraints, x.Constraints)...)
+	res.Failures = append(res.Failures, compareDegrade(o, req, x)...)
 	res.Pass = len(res.Failures) == 0
 	return res
 }
 
-func evaluateCase(p *policy.Policy, c *testCase, now string, clock time.Time) policy.Outcome {
+func evaluateCase(p *policy.Policy, prices policy.Repricer, c *testCase, now string, clock time.Time) policy.Outcome {
 	at := clock
 	if now != "" {
 		at, _ = time.Parse(time.RFC3339, now) // validated with the file
 	}
 	req, _ := caseRequestOf(c)
+	req.Prices = prices
 	return policy.Evaluate(p, req, caseStateOf(c, at), at)
 }
 
@@ -463,7 +480,7 @@ func evaluateCase(p *policy.Policy, c *testCase, now string, clock time.Time) po
 func caseRequestOf(c *testCase) (policy.Request, error) {
 	r := c.Request
 	req := policy.Request{RunID: r.RunID, AgentID: r.AgentID, Action: r.Action, RiskTags: r.RiskTags,
-		Items: r.Items, Team: r.Team}
+		Items: r.Items, Team: r.Team, Model: r.Model}
 	var err error
 	if r.EstimatedCostUSD != "" {
 		if req.EstimatedCost, err = money.ParseUSD(r.EstimatedCostUSD); err != nil {

@@ -149,6 +149,7 @@ type common struct {
 	throttleWait time.Duration
 	flush        bool
 	verbose      bool
+	degradeTo    string
 }
 
 // flags returns a scenario's flag set with the common flags registered.
@@ -184,6 +185,7 @@ func (c *common) register(fs *flag.FlagSet, approvalWait time.Duration, flush bo
 	fs.DurationVar(&c.throttleWait, "throttle-wait", 0, "how long an agent waits on throttle answers before shedding the action, real time (runaway's 0: one simulated round)")
 	fs.BoolVar(&c.flush, "flush-per-action", flush, "export a governed action's spans before releasing its lease, so the collector settles it on them")
 	fs.BoolVar(&c.verbose, "v", false, "log the guard's waits and retries to stderr")
+	fs.StringVar(&c.degradeTo, "degrade-to", "", "name --model in each decision request and call this cheaper model when a policy degrade entry answers with it (e.g. sim-llm-mini); the report shows what ran on it")
 }
 
 func (c *common) validate() error {
@@ -222,6 +224,14 @@ func (c *common) fleet(stderr io.Writer) (sim.FleetConfig, error) {
 	}
 	cfg := sim.FleetConfig{Token: c.token, AgentTokens: c.agentTokens, Pricer: p, OTLPEndpoint: c.otlpEndpoint, ApprovalWait: c.approvalWait,
 		ThrottleWait: c.throttleWait, ThrottleRetries: 10, FlushPerAction: c.flush}
+	if c.degradeTo != "" {
+		if c.ungoverned {
+			return sim.FleetConfig{}, usageError{errors.New("--degrade-to needs the decision API (not --ungoverned)")}
+		}
+		if cfg.DegradeTo, err = sim.NewPricer(table, c.degradeTo, c.provider); err != nil {
+			return sim.FleetConfig{}, usageError{fmt.Errorf("--degrade-to: %w", err)}
+		}
+	}
 	if !c.ungoverned {
 		cfg.DecisionURL = c.decisionURL
 	}
@@ -362,6 +372,9 @@ func runValidated[O any, P interface {
 	Validate() error
 }](ctx context.Context, c *common, stderr io.Writer, o P, setFleet func(sim.FleetConfig),
 	run func(context.Context, O) (*sim.Report, error)) (*sim.Report, string, error) {
+	if c.degradeTo != "" {
+		return nil, "", usageError{errors.New("--degrade-to is a runaway flag: only its report shows the degraded spend")}
+	}
 	fleet, err := c.fleet(stderr)
 	if err != nil {
 		return nil, "", err

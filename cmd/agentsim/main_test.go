@@ -61,6 +61,9 @@ func TestUsage(t *testing.T) {
 		{"bad run prefix", []string{"runaway", "--run-prefix", "a b"}, 2, "must not contain spaces"},
 		{"unknown model", []string{"runaway", "--model", "nope-llm"}, 1, `model "nope-llm" (provider "sim") has no price`},
 		{"missing price file", []string{"runaway", "--prices", "/nonexistent/prices.yaml"}, 1, "/nonexistent/prices.yaml"},
+		{"degrade ungoverned", []string{"runaway", "--ungoverned", "--degrade-to", "sim-llm-mini"}, 2, "--degrade-to needs the decision API"},
+		{"degrade unknown model", []string{"runaway", "--degrade-to", "nope-mini"}, 2, `--degrade-to: model "nope-mini" (provider "sim") has no price`},
+		{"degrade not runaway", []string{"steady", "--degrade-to", "sim-llm-mini"}, 2, "--degrade-to is a runaway flag"},
 		{"steady zero rate", []string{"steady", "--rate", "0"}, 2, "rate must be a positive"},
 		{"steady no agents", []string{"steady", "--agents", "0"}, 2, "agents must be at least 1"},
 	}

@@ -144,6 +144,8 @@ func knownRuleMetrics() map[string]bool {
 		budgetreceiver.NameLedgerUnavailable, budgetreceiver.NamePolicyReloadErrors,
 		budgetreceiver.NameEvidenceErrors, budgetreceiver.NameEvidenceDropped, budgetreceiver.NameTokenCapBreaches,
 		budgetreceiver.NameReportedClipped, costmetrics.NameRefused, costmetrics.NameMalformed,
+		budgetreceiver.NameFreezesActive, budgetreceiver.NameBudgetLevel, budgetreceiver.NameNotifications,
+		budgetreceiver.NameNotificationsOutq,
 	} {
 		known[name] = true
 	}
@@ -176,6 +178,10 @@ var metricLabels = map[string][]string{
 	budgetreceiver.NameEvidenceDropped:    {},
 	budgetreceiver.NameTokenCapBreaches:   {"agent"},
 	budgetreceiver.NameReportedClipped:    {"agent"},
+	budgetreceiver.NameFreezesActive:      {},
+	budgetreceiver.NameBudgetLevel:        {"scope", "id", "window"},
+	budgetreceiver.NameNotifications:      {"outcome"},
+	budgetreceiver.NameNotificationsOutq:  {},
 	costmetrics.NameRefused:               {"reason"},
 	costmetrics.NameMalformed:             {"reason"},
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/agentcost/agentcost/internal/evidence"
 	"github.com/agentcost/agentcost/internal/ledger"
 	"github.com/agentcost/agentcost/internal/money"
+	"github.com/agentcost/agentcost/internal/notify"
 	"github.com/agentcost/agentcost/internal/policy"
 	"github.com/agentcost/agentcost/pkg/decisionapi"
 )
@@ -137,6 +138,7 @@ func (e *Engine) resolve(ctx context.Context, id string, res ledger.Resolution, 
 	if err != nil {
 		return decisionapi.Approval{}, e.approvalError(id, err)
 	}
+	e.emit(ctx, approvalEvent(notify.TypeApprovalResolved, ap, res.Time))
 	out := wireApproval(ap)
 	outcome := "denied"
 	if res.Approve {

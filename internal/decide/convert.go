@@ -169,6 +169,7 @@ func evidenceConstraints(c decisionapi.Constraints) *evidence.Constraints {
 	return &evidence.Constraints{
 		MaxRuntimeSec: c.MaxRuntimeSec, MaxRetries: c.MaxRetries, MaxConcurrent: c.MaxConcurrent,
 		RateLimit: c.RateLimit, MaxTokens: c.MaxTokens, MaxToolCalls: c.MaxToolCalls, MaxDepth: c.MaxDepth,
+		Model: c.Model,
 	}
 }
 

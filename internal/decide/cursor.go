@@ -14,6 +14,7 @@ import (
 const (
 	cursorApprovals = "a"
 	cursorBudgets   = "b"
+	cursorFreezes   = "f"
 )
 
 func encodeCursor(kind string, parts ...string) string {
@@ -81,4 +82,24 @@ func parseBudgetCursor(s string) (budgetCursor, error) {
 		return budgetCursor{}, badCursor()
 	}
 	return c, nil
+}
+
+// freezeCursor encodes where the next page of freezes starts.
+func freezeCursor(c ledger.ApprovalCursor) string {
+	return encodeCursor(cursorFreezes, strconv.FormatInt(c.CreatedMicros, 10), c.ID)
+}
+
+func parseFreezeCursor(s string) (ledger.ApprovalCursor, error) {
+	if s == "" {
+		return ledger.ApprovalCursor{}, nil
+	}
+	parts, ok := decodeCursor(s, cursorFreezes, 2)
+	if !ok {
+		return ledger.ApprovalCursor{}, badCursor()
+	}
+	us, err := strconv.ParseInt(parts[0], 10, 64)
+	if err != nil || us <= 0 || parts[1] == "" {
+		return ledger.ApprovalCursor{}, badCursor()
+	}
+	return ledger.ApprovalCursor{CreatedMicros: us, ID: parts[1]}, nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/agentcost/agentcost/internal/evidence"
 	"github.com/agentcost/agentcost/internal/ledger"
+	"github.com/agentcost/agentcost/internal/notify"
 	"github.com/agentcost/agentcost/internal/policy"
 	"github.com/agentcost/agentcost/pkg/decisionapi"
 )
@@ -136,6 +137,7 @@ func (e *Engine) decide(ctx context.Context, c Caller, req *decisionapi.Decision
 	defer cancel()
 	a := &action{caller: c, req: req, p: e.cfg.Policy(), now: e.now(), id: id, evidenceID: id, traceID: traceID}
 	a.preq = requestOf(req)
+	a.preq.Prices = e.cfg.Prices
 	if req.ApprovalID != "" {
 		if err := e.attachApproval(ctx, a); err != nil {
 			return e.fail(ctx, a, err)
@@ -147,8 +149,10 @@ func (e *Engine) decide(ctx context.Context, c Caller, req *decisionapi.Decision
 	}
 	a.rs = rs
 	a.out = policy.Evaluate(a.p, a.preq, rs.policy, a.now)
+	a.reprice()
 	a.constraints = a.out.Constraints
 	a.set(a.out.Decision, a.out.RuleID, a.out.Reason, a.out.RetryAfter)
+	a.applyFreeze()
 	switch {
 	case a.decision.Allowed():
 		if err := e.enforce(ctx, a); err != nil {
@@ -182,8 +186,10 @@ func (e *Engine) fail(ctx context.Context, a *action, err error) (decisionapi.De
 	}
 	preq := a.preq
 	preq.Approval = nil
+	preq.EstimatedCost = a.original()
 	a.approval = nil
 	a.out = policy.Evaluate(a.p, preq, policy.State{}, a.now)
+	a.reprice()
 	a.constraints = a.out.Constraints
 	switch a.out.Decision {
 	case policy.Deny:
@@ -372,6 +378,7 @@ func (e *Engine) requestApproval(ctx context.Context, a *action) error {
 		return ledgerErr("create approval", err)
 	}
 	a.approvalID, a.expiresAt = ap.ID, ap.ExpiresAt
+	e.emit(ctx, approvalEvent(notify.TypeApprovalRequested, ap, a.now))
 	return nil
 }
 
@@ -431,6 +438,7 @@ func (e *Engine) answer(a *action) decisionapi.DecisionResponse {
 	}
 	if a.decision.Allowed() {
 		resp.Constraints = apiConstraints(a.constraints)
+		resp.Constraints.Model = a.out.Degraded.Model
 	} else {
 		resp.RetryAfterSec = retrySec(a.retry)
 	}

@@ -190,8 +190,15 @@ type Config struct {
 	// LedgerTimeout bounds the ledger calls of one decision; past it the ledger counts as
 	// unavailable and the decision is answered under the fail mode (0: no bound of its own).
 	LedgerTimeout time.Duration
+	// Prices re-estimates a request's cost for the cheaper model of a policy `degrade:` entry
+	// (the receiver's price table); nil, degrade never applies.
+	Prices policy.Repricer
 	// Recorder is told what happened; nil records nothing.
 	Recorder Recorder
+	// Notifier stores notification events (approvals requested, resolved and expired, action
+	// anomalies, budget level crossings) before the operation that caused them answers; nil
+	// notifies nobody.
+	Notifier Notifier
 	// Logger logs ledger failures (rate limited) and nothing per request.
 	Logger *zap.Logger
 	// Now is the clock (default time.Now).
@@ -224,6 +231,10 @@ type Engine struct {
 	// actions all settle between two checks is still followed.
 	notedMu sync.Mutex
 	noted   map[string]runNote
+
+	// notifyMu serialises NotifyExpiredApprovals; expiredCursor is where its listing resumes.
+	notifyMu      sync.Mutex
+	expiredCursor ledger.ApprovalCursor
 }
 
 // leaseKeyName is the ledger record that holds the key lease ids are authenticated with; every

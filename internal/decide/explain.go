@@ -26,6 +26,7 @@ func (e *Engine) Explain(ctx context.Context, c Caller, req decisionapi.Decision
 	}
 	req.Team = team
 	a := &action{caller: c, req: &req, p: e.cfg.Policy(), now: e.now(), preq: requestOf(&req)}
+	a.preq.Prices = e.cfg.Prices
 	if req.ApprovalID != "" {
 		if err := e.attachApproval(ctx, a); err != nil {
 			var le *ledgerError
@@ -56,6 +57,8 @@ func (e *Engine) Explain(ctx context.Context, c Caller, req decisionapi.Decision
 	}
 	if !o.Decision.Allowed() {
 		out.RetryAfterSec = retrySec(o.RetryAfter)
+	} else {
+		out.Constraints.Model = o.Degraded.Model
 	}
 	for _, r := range ex.Rules {
 		out.Rules = append(out.Rules, decisionapi.RuleTrace{

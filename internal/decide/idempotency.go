@@ -117,6 +117,7 @@ func requestOf(req *decisionapi.DecisionRequest) policy.Request {
 	return policy.Request{
 		RunID: req.RunID, AgentID: req.AgentID, Action: req.Action, RiskTags: req.RiskTags,
 		EstimatedCost: est, Items: req.Items, Team: req.Team, ApprovalID: req.ApprovalID,
+		Model: req.Model,
 	}
 }
 

@@ -127,6 +127,7 @@ func (e *Engine) CheckMidFlight(ctx context.Context) (MidFlight, error) {
 				if flagged {
 					out.Actions++
 					e.rec.ActionAnomaly(o.Agent)
+					e.emit(ctx, anomalyEvent(o.ID, o.Agent, o.Action, o.Matched, "running cost above the action's baseline (flagged mid-flight)", now))
 					e.recordFlag(ctx, ledger.LevelAction, o.Agent, now, evidence.Record{
 						EvidenceID: o.Metadata[metaEvidenceID], RunID: o.RunID, Team: o.Team, Action: o.Action,
 						DecisionID: o.ID, TraceID: o.TraceID, LeaseID: o.Metadata[metaLeaseID],

@@ -133,6 +133,7 @@ func (e *Engine) settle(ctx context.Context, s ledger.Settlement) decisionapi.Se
 		// An action flagged mid-flight was counted then: its marker is taken, so count it once.
 		if created, err := e.flagOnce(ctx, ledger.LevelAction, s.ID); created || err != nil {
 			e.rec.ActionAnomaly(s.Agent)
+			e.emit(ctx, anomalyEvent(s.ID, s.Agent, s.Action, s.Cost, "settled cost above the action's baseline", s.SettledAt))
 		}
 		if err := e.ledger.RecordAnomaly(ctx, s.Agent, ledger.LevelAction, s.SettledAt); err != nil {
 			e.warnLedger("record anomaly", err)

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/agentcost/agentcost/internal/ledger"
-	"github.com/agentcost/agentcost/internal/money"
 	"github.com/agentcost/agentcost/internal/policy"
 	"github.com/agentcost/agentcost/pkg/decisionapi"
 )
@@ -23,6 +22,8 @@ type scopeState struct {
 type requestState struct {
 	policy policy.State
 	scopes [policy.NumScopes]scopeState
+	// freezes are the freezes active at the decision (read with the states).
+	freezes []ledger.Freeze
 }
 
 // scopeID returns the request's id for a scope.
@@ -56,10 +57,11 @@ func (e *Engine) gather(ctx context.Context, p *policy.Policy, req *policy.Reque
 		scopes[len(queries)] = s
 		queries = append(queries, ledger.StateQuery{Scope: ledgerScope(s), ID: ledgerID(s, id), Window: ledgerWindow(b.Window)})
 	}
-	res, err := e.ledger.Read(ctx, ledger.ReadRequest{States: queries, Agent: req.AgentID, Time: now})
+	res, err := e.ledger.Read(ctx, ledger.ReadRequest{States: queries, Agent: req.AgentID, Freezes: true, Time: now})
 	if err != nil {
 		return rs, fmt.Errorf("reading the budget state: %w", err)
 	}
+	rs.freezes = res.Freezes
 	for i, st := range res.States {
 		s := scopes[i]
 		rs.scopes[s].state = st
@@ -93,20 +95,25 @@ func (rs *requestState) budgetMap(p *policy.Policy) map[string]decisionapi.Budge
 		if m == nil {
 			m = make(map[string]decisionapi.BudgetStatus, policy.NumScopes)
 		}
-		m[s.String()] = status(p, s, sc.state, sc.budget.Limit)
+		m[s.String()] = status(p, s, sc.state, sc.budget)
 	}
 	return m
 }
 
 // status is one scope's budget status for display: a fleet is normal, throttle or pause, every
-// other scope normal or exhausted (nothing more fits).
-func status(p *policy.Policy, s policy.Scope, st ledger.State, limit money.Nanos) decisionapi.BudgetStatus {
+// other scope normal or exhausted (nothing more fits); a scope otherwise normal is warn from its
+// warn_at.
+func status(p *policy.Policy, s policy.Scope, st ledger.State, b policy.Budget) decisionapi.BudgetStatus {
+	limit := b.Limit
 	used := st.Spent + st.Reserved
 	level := decisionapi.LevelNormal
 	if s == policy.ScopeFleet {
 		level = fleetLevelName(p.FleetLevel(policy.Usage{Spent: st.Spent, Reserved: st.Reserved}))
 	} else if used >= limit {
 		level = decisionapi.LevelExhausted
+	}
+	if level == decisionapi.LevelNormal && b.Warned(used) {
+		level = decisionapi.LevelWarn
 	}
 	util := 1.0
 	if limit > 0 {
@@ -240,7 +247,7 @@ func (e *Engine) Budgets(ctx context.Context, c Caller, page decisionapi.ListPar
 		resp.Fleet = decisionapi.FleetStatus{Level: int(level), Name: fleetLevelName(level)}
 	}
 	for i, it := range items {
-		resp.Scopes = append(resp.Scopes, decisionapi.ScopeBudget{Scope: it.scope.String(), BudgetStatus: status(p, it.scope, res.States[i], it.b.Limit)})
+		resp.Scopes = append(resp.Scopes, decisionapi.ScopeBudget{Scope: it.scope.String(), BudgetStatus: status(p, it.scope, res.States[i], it.b)})
 	}
 	return resp, nil
 }

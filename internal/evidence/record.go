@@ -30,6 +30,10 @@ const (
 	// KindAnomaly records a mid-flight anomaly: an open action's, or a running run's, running total
 	// of booked spend crossed the multiplier × its baseline before it was settled (Level says which).
 	KindAnomaly Kind = "anomaly"
+	// KindFreeze records a reviewer freezing a scope (FreezeID, Scope, ScopeID, Reviewer, Reason).
+	KindFreeze Kind = "freeze"
+	// KindUnfreeze records a reviewer lifting a freeze.
+	KindUnfreeze Kind = "unfreeze"
 )
 
 // CostSource says where a settlement's actual cost came from.
@@ -84,6 +88,8 @@ type Constraints struct {
 	MaxTokens    *int64 `json:"max_tokens,omitempty"`
 	MaxToolCalls *int64 `json:"max_tool_calls,omitempty"`
 	MaxDepth     *int64 `json:"max_depth,omitempty"`
+	// Model is the cheaper model a policy degrade entry answered with.
+	Model string `json:"model,omitempty"`
 }
 
 // Tokens is the token usage of the spans matched to an action.
@@ -115,7 +121,7 @@ type Record struct {
 	// Writer.
 	PrevHash string `json:"prev_hash,omitempty"`
 
-	// Kind is decision, approval, settlement or anomaly.
+	// Kind is decision, approval, settlement, anomaly, freeze or unfreeze.
 	Kind Kind `json:"kind"`
 	// EvidenceID links the records of one action.
 	EvidenceID string `json:"evidence_id"`
@@ -165,6 +171,12 @@ type Record struct {
 	// when it was flagged, SpansMatched the spans booked so far, Anomaly the verdict.
 	Level string `json:"level,omitempty"`
 
+	// Freeze and unfreeze fields: the freeze, its scope (fleet, team, agent or run) and scope id;
+	// Reviewer is who froze or lifted it, Reason why it was frozen.
+	FreezeID string `json:"freeze_id,omitempty"`
+	Scope    string `json:"scope,omitempty"`
+	ScopeID  string `json:"scope_id,omitempty"`
+
 	// Hash is the record's own hash (see the package documentation). Assigned by the Writer, which
 	// writes it as the line's last member.
 	Hash string `json:"hash,omitempty"`
@@ -173,11 +185,11 @@ type Record struct {
 // validate checks what the Writer needs of a record before chaining it.
 func (r *Record) validate() error {
 	switch r.Kind {
-	case KindDecision, KindApproval, KindSettlement, KindAnomaly:
+	case KindDecision, KindApproval, KindSettlement, KindAnomaly, KindFreeze, KindUnfreeze:
 	case "":
 		return errors.New("kind is required")
 	default:
-		return fmt.Errorf("kind %q is not decision, approval, settlement or anomaly", r.Kind)
+		return fmt.Errorf("kind %q is not decision, approval, settlement, anomaly, freeze or unfreeze", r.Kind)
 	}
 	if r.EvidenceID == "" {
 		return errors.New("evidence_id is required")

@@ -674,6 +674,12 @@ func (e *Embedded) Read(ctx context.Context, req ReadRequest) (ReadResult, error
 			out.LastActionAnomaly = t.lastAnomaly(req.Agent, LevelAction, e.cal.loc)
 			out.LastRunAnomaly = t.lastAnomaly(req.Agent, LevelRun, e.cal.loc)
 		}
+		if req.Freezes {
+			var err error
+			if out.Freezes, err = activeFreezesTx(t, now); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 	if err != nil {

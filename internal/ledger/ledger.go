@@ -114,6 +114,9 @@ type Ledger interface {
 	// skipped, not listed.
 	OpenSpend(ctx context.Context, limit int) ([]OpenSpend, error)
 
+	// Freezer stores the freezes (emergency brakes) reviewers put on scopes.
+	Freezer
+
 	// Location returns the time zone that aligns every window.
 	Location() *time.Location
 
@@ -281,6 +284,8 @@ type ReadRequest struct {
 	States []StateQuery
 	// Agent, when set, is the agent whose latest anomalies are read.
 	Agent string
+	// Freezes asks for the freezes active at Time, read with the states.
+	Freezes bool
 	// Time is when the read happens.
 	Time time.Time
 }
@@ -292,6 +297,8 @@ type ReadResult struct {
 	// LastCallAnomaly, LastActionAnomaly and LastRunAnomaly are the agent's latest anomaly of each
 	// level; zero when none is known (or no agent was named).
 	LastCallAnomaly, LastActionAnomaly, LastRunAnomaly time.Time
+	// Freezes are the freezes active at the read's Time (every scope), when asked for.
+	Freezes []Freeze
 }
 
 // Reservation is an open reservation.

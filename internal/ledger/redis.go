@@ -738,6 +738,10 @@ func (r *Redis) Read(ctx context.Context, req ReadRequest) (ReadResult, error) {
 			anomalies[i] = pipe.Get(ctx, r.anomalyKey(req.Agent, level))
 		}
 	}
+	var freezes *redis.StringSliceCmd
+	if req.Freezes {
+		freezes = pipe.HVals(ctx, r.freezesActiveKey())
+	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return ReadResult{}, fmt.Errorf("reading budget state: %w", r.wrap(err))
 	}
@@ -756,6 +760,13 @@ func (r *Redis) Read(ctx context.Context, req ReadRequest) (ReadResult, error) {
 		if *dst, _, err = r.anomalyTime(anomalies[i]); err != nil {
 			return ReadResult{}, fmt.Errorf("reading anomaly of %q: %w", req.Agent, err)
 		}
+	}
+	if freezes != nil {
+		fs, err := decodeFreezes(freezes.Val())
+		if err != nil {
+			return ReadResult{}, err
+		}
+		out.Freezes = activeFreezes(fs, now)
 	}
 	return out, nil
 }

@@ -30,6 +30,10 @@ type Request struct {
 	// Approval is set by the receiver when ApprovalID names an approval that a reviewer approved
 	// and that is still valid for this request; nil otherwise.
 	Approval *ApprovedApproval
+	// Model is the model the action intends to call; empty, `degrade:` does not apply.
+	Model string
+	// Prices re-estimates the cost for a degraded model; nil, `degrade:` does not apply.
+	Prices Repricer
 }
 
 // ApprovedApproval is a reviewer's approval as the receiver found it in the ledger.
@@ -170,6 +174,9 @@ type Outcome struct {
 	Evidence bool `json:"evidence"`
 	// ApprovalUsed reports that the request's approval lifted require_approval or the fleet pause.
 	ApprovalUsed bool `json:"approval_used"`
+	// Degraded is the model swap a `degrade:` entry made (zero: none). When set, the request
+	// was decided with the re-estimate, which is what the receiver reserves.
+	Degraded Degraded `json:"degraded,omitzero"`
 }
 
 // Reasons of the budget layers; constant so Evaluate does not allocate.
@@ -235,6 +242,7 @@ func evaluate(p *Policy, req *Request, st *State, now time.Time, o *Outcome) {
 		return
 	}
 	o.PolicyVersion = p.version
+	p.degradeRequest(req, st, o)
 	est := req.EstimatedCost
 	derived := p.derivedTags(req)
 
@@ -306,7 +314,7 @@ func evaluate(p *Policy, req *Request, st *State, now time.Time, o *Outcome) {
 	switch {
 	case o.Decision == Deny:
 		cons = Constraints{}
-	case o.Decision == Allow && !cons.IsZero():
+	case o.Decision == Allow && (!cons.IsZero() || !o.Degraded.IsZero()):
 		o.Decision = AllowWithConstraints
 	}
 	o.Constraints = cons

@@ -139,6 +139,9 @@ func (r *rule) describe(f matcher, req *Request, st *State, derived []string, no
 func (p *Policy) layers(req *Request, o *Outcome) []LayerTrace {
 	est := req.EstimatedCost
 	var ls []LayerTrace
+	if len(p.degrade) > 0 {
+		ls = append(ls, p.degradeLayer(req, o))
+	}
 
 	l := LayerTrace{Layer: "per_action_cap", Detail: "not configured"}
 	if p.hasActionMax {

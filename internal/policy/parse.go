@@ -149,6 +149,7 @@ func Parse(name string, data []byte, overlays ...Source) (*Policy, error) {
 	d := &decoder{b: b, file: name}
 	if root := d.document(data); root != nil {
 		b.policyDoc(d, root)
+		b.checkDegradeScopes(d)
 	}
 	for _, ov := range overlays {
 		hashPart(h, ov.Data)
@@ -555,7 +556,7 @@ func (d *decoder) globs(n *yaml.Node, field string) globSet {
 	return out
 }
 
-const policyKeys = "version, policy_version, default_decision, derive_tags, budgets, agents, topics, rules, evidence, approvals, settlement"
+const policyKeys = "version, policy_version, default_decision, derive_tags, budgets, agents, topics, rules, evidence, approvals, settlement, degrade"
 
 const settlementKeys = "reported_cost_max_multiple, reported_cost_floor_usd"
 
@@ -627,6 +628,8 @@ func (b *builder) policyDoc(d *decoder, root *yaml.Node) {
 			})
 		case "settlement":
 			b.settlement(d, v)
+		case "degrade":
+			b.degrade(d, v)
 		case "evidence":
 			d.mapping(v, key, func(ek string, k, v *yaml.Node) {
 				if ek != "min_estimated_cost_usd" {
@@ -805,6 +808,13 @@ func (d *decoder) budget(n *yaml.Node, field string, run bool) (Budget, bool) {
 			if bu.Limit, good = d.usd(v, f); !good {
 				ok = false
 			}
+		case "warn_at":
+			if r, good := d.ratio(v, f); good {
+				if r >= ratioScale {
+					d.fail(v, f, "%s must be below 1 (at 1 the budget is exhausted)", r)
+				}
+				bu.WarnAt = r
+			}
 		case "window":
 			if run {
 				if s, good := d.scalar(v, f); good && s != "lifetime" {
@@ -817,7 +827,7 @@ func (d *decoder) budget(n *yaml.Node, field string, run bool) (Budget, bool) {
 				ok = false
 			}
 		default:
-			d.unknown(k, field, key, "limit_usd, window")
+			d.unknown(k, field, key, "limit_usd, window, warn_at")
 		}
 	}) {
 		return Budget{}, false
@@ -842,7 +852,7 @@ func (b *builder) fleet(d *decoder, n *yaml.Node, field string) {
 	f := &b.p.fleet
 	f.throttleAt, f.pauseAt = defaultThrottleAt, defaultPauseAt
 	sawLimit, sawWindow := false, false
-	throttleLine, pauseLine := n.Line, n.Line
+	throttleLine, pauseLine, warnLine := n.Line, n.Line, n.Line
 	if !d.object(n, field, "limit_usd and window", func(key string, k, v *yaml.Node) {
 		kf := join(field, key)
 		switch key {
@@ -852,6 +862,11 @@ func (b *builder) fleet(d *decoder, n *yaml.Node, field string) {
 		case "window":
 			sawWindow = true
 			f.Window, _ = d.window(v, kf)
+		case "warn_at":
+			warnLine = v.Line
+			if r, ok := d.ratio(v, kf); ok {
+				f.WarnAt = r
+			}
 		case "throttle_at":
 			throttleLine = v.Line
 			if r, ok := d.ratio(v, kf); ok {
@@ -871,7 +886,7 @@ func (b *builder) fleet(d *decoder, n *yaml.Node, field string) {
 				f.throttleRate = r
 			}
 		default:
-			d.unknown(k, field, key, "limit_usd, window, throttle_at, pause_at, throttle_rate")
+			d.unknown(k, field, key, "limit_usd, window, warn_at, throttle_at, pause_at, throttle_rate")
 		}
 	}) {
 		return
@@ -888,6 +903,9 @@ func (b *builder) fleet(d *decoder, n *yaml.Node, field string) {
 			line = pauseLine
 		}
 		d.failAt(line, join(field, "throttle_at"), "%s must be below pause_at %s", f.throttleAt, f.pauseAt)
+	}
+	if f.WarnAt > 0 && f.WarnAt >= f.throttleAt {
+		d.failAt(max(warnLine, throttleLine), join(field, "warn_at"), "%s must be below throttle_at %s", f.WarnAt, f.throttleAt)
 	}
 	f.throttleUsed = scaleCeil(f.Limit, f.throttleAt)
 	f.pauseUsed = scaleCeil(f.Limit, f.pauseAt)

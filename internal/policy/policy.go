@@ -45,6 +45,8 @@ type Policy struct {
 	reportedFloor    money.Nanos // settlement.reported_cost_floor_usd
 
 	maxPending int64 // approvals.max_pending_per_agent; 0: no cap
+
+	degrade []degradeRule // `degrade:` entries in order; the first that applies swaps the model
 }
 
 // Budget is a spending limit over a window. The zero Budget is unconfigured.
@@ -53,6 +55,15 @@ type Budget struct {
 	Limit money.Nanos
 	// Window is the calendar window (Lifetime for runs).
 	Window Window
+	// WarnAt is the budget's warn_at: the fraction of Limit (scaled by 1e9) from which the
+	// scope's level is warn; zero means none. It changes no decision: it tells a person (the API,
+	// metrics, alerts and notifications) before the limit bites.
+	WarnAt money.Nanos
+}
+
+// Warned reports whether used (spent + reserved) reached the budget's warn_at.
+func (b Budget) Warned(used money.Nanos) bool {
+	return b.WarnAt > 0 && used >= scaleCeil(b.Limit, b.WarnAt)
 }
 
 // Configured reports whether the budget is set.

@@ -81,7 +81,7 @@ rules:
     constraints: {max_runtime: 5}
     priority: 1
 `, []string{
-			`policy.yaml:3: budgets.fleet.thottle_at: unknown key (want one of: limit_usd, window, throttle_at, pause_at, throttle_rate)`,
+			`policy.yaml:3: budgets.fleet.thottle_at: unknown key (want one of: limit_usd, window, warn_at, throttle_at, pause_at, throttle_rate)`,
 			`policy.yaml:4: budgets.agnets: unknown key (want one of: ` + budgetKeys + `)`,
 			`policy.yaml:8: rules[0].match.topic: unknown key (want one of: ` + matchKeys + `)`,
 			`policy.yaml:9: rules[0].constraints.max_runtime: unknown key (want one of: ` + constraintKeys + `)`,

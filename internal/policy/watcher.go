@@ -33,6 +33,10 @@ type WatcherConfig struct {
 	OnError func(error)
 	// OnReload is told about each newly swapped-in policy.
 	OnReload func(*Policy)
+	// Check, when set, vets a parsed policy against what only the caller knows (the receiver:
+	// that every degrade target is in its price table); an error rejects the policy like a parse
+	// error does.
+	Check func(*Policy) error
 }
 
 // Watcher keeps the current policy and hot-reloads it when its files change. It polls: each
@@ -74,6 +78,9 @@ func NewWatcher(cfg WatcherConfig) (*Watcher, error) {
 	}
 	w.parses.Add(1)
 	p, err := Parse(cfg.Path, data[0].Data, data[1:]...)
+	if err == nil && cfg.Check != nil {
+		err = cfg.Check(p)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -114,6 +121,9 @@ func (w *Watcher) Reload() (bool, error) {
 	}
 	w.parses.Add(1)
 	p, err := Parse(w.cfg.Path, data[0].Data, data[1:]...)
+	if err == nil && w.cfg.Check != nil {
+		err = w.cfg.Check(p)
+	}
 	if err != nil {
 		err = fmt.Errorf("reloading policy %q (keeping version %s): %w", w.cfg.Path, w.Policy().Version(), err)
 		w.lastSum, w.sumErr = sum, err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +32,10 @@ type FleetConfig struct {
 	AgentTokens map[string]string
 	// Pricer prices the simulated model.
 	Pricer *Pricer
+	// DegradeTo, on a governed fleet, makes the agents name their model (Pricer's) in each
+	// decision request and call the cheaper model a policy degrade entry answers with, which must
+	// be DegradeTo's; nil: the agents name no model, so degrade never applies.
+	DegradeTo *Pricer
 	// Exporter receives the spans; nil exports OTLP/gRPC to OTLPEndpoint.
 	Exporter sdktrace.SpanExporter
 	// OTLPEndpoint is the collector's OTLP/gRPC endpoint when Exporter is nil.
@@ -105,6 +110,10 @@ type Outcome struct {
 	Approvals []string
 	// Err is the error of a StatusError outcome.
 	Err error
+	// DegradedTo is the cheaper model the decision named (constraints.model), when it did;
+	// AskedCost is then what the same calls would have cost on the asked model.
+	DegradedTo string
+	AskedCost  money.Nanos
 }
 
 // Fleet runs actions as the simulated agents: one guard client and one tracer provider per agent.
@@ -212,15 +221,26 @@ func (f *Fleet) Do(ctx context.Context, a *Action) Outcome {
 	}
 	log := &attempts{}
 	var dec *guard.Decision
-	err = c.Run(withAttempts(ctx, log), guard.Action{Name: a.Topic, EstimatedCostUSD: a.Cost.USD(), Items: a.Items,
-		RiskTags: a.RiskTags, RunID: a.RunID, Team: a.Team, IdempotencyKey: a.Key},
+	ga := guard.Action{Name: a.Topic, EstimatedCostUSD: a.Cost.USD(), Items: a.Items,
+		RiskTags: a.RiskTags, RunID: a.RunID, Team: a.Team, IdempotencyKey: a.Key}
+	if f.cfg.DegradeTo != nil {
+		ga.Model = f.cfg.Pricer.Model
+	}
+	err = c.Run(withAttempts(ctx, log), ga,
 		func(ctx context.Context, d *guard.Decision) error {
 			dec = d
 			var maxTokens int64
 			if d.Constraints.MaxTokens != nil {
 				maxTokens = *d.Constraints.MaxTokens
 			}
-			return f.run(ctx, tracer, tp, a, &o, maxTokens)
+			pricer, err := f.pricerFor(d)
+			if err != nil {
+				return err
+			}
+			if pricer != f.cfg.Pricer {
+				o.DegradedTo = pricer.Model
+			}
+			return f.runOn(ctx, tracer, tp, a, &o, maxTokens, pricer)
 		})
 	o.Answers, o.Approvals = log.snapshot()
 	if dec != nil {
@@ -238,6 +258,12 @@ func (f *Fleet) Do(ctx context.Context, a *Action) Outcome {
 // run emits the action's calls, capping output at maxTokens (> 0), and with FlushPerAction
 // exports them before returning.
 func (f *Fleet) run(ctx context.Context, tracer trace.Tracer, tp *sdktrace.TracerProvider, a *Action, o *Outcome, maxTokens int64) error {
+	return f.runOn(ctx, tracer, tp, a, o, maxTokens, f.cfg.Pricer)
+}
+
+// runOn is run calling pricer's model: the fleet's own, or the cheaper one a degrade answer
+// named, whose calls are priced (and their asked-model cost kept in o.AskedCost) here.
+func (f *Fleet) runOn(ctx context.Context, tracer trace.Tracer, tp *sdktrace.TracerProvider, a *Action, o *Outcome, maxTokens int64, pricer *Pricer) error {
 	for _, c := range a.Calls {
 		if maxTokens > 0 && c.OutputTokens > maxTokens {
 			cost, err := f.cfg.Pricer.Cost(c.InputTokens, maxTokens)
@@ -247,7 +273,15 @@ func (f *Fleet) run(ctx context.Context, tracer trace.Tracer, tp *sdktrace.Trace
 			c.OutputTokens, c.Cost = maxTokens, cost
 			o.CappedCalls++
 		}
-		emitCall(ctx, tracer, f.cfg.Pricer.Model, f.cfg.Pricer.Provider, c, maxTokens)
+		if pricer != f.cfg.Pricer {
+			o.AskedCost += c.Cost
+			cost, err := pricer.Cost(c.InputTokens, c.OutputTokens)
+			if err != nil {
+				return err
+			}
+			c.Cost = cost
+		}
+		emitCall(ctx, tracer, pricer.Model, pricer.Provider, c, maxTokens)
 		o.Calls++
 		o.InputTokens += c.InputTokens
 		o.OutputTokens += c.OutputTokens
@@ -266,6 +300,20 @@ func (f *Fleet) run(ctx context.Context, tracer trace.Tracer, tp *sdktrace.Trace
 		}
 	}
 	return nil
+}
+
+// pricerFor returns the pricer of the model the decision tells the agent to call: the fleet's,
+// or DegradeTo's when a degrade answer named it; any other model is an error (agentsim cannot
+// price it).
+func (f *Fleet) pricerFor(d *guard.Decision) (*Pricer, error) {
+	m := d.Constraints.Model
+	switch {
+	case m == "" || strings.EqualFold(m, f.cfg.Pricer.Model):
+		return f.cfg.Pricer, nil
+	case f.cfg.DegradeTo != nil && strings.EqualFold(m, f.cfg.DegradeTo.Model):
+		return f.cfg.DegradeTo, nil
+	}
+	return nil, fmt.Errorf("the decision names model %q, which agentsim does not price (--degrade-to)", m)
 }
 
 // flushTimeout bounds the export of one action's spans before its release.

@@ -55,6 +55,9 @@ type Report struct {
 	Anomalies AnomaliesReport `json:"anomalies"`
 	// Creep is where the creep scenario's loop was flagged and stopped; nil for other scenarios.
 	Creep *CreepReport `json:"creep,omitempty"`
+	// Degrade is what ran on a cheaper model because a policy degrade entry answered with it;
+	// nil when the fleet named no model (--degrade-to unset).
+	Degrade *DegradeReport `json:"degrade,omitempty"`
 
 	DecisionLatency  *LatencyReport `json:"decision_latency,omitempty"`
 	TargetRate       float64        `json:"target_rate,omitempty"`
@@ -63,6 +66,21 @@ type Report struct {
 	SpansFailed      int64          `json:"spans_failed"`
 	Errors           int            `json:"errors"`
 	ErrorSamples     []string       `json:"error_samples,omitempty"`
+}
+
+// DegradeReport is the degraded part of a run: the actions the decision API answered with a
+// cheaper model, what they cost on it, and what the same calls would have cost on the asked one.
+type DegradeReport struct {
+	// Model is the cheaper model (--degrade-to).
+	Model string `json:"model"`
+	// Actions is the number of actions that ran on it.
+	Actions int `json:"actions"`
+	// Cost and CostUSD are what they cost; AskedCost and AskedCostUSD what the same calls would
+	// have cost on the asked model.
+	Cost         money.Nanos `json:"cost_nanos"`
+	CostUSD      float64     `json:"cost_usd"`
+	AskedCost    money.Nanos `json:"asked_cost_nanos"`
+	AskedCostUSD float64     `json:"asked_cost_usd"`
 }
 
 // ArithmeticReport is Arithmetic for display.
@@ -165,6 +183,8 @@ type RunInfo struct {
 	Wall      time.Duration
 	Simulated time.Duration
 	Pricer    *Pricer
+	// DegradeTo is the fleet's cheaper model when it named its model for degrade (nil: not).
+	DegradeTo *Pricer
 	// Arithmetic and BatchesPerDay describe a runaway plan.
 	Arithmetic    *Arithmetic
 	BatchesPerDay int
@@ -226,6 +246,9 @@ func Summarize(plan *Plan, outcomes []Outcome, info RunInfo) *Report {
 		ar.PlannedUSD = ar.Planned.USD()
 	}
 
+	if info.DegradeTo != nil {
+		r.Degrade = &DegradeReport{Model: info.DegradeTo.Model}
+	}
 	approvals := map[string]bool{}
 	errSeen := map[string]bool{}
 	sample := func(msg string) {
@@ -240,6 +263,12 @@ func Summarize(plan *Plan, outcomes []Outcome, info RunInfo) *Report {
 		ar.Outcomes[o.Status]++
 		for _, id := range o.Approvals {
 			approvals[id] = true
+		}
+		if d := r.Degrade; d != nil && o.Status == StatusRan && o.DegradedTo != "" {
+			d.Actions++
+			d.Cost += o.Cost
+			d.AskedCost += o.AskedCost
+			d.CostUSD, d.AskedCostUSD = d.Cost.USD(), d.AskedCost.USD()
 		}
 		switch o.Status {
 		case StatusRan:
@@ -423,6 +452,10 @@ func (r *Report) WriteText(w io.Writer) error {
 		action = fmt.Sprintf("%d (settlements)%s", r.Anomalies.ActionLevel, paren(counts(r.Anomalies.ActionAgents)))
 	}
 	fmt.Fprintf(tw, "anomalies\tper call %s; per action %s\n", calls, action)
+	if d := r.Degrade; d != nil {
+		fmt.Fprintf(tw, "degraded\t%d actions ran on %s for %s; on %s they would have cost %s\n",
+			d.Actions, d.Model, usd(d.CostUSD), r.Model, usd(d.AskedCostUSD))
+	}
 	if c := r.Creep; c != nil {
 		fmt.Fprintf(tw, "loop\t+%s per step from %s a call: 3x at step %d; spent %s of %s planned\n",
 			strconv.FormatFloat(100*c.Growth, 'f', -1, 64)+"%", "$"+trimFloat(c.NormalCallUSD), c.ThreeXStep, usd(c.LoopSpentUSD), usd(c.LoopPlannedUSD))

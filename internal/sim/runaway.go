@@ -105,7 +105,7 @@ func RunRunaway(ctx context.Context, o RunawayOptions) (*Report, error) {
 	wall, simulated := clock.RealElapsed(), clock.Sim(clock.RealElapsed())
 
 	info := RunInfo{Scenario: "runaway", Governed: o.Fleet.Governed(), Speed: o.Speed, Wall: wall, Simulated: simulated,
-		Pricer: o.Fleet.Pricer, Arithmetic: &arith, BatchesPerDay: cfg.BatchesPerDay, AutoReviewer: reviewer != nil}
+		Pricer: o.Fleet.Pricer, Arithmetic: &arith, DegradeTo: o.Fleet.DegradeTo, BatchesPerDay: cfg.BatchesPerDay, AutoReviewer: reviewer != nil}
 	finish(ctx, fleet, metrics, &info)
 	if reviewer != nil {
 		info.Approved = reviewer.Approved()

@@ -29,6 +29,10 @@ var wire = []struct {
 	{"POST", decisionapi.PathApprove, decisionapi.ApproveRequest{}, decisionapi.Approval{}},
 	{"POST", decisionapi.PathDeny, decisionapi.DenyRequest{}, decisionapi.Approval{}},
 	{"POST", decisionapi.PathExplain, decisionapi.DecisionRequest{}, decisionapi.ExplainResponse{}},
+	{"GET", decisionapi.PathLease, nil, decisionapi.LeaseStatus{}},
+	{"GET", decisionapi.PathFreezes, nil, decisionapi.FreezeList{}},
+	{"POST", decisionapi.PathFreezes, decisionapi.FreezeRequest{}, decisionapi.Freeze{}},
+	{"DELETE", decisionapi.PathFreeze, nil, decisionapi.Freeze{}},
 }
 
 func loadDoc(t *testing.T) *openapicheck.Document {
@@ -175,6 +179,9 @@ func drift(doc *openapicheck.Document) []error {
 		"SettlementStatus": strs(decisionapi.SettlementStatuses()),
 		"CostSource":       strs(decisionapi.CostSources()),
 		"ErrorCode":        strs(decisionapi.Codes()),
+		"FreezeScope":      strs(decisionapi.FreezeScopes()),
+		"FreezeState":      strs([]decisionapi.FreezeState{decisionapi.FreezeActive, decisionapi.FreezeLifted, decisionapi.FreezeExpired}),
+		"LeaseState":       strs([]decisionapi.LeaseState{decisionapi.LeaseOpen, decisionapi.LeaseExpired, decisionapi.LeaseSettled}),
 	} {
 		if err := doc.CheckEnum(schema, values...); err != nil {
 			fail("%w", err)

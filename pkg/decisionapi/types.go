@@ -83,6 +83,11 @@ type DecisionRequest struct {
 	// IdempotencyKey makes a retried request return the first request's decision instead of
 	// reserving twice.
 	IdempotencyKey string `json:"idempotency_key,omitempty"`
+	// Model is the model the action intends to call, as the price table names it (e.g.
+	// "gpt-4o"). With it, a policy's `degrade:` entries may answer a tight budget with
+	// allow_with_constraints and a cheaper constraints.model instead of a refusal; without it,
+	// degrade does not apply.
+	Model string `json:"model,omitempty"`
 	// Metadata is free-form context recorded with the decision's evidence.
 	Metadata map[string]string `json:"metadata,omitempty"`
 }
@@ -143,6 +148,10 @@ type Constraints struct {
 	MaxToolCalls *int64 `json:"max_tool_calls,omitempty"`
 	// MaxDepth is the agent recursion depth per run.
 	MaxDepth *int64 `json:"max_depth,omitempty"`
+	// Model is the cheaper model the agent must call instead of the request's model: set when a
+	// policy `degrade:` entry swapped it, and the reserved estimate is re-priced for it. Only
+	// decisions set it; an approval's constraints cannot.
+	Model string `json:"model,omitempty"`
 }
 
 // Limit returns a pointer to n, for filling Constraints.
@@ -151,7 +160,7 @@ func Limit(n int64) *int64 { return &n }
 // IsZero reports whether no constraint is set.
 func (c Constraints) IsZero() bool {
 	return c.MaxRuntimeSec == nil && c.MaxRetries == nil && c.MaxConcurrent == nil && c.RateLimit == "" &&
-		c.MaxTokens == nil && c.MaxToolCalls == nil && c.MaxDepth == nil
+		c.MaxTokens == nil && c.MaxToolCalls == nil && c.MaxDepth == nil && c.Model == ""
 }
 
 // MaxRuntime returns max_runtime_sec as a duration, and whether it is set.
@@ -166,9 +175,11 @@ func (c Constraints) MaxRuntime() (time.Duration, bool) {
 type BudgetLevel string
 
 // The budget levels. The fleet is normal, throttle or pause (its throttle_at and pause_at); the
-// other scopes are normal or exhausted.
+// other scopes are normal or exhausted. Any scope below those is warn from its warn_at, which
+// changes no decision.
 const (
 	LevelNormal    BudgetLevel = "normal"
+	LevelWarn      BudgetLevel = "warn"
 	LevelThrottle  BudgetLevel = "throttle"
 	LevelPause     BudgetLevel = "pause"
 	LevelExhausted BudgetLevel = "exhausted"
@@ -176,7 +187,7 @@ const (
 
 // BudgetLevels returns every budget level.
 func BudgetLevels() []BudgetLevel {
-	return []BudgetLevel{LevelNormal, LevelThrottle, LevelPause, LevelExhausted}
+	return []BudgetLevel{LevelNormal, LevelWarn, LevelThrottle, LevelPause, LevelExhausted}
 }
 
 // BudgetStatus is one budget scope in its current window. Amounts are dollars, for display.
@@ -443,7 +454,8 @@ type RuleTrace struct {
 
 // LayerTrace is one budget layer's verdict.
 type LayerTrace struct {
-	// Layer is per_action_cap, approval, run, agent, team or fleet.
+	// Layer is per_action_cap, approval, run, agent, team or fleet; degrade comes first when the
+	// policy has degrade entries.
 	Layer string `json:"layer"`
 	// Verdict is allow when the layer let the request pass.
 	Verdict Decision `json:"verdict"`

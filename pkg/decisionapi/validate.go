@@ -47,6 +47,7 @@ func (r *DecisionRequest) Validate() error {
 	}
 	for _, f := range [...]struct{ name, value string }{
 		{"run_id", r.RunID}, {"team", r.Team}, {"approval_id", r.ApprovalID}, {"idempotency_key", r.IdempotencyKey},
+		{"model", r.Model},
 	} {
 		if err := optionalID(f.name, f.value); err != nil {
 			return err
@@ -117,6 +118,9 @@ func (r *ReleaseRequest) ActualCost() (money.Nanos, bool, error) {
 func (r *ApproveRequest) Validate() error {
 	if err := r.Constraints.validate("constraints."); err != nil {
 		return err
+	}
+	if r.Constraints.Model != "" {
+		return fieldErr("constraints.model", "is set by a policy's degrade entries, not by a reviewer")
 	}
 	if _, _, err := r.CostCap(); err != nil {
 		return err

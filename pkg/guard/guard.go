@@ -67,6 +67,9 @@ type Client struct {
 	maxRetryWait       time.Duration
 	logger             *slog.Logger
 
+	// leaseWatch is how often a running action's lease is checked for a freeze (0: never).
+	leaseWatch time.Duration
+
 	// now and sleep are the clock; tests replace them.
 	now   func() time.Time
 	sleep func(ctx context.Context, d time.Duration) error
@@ -139,6 +142,7 @@ func New(endpoint string, opts ...Option) (*Client, error) {
 		maxThrottleWait:    DefaultMaxThrottleWait,
 		maxRetryWait:       30 * time.Second,
 		logger:             slog.New(slog.DiscardHandler),
+		leaseWatch:         DefaultLeaseWatchInterval,
 		now:                time.Now,
 		sleep:              sleepCtx,
 	}
@@ -148,8 +152,8 @@ func New(endpoint string, opts ...Option) (*Client, error) {
 	if c.http == nil || c.propagator == nil || c.logger == nil {
 		return nil, errors.New("guard: nil HTTP client, propagator or logger option")
 	}
-	if c.pollInterval <= 0 || c.maxApprovalWait < 0 || c.maxThrottleRetries < 0 || c.maxThrottleWait < 0 {
-		return nil, errors.New("guard: poll interval must be positive and waits and retries not negative")
+	if c.pollInterval <= 0 || c.maxApprovalWait < 0 || c.maxThrottleRetries < 0 || c.maxThrottleWait < 0 || c.leaseWatch < 0 {
+		return nil, errors.New("guard: poll interval must be positive and waits, retries and the lease watch not negative")
 	}
 	return c, nil
 }
@@ -175,6 +179,10 @@ type Action struct {
 	ApprovalID string
 	// Metadata is recorded with the decision's evidence.
 	Metadata map[string]string
+	// Model is the model the action intends to call (e.g. "gpt-4o"). With it, a policy's
+	// degrade entries may allow a cheaper model instead of refusing; Decision.Model says which
+	// model to call.
+	Model string
 }
 
 // Decision is an allowed decision, handed to the guarded function.
@@ -183,11 +191,27 @@ type Decision struct {
 	// RunID and Action are the run and topic the decision was asked for.
 	RunID  string
 	Action string
+	// RequestedModel is the Action's Model.
+	RequestedModel string
 
 	mu         sync.Mutex
 	reported   money.Nanos
 	hasReport  bool
 	settlement *decisionapi.Settlement
+}
+
+// Model returns the model the action must call: the cheaper constraints.model when the policy
+// degraded the request, else the Action's own Model (empty when it named none).
+func (d *Decision) Model() string {
+	if d.Constraints.Model != "" {
+		return d.Constraints.Model
+	}
+	return d.RequestedModel
+}
+
+// Degraded reports whether the policy swapped the requested model for a cheaper one.
+func (d *Decision) Degraded() bool {
+	return d.Constraints.Model != "" && d.Constraints.Model != d.RequestedModel
 }
 
 // ReportCost adds usd to the action's reported cost, sent as actual_cost_usd on release. Only
@@ -302,6 +326,7 @@ func (c *Client) request(a Action) (decisionapi.DecisionRequest, error) {
 		RunID: first(a.RunID, c.runID), AgentID: c.agentID, Action: a.Name, RiskTags: a.RiskTags,
 		EstimatedCostUSD: a.EstimatedCostUSD, Items: a.Items, Team: first(a.Team, c.team),
 		ApprovalID: a.ApprovalID, IdempotencyKey: a.IdempotencyKey, Metadata: a.Metadata,
+		Model: a.Model,
 	}
 	if err := req.Validate(); err != nil {
 		return req, fmt.Errorf("guard: invalid action: %w", err)
@@ -341,7 +366,7 @@ func (c *Client) obtain(ctx context.Context, a Action) (*Decision, error) {
 		}
 		switch resp.Decision {
 		case decisionapi.DecisionAllow, decisionapi.DecisionAllowWithConstraints:
-			return &Decision{DecisionResponse: *resp, RunID: req.RunID, Action: req.Action}, nil
+			return &Decision{DecisionResponse: *resp, RunID: req.RunID, Action: req.Action, RequestedModel: req.Model}, nil
 		case decisionapi.DecisionDeny:
 			return nil, &DeniedError{Reason: resp.Reason, RuleID: resp.RuleID, DecisionID: resp.DecisionID,
 				RetryAfter: seconds(resp.RetryAfterSec)}
@@ -424,12 +449,19 @@ func (c *Client) execute(ctx context.Context, d *Decision, fn func(context.Conte
 		runCtx, cancel = context.WithTimeout(runCtx, maxRuntime)
 		defer cancel()
 	}
+	runCtx, stopWatch := c.startWatch(runCtx, d)
 	returned := false
 	// Without recover: a panic of fn runs this release and then continues with its own stack.
 	defer func() {
+		frozen := stopWatch()
 		status := decisionapi.StatusPanic
 		if returned {
 			status = outcome(ctx, runCtx, err)
+		}
+		if frozen != nil && returned && err != nil {
+			// A freeze stopped the action; one that finished anyway keeps its success.
+			status = decisionapi.StatusCanceled
+			err = fmt.Errorf("%w: %w", frozen, err)
 		}
 		c.releaseLease(ctx, d, status)
 		if returned && status == decisionapi.StatusTimeout {

@@ -100,6 +100,14 @@ type Config struct {
 	// LedgerUnavailable says how the API behaves while the ledger fails.
 	LedgerUnavailable LedgerUnavailableConfig `mapstructure:"ledger_unavailable"`
 
+	// Notifications sends approvals, budget level crossings, action anomalies and freezes to
+	// people through webhooks, at least once, from a durable outbox in the ledger.
+	Notifications NotificationsConfig `mapstructure:"notifications"`
+
+	// Prices is the price table that re-estimates a degraded request for its cheaper model (the
+	// policy's `degrade:`): the processor's table, so both price a model alike.
+	Prices PricesConfig `mapstructure:"prices"`
+
 	// prevent unkeyed literal initialization
 	_ struct{}
 }
@@ -207,6 +215,8 @@ func (cfg *Config) Validate() error {
 	if _, err := cfg.Baseline.config(); err != nil {
 		errs = errors.Join(errs, err)
 	}
+	errs = errors.Join(errs, cfg.Prices.validate())
+	errs = errors.Join(errs, cfg.Notifications.validate())
 	if cfg.Access == nil {
 		if !cfg.loopback() {
 			add("access: required when the endpoint %q is not a loopback address (without access the API is open)", cfg.NetAddr.Endpoint)

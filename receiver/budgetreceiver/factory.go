@@ -48,6 +48,8 @@ func createDefaultConfig() component.Config {
 		RunIdle:              10 * time.Minute,
 		Baseline:             BaselineConfig{Settings: baseline.DefaultSettings(5)},
 		LedgerUnavailable:    LedgerUnavailableConfig{Decisions: FailClosed, RetryAfter: 5 * time.Second, Timeout: 500 * time.Millisecond},
+		Prices:               PricesConfig{Embedded: true},
+		Notifications:        defaultNotifications(),
 	}
 }
 

@@ -130,3 +130,33 @@ func hasTaggedFields(t reflect.Type) bool {
 	}
 	return false
 }
+
+// TestREADMENotificationsExample loads the notifications example of the README and validates it.
+func TestREADMENotificationsExample(t *testing.T) {
+	_, after, ok := strings.Cut(readme(t), "## Notifications")
+	if !ok {
+		t.Fatal("README has no Notifications section")
+	}
+	_, block, ok := strings.Cut(after, "```yaml\n")
+	if !ok {
+		t.Fatal("the Notifications section has no yaml block")
+	}
+	block, _, _ = strings.Cut(block, "```")
+	var top map[string]any
+	if err := yaml.Unmarshal([]byte(block), &top); err != nil {
+		t.Fatalf("the example is not YAML: %v", err)
+	}
+	raw, _ := top["receivers"].(map[string]any)["budget"].(map[string]any)
+	cfg := createDefaultConfig().(*Config)
+	if err := confmap.NewFromStringMap(raw).Unmarshal(cfg); err != nil {
+		t.Fatalf("the example does not unmarshal: %v", err)
+	}
+	if err := confmap.Validate(cfg); err != nil {
+		t.Fatalf("the example does not validate: %v", err)
+	}
+	n := cfg.Notifications
+	if len(n.Webhooks) != 2 || n.Webhooks[1].Format != FormatSlack || n.Webhooks[1].Timeout != 5*time.Second ||
+		n.Webhooks[0].SecretFile != "./webhook.secret" || n.Retry.MaxElapsedTime != time.Hour || !n.Retry.Enabled {
+		t.Fatalf("notifications %+v", n)
+	}
+}

@@ -19,6 +19,8 @@ import (
 	"github.com/agentcost/agentcost/internal/access"
 	"github.com/agentcost/agentcost/internal/baseline"
 	"github.com/agentcost/agentcost/internal/decide"
+	"github.com/agentcost/agentcost/internal/ledger"
+	"github.com/agentcost/agentcost/internal/notify"
 	"github.com/agentcost/agentcost/internal/policy"
 )
 
@@ -46,6 +48,12 @@ type budgetReceiver struct {
 	wg      sync.WaitGroup
 	served  chan struct{}
 	keeper  *baseline.Keeper
+	// notifier delivers notifications (nil without webhooks); outbox is the ledger's outbox.
+	notifier *notify.Notifier
+	outbox   ledger.Outbox
+
+	// api is the decision API's handler state (in-flight bounds), kept for tests.
+	api *server
 }
 
 // actionBaselinesKey is the storage key of the per-action baseline snapshot. The per-agent run
@@ -108,7 +116,12 @@ func (r *budgetReceiver) start(ctx context.Context, host component.Host) error {
 	}
 	r.stats = newStats(time.Now(), r.cfg.LedgerUnavailable.Decisions)
 	r.emitter = newEmitter(r.logs, log)
+	prices, err := r.cfg.Prices.load(r.cfg.MaxFileBytes)
+	if err != nil {
+		return err
+	}
 	r.watcher, err = policy.NewWatcher(policy.WatcherConfig{
+		Check:        func(p *policy.Policy) error { return p.CheckModels(prices.Knows) },
 		Path:         r.cfg.PolicyFile,
 		Overlays:     r.cfg.PolicyOverlays,
 		Interval:     r.cfg.PolicyReloadInterval,
@@ -148,6 +161,11 @@ func (r *budgetReceiver) start(ctx context.Context, host component.Host) error {
 	if err != nil {
 		return fmt.Errorf("ledger_unavailable.fail_closed_topics: %w", err)
 	}
+	r.notifier, err = newNotifier(ctx, r.cfg.Notifications, provider.Ledger(), host, r.set.TelemetrySettings)
+	if err != nil {
+		return err
+	}
+	r.outbox, _ = provider.Ledger().(ledger.Outbox)
 	var appender decide.EvidenceAppender
 	if w := provider.Evidence(); w != nil {
 		appender = w
@@ -168,7 +186,9 @@ func (r *budgetReceiver) start(ctx context.Context, host component.Host) error {
 		RetryAfter:    r.cfg.LedgerUnavailable.RetryAfter,
 		LedgerTimeout: r.cfg.LedgerUnavailable.Timeout,
 		Recorder:      recorder{stats: r.stats, emitter: r.emitter},
+		Notifier:      r.notifierOrNil(),
 		Logger:        log,
+		Prices:        prices,
 	})
 	if err != nil {
 		return err
@@ -176,6 +196,7 @@ func (r *budgetReceiver) start(ctx context.Context, host component.Host) error {
 
 	srv := newServer(r.engine, creds, r.cfg.bodyLimit(), r.cfg.MaxInFlight, r.stats)
 	srv.setLimits(r.cfg.requestLimits())
+	r.api = srv
 	ln, err := r.cfg.ToListener(ctx)
 	if err != nil {
 		return fmt.Errorf("endpoint: listening on %q: %w", r.cfg.NetAddr.Endpoint, err)
@@ -211,6 +232,10 @@ func (r *budgetReceiver) start(ctx context.Context, host component.Host) error {
 	go func() { defer r.wg.Done(); r.every(bg, r.cfg.SettleInterval, r.settle) }()
 	go func() { defer r.wg.Done(); r.every(bg, r.cfg.MidflightInterval, r.midflight) }()
 	go func() { defer r.wg.Done(); r.every(bg, r.cfg.PublishInterval, r.publish) }()
+	if r.notifier != nil {
+		r.wg.Add(1)
+		go func() { defer r.wg.Done(); r.notifier.Run(bg) }()
+	}
 	r.running = true
 
 	p := r.watcher.Policy()
@@ -247,6 +272,9 @@ func (r *budgetReceiver) settle(ctx context.Context) {
 	if n, err := r.engine.ExpireDue(ctx); err != nil && ctx.Err() == nil {
 		r.set.Logger.Debug("Settling expired reservations failed", zap.Int("settled", n), zap.Error(err))
 	}
+	if _, err := r.engine.NotifyExpiredApprovals(ctx); err != nil && ctx.Err() == nil {
+		r.set.Logger.Debug("Notifying expired approvals failed", zap.Error(err))
+	}
 }
 
 // midflight flags the open actions and running runs whose running totals crossed their baselines
@@ -264,7 +292,7 @@ const maxPublishedScopes = 10000
 // publish sends the budget state and the decision metrics to the metrics pipeline.
 func (r *budgetReceiver) publish(ctx context.Context) {
 	next := r.metrics // set at creation, before Start
-	if next == nil {
+	if next == nil && r.notifier == nil {
 		return
 	}
 	budgets, truncated, err := r.engine.AllBudgets(ctx, maxPublishedScopes)
@@ -274,7 +302,19 @@ func (r *budgetReceiver) publish(ctx context.Context) {
 	if truncated {
 		r.set.Logger.Debug("Publishing the first budgets only", zap.Int("scopes", len(budgets.Scopes)))
 	}
+	if err == nil {
+		if _, err := r.engine.NotifyBudgetLevels(ctx, budgets); err != nil && ctx.Err() == nil {
+			r.set.Logger.Debug("Notifying budget level crossings failed", zap.Error(err))
+		}
+	}
+	if next == nil {
+		return
+	}
 	md := r.stats.metrics(time.Now(), budgets, err == nil)
+	notificationMetrics(ctx, md, r.notifier, r.outbox, r.stats.start, time.Now())
+	if n, err := r.engine.ActiveFreezes(ctx); err == nil {
+		appendFreezeGauge(md, time.Now(), n)
+	}
 	if err := next.ConsumeMetrics(ctx, md); err != nil && ctx.Err() == nil {
 		r.set.Logger.Debug("The metrics pipeline refused budget metrics", zap.Error(err))
 	}
@@ -311,4 +351,12 @@ func (r *budgetReceiver) Shutdown(ctx context.Context) error {
 	}
 	r.set.Logger.Info("Budget receiver stopped")
 	return err
+}
+
+// notifierOrNil returns the notifier as the engine takes it: a nil interface without webhooks.
+func (r *budgetReceiver) notifierOrNil() decide.Notifier {
+	if r.notifier == nil {
+		return nil
+	}
+	return r.notifier
 }

@@ -27,6 +27,10 @@ type server struct {
 	slots   *slots
 	limits  requestLimits
 	stats   *stats
+
+	// leaseSlots bound the lease checks (GET /v1/leases/{id}) apart from slots, so that a running
+	// action's watcher never eats into its agent's share of the decision API (freeze.go).
+	leaseSlots *slots
 }
 
 // requestLimits are the request-flow settings of the server beyond newServer's arguments.
@@ -48,7 +52,7 @@ func (s *server) setLimits(l requestLimits) {
 }
 
 func newServer(engine *decide.Engine, creds *access.Set, maxBody int64, maxInFlight int, st *stats) *server {
-	return &server{engine: engine, creds: creds, maxBody: maxBody, slots: newSlots(maxInFlight, 0), stats: st}
+	return &server{engine: engine, creds: creds, maxBody: maxBody, slots: newSlots(maxInFlight, 0), leaseSlots: newLeaseSlots(maxInFlight), stats: st}
 }
 
 // roles is the set of roles an endpoint admits; RoleOpen callers pass every endpoint.
@@ -86,6 +90,7 @@ func (s *server) handler() http.Handler {
 	s.route(mux, decisionapi.PathApprove, endpoint{http.MethodPost, reviewers, s.approve})
 	s.route(mux, decisionapi.PathDeny, endpoint{http.MethodPost, reviewers, s.deny})
 	s.route(mux, decisionapi.PathExplain, endpoint{http.MethodPost, agents | reviewers, s.explain})
+	s.routeFreezes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		decisionapi.WriteError(w, decisionapi.NewError(decisionapi.CodeNotFound, "no endpoint %s", r.URL.Path))
 	})
@@ -112,7 +117,7 @@ func (s *server) route(mux *http.ServeMux, path string, ep endpoint) {
 				return
 			}
 		}
-		if r.Method != ep.method {
+		if !methodAllowed(r.Method, ep.method) {
 			w.Header().Set("Allow", ep.method)
 			decisionapi.WriteError(w, decisionapi.NewError(decisionapi.CodeMethodNotAllowed, "%s %s is not supported; use %s", r.Method, path, ep.method))
 			return
@@ -127,13 +132,14 @@ func (s *server) route(mux *http.ServeMux, path string, ep endpoint) {
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
-		if !s.slots.acquire(caller) {
+		sl := s.slotsFor(path)
+		if !sl.acquire(caller) {
 			ae := decisionapi.NewError(decisionapi.CodeRateLimited, "too many requests in flight")
 			ae.RetryAfterSec = 1
 			decisionapi.WriteError(w, ae)
 			return
 		}
-		defer s.slots.release(caller)
+		defer sl.release(caller)
 		out, err := ep.serve(r, caller)
 		if path == decisionapi.PathDecisions {
 			s.stats.decisionDuration(time.Since(begin))

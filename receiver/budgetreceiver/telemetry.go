@@ -178,6 +178,7 @@ func (s *stats) metrics(now time.Time, budgets decisionapi.BudgetsResponse, have
 		limit := gauge(ms, costmetrics.NameBudgetLimit, costmetrics.HelpBudgetLimit, "USD")
 		util := gauge(ms, costmetrics.NameBudgetUtil, costmetrics.HelpBudgetUtil, "1")
 		forecast := gauge(ms, costmetrics.NameForecast, costmetrics.HelpForecast, "USD")
+		levels := gauge(ms, NameBudgetLevel, HelpBudgetLevel, "1")
 		for _, sc := range budgets.Scopes {
 			id := sc.ID
 			if sc.Scope == "fleet" {
@@ -186,7 +187,8 @@ func (s *stats) metrics(now time.Time, budgets decisionapi.BudgetsResponse, have
 			for _, p := range []struct {
 				dps pmetric.NumberDataPointSlice
 				v   float64
-			}{{spent, sc.SpentUSD + sc.ReservedUSD}, {limit, sc.LimitUSD}, {util, sc.Utilization}, {forecast, sc.ForecastUSD}} {
+			}{{spent, sc.SpentUSD + sc.ReservedUSD}, {limit, sc.LimitUSD}, {util, sc.Utilization}, {forecast, sc.ForecastUSD},
+				{levels, budgetLevelValue(sc.Level)}} {
 				dp := p.dps.AppendEmpty()
 				dp.SetTimestamp(ts)
 				dp.SetDoubleValue(p.v)

@@ -42,6 +42,9 @@ from .wire import (
     DecisionResponse,
     DenyRequest,
     ErrorResponse,
+    Freeze,
+    FreezeRequest,
+    LeaseStatus,
     ReleaseRequest,
     ReleaseResponse,
     Settlement,
@@ -57,6 +60,7 @@ __all__ = [
     "ThrottledError",
     "ApprovalError",
     "MaxRuntimeExceeded",
+    "FrozenError",
 ]
 
 T = TypeVar("T")
@@ -67,6 +71,9 @@ DEFAULT_MAX_APPROVAL_WAIT = 15 * 60.0
 DEFAULT_POLL_INTERVAL = 2.0
 DEFAULT_MAX_THROTTLE_RETRIES = 10
 DEFAULT_MAX_THROTTLE_WAIT = 120.0
+# How often a running action's lease is checked for a freeze: one GET /v1/leases/{id} per running
+# action per interval (a single ledger read, apart from the agent's share of the API).
+DEFAULT_LEASE_WATCH = 2.0
 
 _MAX_ATTEMPTS = 3  # attempts of one HTTP call (network errors, 429, 502, 503, 504)
 _MAX_RETRY_WAIT = 30.0
@@ -168,6 +175,18 @@ class MaxRuntimeExceeded(AgentcostError):
         super().__init__(f"agentcost: action {action!r} ran past max_runtime_sec {max_runtime_sec}")
 
 
+class FrozenError(AgentcostError):
+    """A reviewer froze the running action's fleet, team, agent or run. Async actions are
+    cancelled (this is raised from the CancelledError); synchronous ones see it from
+    Decision.check(). The lease was released with status canceled."""
+
+    def __init__(self, freeze: Freeze, decision_id: str = ""):
+        self.freeze, self.decision_id = freeze, decision_id
+        scope = freeze.scope + (" " + freeze.scope_id if freeze.scope_id else "")
+        super().__init__(f"agentcost: action stopped: {scope} frozen by {freeze.created_by} "
+                         f"({freeze.freeze_id}): {freeze.reason}")
+
+
 class Decision:
     """An allowed decision, handed to the guarded action. Wire fields (decision_id, lease_id,
     constraints, budget, policy_version, ...) read through to the server's answer."""
@@ -183,9 +202,23 @@ class Decision:
         self._reported: Optional[int] = None
         self._lock = threading.Lock()
         self.settlement: Optional[Settlement] = None
+        # The freeze that stopped the action, once the lease watch saw one.
+        self.frozen: Optional[Freeze] = None
+
+    def check(self) -> None:
+        """Raises FrozenError once a reviewer froze the action's scope. Synchronous actions cannot
+        be interrupted: call it between steps (model calls, tool calls) to stop at the next one."""
+        if self.frozen is not None:
+            raise FrozenError(self.frozen, self.response.decision_id)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.__dict__["response"], name)
+
+    @property
+    def model(self) -> Optional[str]:
+        """The model to call: the cheaper constraints.model when the policy degraded the request
+        (pass model= to run/action), else the requested model (None when none was named)."""
+        return self.constraints.model or self.__dict__.get("requested_model")
 
     @property
     def max_runtime_sec(self) -> Optional[int]:
@@ -262,7 +295,8 @@ class Guard:
                  poll_interval: float = DEFAULT_POLL_INTERVAL,
                  max_throttle_retries: int = DEFAULT_MAX_THROTTLE_RETRIES,
                  max_throttle_wait: float = DEFAULT_MAX_THROTTLE_WAIT,
-                 logger: Optional[logging.Logger] = None):
+                 logger: Optional[logging.Logger] = None,
+                 lease_watch: float = DEFAULT_LEASE_WATCH):
         endpoint = endpoint or os.environ.get("AGENTCOST_ENDPOINT") or DEFAULT_ENDPOINT
         u = urllib.parse.urlsplit(endpoint)
         if u.scheme not in ("http", "https") or not u.netloc or u.query or u.fragment:
@@ -286,6 +320,9 @@ class Guard:
         self.poll_interval = poll_interval
         self.max_throttle_retries = max_throttle_retries
         self.max_throttle_wait = max_throttle_wait
+        if lease_watch < 0:
+            raise ValueError("agentcost: lease_watch must not be negative (0 turns the watch off)")
+        self.lease_watch = lease_watch
         self.logger = logger or logging.getLogger("agentcost_guard")
         self._opener = urllib.request.build_opener(_NoRedirect)
 
@@ -323,10 +360,10 @@ class Guard:
         token, ctoken = _otel.attach_baggage(self._baggage(d)), _current.set(d)
         try:
             if d.max_runtime_sec is None:
-                result = await fn(d)
+                result = await self._watched(d, fn(d))
             else:
                 try:
-                    result = await asyncio.wait_for(fn(d), timeout=d.max_runtime_sec)
+                    result = await self._watched(d, asyncio.wait_for(fn(d), timeout=d.max_runtime_sec))
                 except asyncio.TimeoutError as exc:
                     status = STATUS_TIMEOUT
                     raise MaxRuntimeExceeded(d.action, d.max_runtime_sec) from exc
@@ -386,6 +423,20 @@ class Guard:
         data = self._call("POST", "/v1/leases/" + _path_id("lease_id", lease_id) + "/release", body.to_json(), timeout)
         return ReleaseResponse.from_json(data)
 
+    def lease(self, lease_id: str) -> LeaseStatus:
+        """Returns a lease's state and whether a freeze covers it (GET /v1/leases/{id})."""
+        return LeaseStatus.from_json(self._call("GET", "/v1/leases/" + _path_id("lease_id", lease_id)))
+
+    def freeze(self, scope: str, reason: str, scope_id: Optional[str] = None,
+               expires_in_sec: Optional[int] = None) -> Freeze:
+        """Freezes the fleet, a team, an agent or a run (reviewer role): the emergency brake."""
+        body = FreezeRequest(scope=scope, reason=reason, scope_id=scope_id, expires_in_sec=expires_in_sec)
+        return Freeze.from_json(self._call("POST", "/v1/freezes", body.to_json()))
+
+    def unfreeze(self, freeze_id: str) -> Freeze:
+        """Lifts a freeze (reviewer role)."""
+        return Freeze.from_json(self._call("DELETE", "/v1/freezes/" + _path_id("freeze_id", freeze_id)))
+
     def approval(self, approval_id: str) -> Approval:
         """Returns an approval's current state (GET /v1/approvals/{id})."""
         return Approval.from_json(self._call("GET", "/v1/approvals/" + _path_id("approval_id", approval_id)))
@@ -418,7 +469,8 @@ class Guard:
     def _request(self, action: str, *, estimated_cost_usd: float = 0.0, items: Optional[int] = None,
                  risk_tags: Optional[List[str]] = None, run_id: Optional[str] = None,
                  team: Optional[str] = None, idempotency_key: Optional[str] = None,
-                 approval_id: Optional[str] = None, metadata: Optional[Dict[str, str]] = None) -> DecisionRequest:
+                 approval_id: Optional[str] = None, metadata: Optional[Dict[str, str]] = None,
+                 model: Optional[str] = None) -> DecisionRequest:
         if not action:
             raise ValueError("agentcost: action must not be empty")
         if not self.agent:
@@ -427,7 +479,7 @@ class Guard:
         return DecisionRequest(agent_id=self.agent, action=action, estimated_cost_usd=estimated_cost_usd,
                                run_id=run_id or self.run_id, risk_tags=list(risk_tags) if risk_tags else None,
                                items=items, team=team or self.team, approval_id=approval_id,
-                               idempotency_key=idempotency_key, metadata=metadata)
+                               idempotency_key=idempotency_key, metadata=metadata, model=model)
 
     def _decide(self, req: DecisionRequest) -> DecisionResponse:
         return DecisionResponse.from_json(self._call("POST", "/v1/decisions", req.to_json(), trace=True))
@@ -443,7 +495,9 @@ class Guard:
             req.idempotency_key = _attempt_key(base_key, attempt)
             resp = self._decide(req)
             if resp.decision in (ALLOW, ALLOW_WITH_CONSTRAINTS):
-                return Decision(resp, req.run_id, req.action, attempt)
+                d = Decision(resp, req.run_id, req.action, attempt)
+                d.requested_model = req.model
+                return d
             if resp.decision == DENY:
                 raise DeniedError(resp)
             if resp.decision == THROTTLE:
@@ -493,10 +547,63 @@ class Guard:
         return {_otel.BAGGAGE_DECISION_ID: d.decision_id, _otel.BAGGAGE_RUN_ID: d.run_id or "",
                 _otel.BAGGAGE_ACTION: d.action}
 
+    def _frozen(self, d: Decision) -> Optional[Freeze]:
+        """One lease check: the freeze covering d's lease, or None (also when the check failed:
+        a server that cannot answer does not stop the action)."""
+        try:
+            st = self.lease(d.lease_id)
+        except (AgentcostError, OSError, ValueError) as exc:
+            self.logger.warning("checking lease %s failed; checking on: %s", d.lease_id, exc)
+            return None
+        return st.freeze if st.frozen and st.freeze is not None else None
+
+    def _watch_thread(self, d: Decision) -> Callable[[], None]:
+        """Starts the lease watch of a synchronous action (it sets d.frozen); returns its stop."""
+        if self.lease_watch <= 0 or not d.lease_id:
+            return lambda: None
+        stop = threading.Event()
+
+        def watch() -> None:
+            while not stop.wait(self.lease_watch):
+                f = self._frozen(d)
+                if f is not None:
+                    d.frozen = f
+                    self.logger.warning("scope frozen (%s); the action stops at its next check: %s", f.freeze_id, f.reason)
+                    return
+
+        threading.Thread(target=watch, name="agentcost-lease-watch", daemon=True).start()
+        return stop.set
+
+    async def _watched(self, d: Decision, aw: Awaitable[T]) -> T:
+        """Awaits aw while the lease watch runs; a freeze cancels it and raises FrozenError."""
+        if self.lease_watch <= 0 or not d.lease_id:
+            return await aw
+        task = asyncio.ensure_future(aw)
+
+        async def watch() -> None:
+            while True:
+                await asyncio.sleep(self.lease_watch)
+                f = await asyncio.to_thread(self._frozen, d)
+                if f is not None:
+                    d.frozen = f
+                    task.cancel()
+                    return
+
+        watcher = asyncio.ensure_future(watch())
+        try:
+            return await task
+        except asyncio.CancelledError as exc:
+            if d.frozen is not None and task.cancelled():
+                raise FrozenError(d.frozen, d.decision_id) from exc
+            raise
+        finally:
+            watcher.cancel()
+
     @contextlib.contextmanager
     def _running(self, d: Decision) -> Iterator[None]:
         status = STATUS_ERROR
         token, ctoken = _otel.attach_baggage(self._baggage(d)), _current.set(d)
+        stop_watch = self._watch_thread(d)
         try:
             yield
             status = STATUS_OK
@@ -506,6 +613,7 @@ class Guard:
                 raise MaxRuntimeExceeded(d.action, d.max_runtime_sec or 0) from exc
             raise
         finally:
+            stop_watch()
             _current.reset(ctoken)
             _otel.detach_baggage(token)
             self._release_decision(d, status)
@@ -598,6 +706,8 @@ def _api_error(status: int, raw: bytes, retry_after: Optional[str]) -> APIError:
 
 
 def _status_of(exc: BaseException, d: Decision) -> str:
+    if isinstance(exc, FrozenError):
+        return STATUS_CANCELED
     if isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt, SystemExit, GeneratorExit)):
         return STATUS_CANCELED
     if d.expired():

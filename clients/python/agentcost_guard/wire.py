@@ -85,6 +85,7 @@ class Constraints(_Wire):
     max_tokens: Optional[int] = None
     max_tool_calls: Optional[int] = None
     max_depth: Optional[int] = None
+    model: Optional[str] = None
 
 
 @dataclass
@@ -101,6 +102,7 @@ class DecisionRequest(_Wire):
     approval_id: Optional[str] = None
     idempotency_key: Optional[str] = None
     metadata: Optional[Dict[str, str]] = None
+    model: Optional[str] = None
 
 
 @dataclass
@@ -257,3 +259,45 @@ class ErrorResponse(_Wire):
 
 
 ErrorResponse._nested = {"error": (Error, "one")}
+
+
+@dataclass
+class FreezeRequest(_Wire):
+    """The body of POST /v1/freezes (reviewer role): scope is fleet, team, agent or run."""
+
+    scope: str = ""
+    reason: str = ""
+    scope_id: Optional[str] = None
+    expires_in_sec: Optional[int] = None
+
+
+@dataclass
+class Freeze(_Wire):
+    """A freeze (the emergency brake), as POST /v1/freezes and GET /v1/leases/{id} return it."""
+
+    freeze_id: str = ""
+    scope: str = ""
+    reason: str = ""
+    state: str = ""
+    created_by: str = ""
+    created_at: str = ""
+    scope_id: Optional[str] = None
+    expires_at: Optional[str] = None
+    lifted_by: Optional[str] = None
+    lifted_at: Optional[str] = None
+
+
+@dataclass
+class LeaseStatus(_Wire):
+    """The answer of GET /v1/leases/{id}: the lease's state and whether its scope is frozen."""
+
+    lease_id: str = ""
+    decision_id: str = ""
+    agent_id: str = ""
+    state: str = ""
+    expires_at: str = ""
+    frozen: bool = False
+    freeze: Optional[Freeze] = None
+
+
+LeaseStatus._nested = {"freeze": (Freeze, "one")}

@@ -101,6 +101,14 @@ class HTTPTest(unittest.TestCase):
         self.assertEqual(resp.decision_id, "dec_1")
         self.assertEqual(s.requests[0][3], s.requests[1][3])
 
+    def test_degraded_model(self):
+        degraded = dict(ALLOW, decision="allow_with_constraints", constraints={"model": "gpt-4o-mini"})
+        s = self.serve((200, {}, degraded), (200, {}, RELEASED), (200, {}, ALLOW), (200, {}, RELEASED))
+        g = Guard(s.endpoint, agent="a", poll_interval=0.01)
+        self.assertEqual(g.run("job.x", lambda d: d.model, model="gpt-4o"), "gpt-4o-mini")
+        self.assertEqual(g.run("job.x", lambda d: d.model, model="gpt-4o"), "gpt-4o")
+        self.assertEqual(json.loads(s.requests[0][3])["model"], "gpt-4o")
+
     def test_throttle_then_allow_uses_a_new_idempotency_key(self):
         throttle = {"decision": "throttle", "decision_id": "dec_0", "policy_version": "v1", "policy_sha256": "0" * 64,
                     "retry_after_sec": 0}

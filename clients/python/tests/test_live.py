@@ -17,6 +17,7 @@ from agentcost_guard import (
     APIError,
     ApprovalError,
     DeniedError,
+    FrozenError,
     Guard,
     MaxRuntimeExceeded,
     ThrottledError,
@@ -312,6 +313,63 @@ class OpenTelemetryBaggage(unittest.TestCase):
         self.assertEqual(inside, {"agentcost.decision_id": d.decision_id, "agentcost.run_id": "run-otel",
                                   "agentcost.action": "job.test.traced"})
         self.assertEqual(baggage.get_all(), {}, "baggage not restored after the action")
+
+
+class Freeze(unittest.TestCase):
+    """A reviewer freezes a run while its action runs: the lease watch stops the action. Only the
+    test's own run is frozen, so the other tests are not affected."""
+
+    def test_async_action_is_cancelled_when_its_run_is_frozen(self):
+        g, rev, seen = agent(lease_watch=0.05), reviewer(), []
+
+        async def work(d):
+            seen.append(d)
+            await asyncio.to_thread(rev.freeze, "run", "runaway loop", scope_id="run-frozen-async")
+            await asyncio.sleep(30)  # a long action, until the freeze stops it
+            return "finished"
+
+        with self.assertRaises(FrozenError) as cm:
+            asyncio.run(g.arun("job.test.read", work, run_id="run-frozen-async"))
+        f = cm.exception.freeze
+        self.assertEqual((f.scope, f.scope_id, f.reason), ("run", "run-frozen-async", "runaway loop"))
+        self.assertIsInstance(cm.exception.__cause__, asyncio.CancelledError)
+        st = g.lease(seen[0].lease_id)
+        self.assertEqual(st.state, "settled", "the stopped action's lease was not released")
+        self.assertTrue(st.frozen)
+        resp = agent().decide("job.test.read", run_id="run-frozen-async")
+        self.assertEqual((resp.decision, resp.rule_id), ("deny", "freeze"))
+        self.assertEqual(rev.unfreeze(f.freeze_id).state, "lifted")
+        self.assertNotEqual(agent().decide("job.test.read", run_id="run-frozen-async").rule_id, "freeze")
+
+    def test_sync_action_stops_at_its_next_check(self):
+        g, rev = agent(lease_watch=0.05), reviewer()
+        steps = []
+
+        def work(d):
+            f = rev.freeze("run", "stop the crawler", scope_id="run-frozen-sync")
+            try:
+                for _ in range(3000):  # bounded: 60s
+                    d.check()
+                    steps.append(1)
+                    time.sleep(0.02)
+            finally:
+                rev.unfreeze(f.freeze_id)
+            return "finished"
+
+        with self.assertRaises(FrozenError) as cm:
+            g.run("job.test.read", work, run_id="run-frozen-sync")
+        self.assertEqual(cm.exception.freeze.reason, "stop the crawler")
+        self.assertLess(len(steps), 3000)
+
+    def test_agents_cannot_freeze(self):
+        with self.assertRaises(APIError) as cm:
+            agent().freeze("fleet", "not mine to pull")
+        self.assertEqual(cm.exception.status, 403)
+
+    def test_watch_off(self):
+        with self.assertRaises(ValueError):
+            agent(lease_watch=-1)
+        self.assertEqual(agent(lease_watch=0).run("job.test.read", lambda d: d.check() or "ran"), "ran")
 
 
 class ReadmeAgent(unittest.TestCase):

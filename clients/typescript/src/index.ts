@@ -23,6 +23,9 @@ import type {
   DecisionResponse,
   DenyRequest,
   ErrorResponse,
+  Freeze,
+  FreezeRequest,
+  LeaseStatus,
   ReleaseRequest,
   ReleaseResponse,
   Settlement,
@@ -38,6 +41,7 @@ const MAX_RETRY_WAIT_MS = 30_000;
 const MAX_RESPONSE_BYTES = 1 << 20;
 const MAX_ID_BYTES = 256;
 const MAX_APPROVAL_ROUNDS = 3;
+const DEFAULT_LEASE_WATCH_MS = 2_000;
 const RELEASE_TIMEOUT_MS = 10_000;
 const NANOS = 1_000_000_000n;
 const MAX_NANOS = 1_000_000_000n * NANOS; // one billion dollars, the API's maximum amount
@@ -70,6 +74,12 @@ export interface GuardOptions {
   /** How often run asks again after throttle (default 10) and for how long in total (2 min). */
   maxThrottleRetries?: number;
   maxThrottleWaitMs?: number;
+  /**
+   * How often run checks a running action's lease for a freeze (default 2 s; 0: never): one
+   * GET /v1/leases/{id} per running action per interval, a single ledger read on the server,
+   * outside the agent's share of the API. A freeze aborts d.signal with a FrozenError.
+   */
+  leaseWatchMs?: number;
   logger?: Logger;
   /** The fetch to use (default: the global one). */
   fetch?: typeof fetch;
@@ -92,6 +102,8 @@ export interface Action {
   /** An approval already granted for this action. */
   approvalId?: string;
   metadata?: Record<string, string>;
+  /** The model the action intends to call; with it a policy may degrade to a cheaper one (Decision.model). */
+  model?: string;
   /**
    * Cancels the action: stops waiting on throttle or approval and aborts d.signal; the lease is
    * still released (status canceled). Go's context, in JavaScript.
@@ -179,6 +191,18 @@ export class MaxRuntimeError extends AgentcostError {
   }
 }
 
+/**
+ * A reviewer froze the running action's fleet, team, agent or run: d.signal is aborted with it,
+ * and run rejects with it (cause: fn's error); the lease is released as canceled.
+ */
+export class FrozenError extends AgentcostError {
+  override name = "FrozenError";
+  constructor(readonly freeze: Freeze, readonly decisionId: string, cause?: unknown) {
+    const scope = freeze.scope + (freeze.scope_id ? ` ${freeze.scope_id}` : "");
+    super(`agentcost: action stopped: ${scope} frozen by ${freeze.created_by} (${freeze.freeze_id}): ${freeze.reason}`, { cause });
+  }
+}
+
 /** An allowed decision, handed to the guarded function. */
 export class Decision {
   /** The constraints (never undefined; an absent field imposes nothing). */
@@ -187,6 +211,8 @@ export class Decision {
   readonly signal: AbortSignal;
   /** The server's settlement, once the lease was released. */
   settlement?: Settlement;
+  /** The model the action named (Action.model). */
+  requestedModel?: string;
   private reported?: bigint;
 
   constructor(
@@ -210,6 +236,10 @@ export class Decision {
   }
   get approvalId(): string | undefined {
     return this.response.approval_id;
+  }
+  /** The model to call: the cheaper constraints.model when the policy degraded, else Action.model. */
+  get model(): string | undefined {
+    return this.constraints.model ?? this.requestedModel;
   }
 
   /** Adds usd to the reported cost, sent as actual_cost_usd on release (agents without tracing). */
@@ -274,6 +304,7 @@ export class Guard {
     if (!(o.pollIntervalMs > 0 && o.timeoutMs > 0) || o.maxApprovalWaitMs < 0 || o.maxThrottleRetries < 0 || o.maxThrottleWaitMs < 0) {
       throw new RangeError("agentcost: pollIntervalMs and timeoutMs must be positive, waits and retries not negative");
     }
+    if ((opts.leaseWatchMs ?? 0) < 0) throw new RangeError("agentcost: leaseWatchMs must not be negative (0 turns the watch off)");
     this.#opts = opts;
     this.#fetch = opts.fetch ?? globalThis.fetch;
   }
@@ -299,6 +330,7 @@ export class Guard {
     const timer = maxRuntime === undefined ? undefined : setTimeout(() => ctl?.abort(new MaxRuntimeError(d.action, maxRuntime, undefined)), maxRuntime * 1000);
     const cancel = () => ctl?.abort(a.signal?.reason);
     a.signal?.addEventListener("abort", cancel, { once: true });
+    const stopWatch = this.#watchLease(d, ctl);
     let status: SettlementStatus = "error";
     try {
       const members = { [BAGGAGE_DECISION_ID]: d.decisionId, [BAGGAGE_RUN_ID]: d.runId ?? "", [BAGGAGE_ACTION]: d.action };
@@ -308,6 +340,9 @@ export class Guard {
     } catch (err) {
       if (a.signal?.aborted) {
         status = "canceled";
+      } else if (d.signal.reason instanceof FrozenError) {
+        status = "canceled";
+        throw new FrozenError(d.signal.reason.freeze, d.decisionId, err);
       } else if (d.signal.aborted) {
         status = "timeout";
         throw new MaxRuntimeError(d.action, maxRuntime ?? 0, err);
@@ -315,6 +350,7 @@ export class Guard {
       throw err;
     } finally {
       clearTimeout(timer);
+      stopWatch();
       a.signal?.removeEventListener("abort", cancel);
       await this.#releaseDecision(d, status);
     }
@@ -345,6 +381,21 @@ export class Guard {
   }
 
   /** An approval's current state. */
+  /** A lease's state and whether a freeze covers it (GET /v1/leases/{id}). */
+  async lease(leaseId: string, signal?: AbortSignal): Promise<LeaseStatus> {
+    return (await this.#call("GET", `/v1/leases/${pathId("lease_id", leaseId)}`, undefined, undefined, undefined, signal)) as LeaseStatus;
+  }
+
+  /** Freezes the fleet, a team, an agent or a run (reviewer role): the emergency brake. */
+  async freeze(req: FreezeRequest): Promise<Freeze> {
+    return (await this.#call("POST", "/v1/freezes", req)) as Freeze;
+  }
+
+  /** Lifts a freeze (reviewer role). */
+  async unfreeze(freezeId: string): Promise<Freeze> {
+    return (await this.#call("DELETE", `/v1/freezes/${pathId("freeze_id", freezeId)}`)) as Freeze;
+  }
+
   async approval(approvalId: string, signal?: AbortSignal): Promise<Approval> {
     return (await this.#call("GET", `/v1/approvals/${pathId("approval_id", approvalId)}`, undefined, undefined, undefined, signal)) as Approval;
   }
@@ -398,6 +449,7 @@ export class Guard {
     if (a.approvalId) req.approval_id = a.approvalId;
     if (a.idempotencyKey) req.idempotency_key = a.idempotencyKey;
     if (a.metadata) req.metadata = a.metadata;
+    if (a.model) req.model = a.model;
     return req;
   }
 
@@ -421,6 +473,7 @@ export class Guard {
         case "allow_with_constraints": {
           const ctl = new AbortController();
           const d = new Decision(resp, req.run_id, req.action, attempt, ctl.signal);
+          d.requestedModel = req.model;
           controllers.set(d, ctl);
           return d;
         }
@@ -472,6 +525,36 @@ export class Guard {
       }
       await sleep(Math.min(this.#o.pollIntervalMs, remaining), signal);
     }
+  }
+
+  /** Polls d's lease while it runs and aborts ctl with a FrozenError once its scope is frozen; returns the stop. */
+  #watchLease(d: Decision, ctl: AbortController | undefined): () => void {
+    const every = this.#opts.leaseWatchMs ?? DEFAULT_LEASE_WATCH_MS;
+    if (!(every > 0) || !d.leaseId || !ctl) return () => {};
+    const leaseId = d.leaseId;
+    const stop = new AbortController();
+    const loop = async () => {
+      while (!stop.signal.aborted && !d.signal.aborted) {
+        try {
+          await sleep(every, stop.signal);
+        } catch {
+          return;
+        }
+        try {
+          const st = await this.lease(leaseId, stop.signal);
+          if (st.frozen && st.freeze) {
+            this.#opts.logger?.warn("scope frozen; stopping the action", { lease_id: leaseId, freeze_id: st.freeze.freeze_id });
+            ctl.abort(new FrozenError(st.freeze, d.decisionId));
+            return;
+          }
+        } catch (err) {
+          if (stop.signal.aborted) return;
+          this.#opts.logger?.warn("checking the lease failed; checking on", { lease_id: leaseId, error: String(err) });
+        }
+      }
+    };
+    void loop();
+    return () => stop.abort();
   }
 
   async #releaseDecision(d: Decision, status: SettlementStatus): Promise<void> {

@@ -21,6 +21,7 @@ export interface Constraints {
   max_tokens?: number;
   max_tool_calls?: number;
   max_depth?: number;
+  model?: string;
 }
 
 /** The body of POST /v1/decisions. */
@@ -35,6 +36,7 @@ export interface DecisionRequest {
   approval_id?: string;
   idempotency_key?: string;
   metadata?: Record<string, string>;
+  model?: string;
 }
 
 /** One budget scope a decision saw. */
@@ -151,4 +153,37 @@ export interface Error {
 /** The body of a non-2xx answer. */
 export interface ErrorResponse {
   error: Error;
+}
+
+/** The body of POST /v1/freezes (reviewer role): scope is fleet, team, agent or run. */
+export interface FreezeRequest {
+  scope: string;
+  scope_id?: string;
+  reason: string;
+  expires_in_sec?: number;
+}
+
+/** A freeze (the emergency brake), as POST /v1/freezes and GET /v1/leases/{id} return it. */
+export interface Freeze {
+  freeze_id: string;
+  scope: string;
+  scope_id?: string;
+  reason: string;
+  state: string;
+  created_by: string;
+  created_at: string;
+  expires_at?: string;
+  lifted_by?: string;
+  lifted_at?: string;
+}
+
+/** The answer of GET /v1/leases/{id}: the lease's state and whether its scope is frozen. */
+export interface LeaseStatus {
+  lease_id: string;
+  decision_id: string;
+  agent_id: string;
+  state: string;
+  expires_at: string;
+  frozen: boolean;
+  freeze?: Freeze;
 }

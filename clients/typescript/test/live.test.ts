@@ -14,6 +14,7 @@ import {
   currentDecision,
   type Decision,
   DeniedError,
+  FrozenError,
   Guard,
   type GuardOptions,
   MaxRuntimeError,
@@ -270,5 +271,37 @@ describe("README agent", () => {
       delete process.env.AGENTCOST_AGENT;
     }
     assert.ok(logs.some((l) => l.includes("research done")), logs.join("\n"));
+  });
+});
+
+describe("freeze", () => {
+  it("a freeze of the action's run aborts d.signal and rejects with FrozenError; the lease is released", async () => {
+    const g = agent({ leaseWatchMs: 50 });
+    let seen: Decision | undefined;
+    const err = await g.run({ name: "job.test.read", runId: "run-frozen-ts" }, async (d) => {
+      seen = d;
+      await reviewer().freeze({ scope: "run", scope_id: "run-frozen-ts", reason: "runaway loop" });
+      await new Promise((resolve, reject) => {
+        const t = setTimeout(resolve, 30_000); // a long action, until the freeze stops it
+        d.signal.addEventListener("abort", () => { clearTimeout(t); reject(d.signal.reason); }, { once: true });
+      });
+      return "finished";
+    }).then(() => undefined, (e: unknown) => e);
+    assert.ok(err instanceof FrozenError, `rejected with ${String(err)}`);
+    assert.equal(err.freeze.reason, "runaway loop");
+    assert.equal(err.freeze.scope_id, "run-frozen-ts");
+    const st = await g.lease(seen!.leaseId!);
+    assert.equal(st.state, "settled");
+    assert.equal(st.frozen, true);
+    const denied = await agent().decide({ name: "job.test.read", runId: "run-frozen-ts" });
+    assert.equal(denied.decision, "deny");
+    assert.equal(denied.rule_id, "freeze");
+    assert.equal((await reviewer().unfreeze(err.freeze.freeze_id)).state, "lifted");
+  });
+
+  it("agents cannot freeze, and the watch can be turned off", async () => {
+    await assert.rejects(agent().freeze({ scope: "fleet", reason: "not mine" }), (e: unknown) => e instanceof APIError && e.status === 403);
+    assert.throws(() => agent({ leaseWatchMs: -1 }), RangeError);
+    assert.equal(await agent({ leaseWatchMs: 0 }).run("job.test.read", () => "ran"), "ran");
   });
 });
