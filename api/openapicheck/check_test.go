@@ -309,7 +309,7 @@ func TestDefaultDocumentLoads(t *testing.T) {
 	slices.Sort(got)
 	want := []string{
 		"DELETE /v1/freezes/{id}", "GET /v1/approvals", "GET /v1/approvals/{id}", "GET /v1/budgets",
-		"GET /v1/freezes", "GET /v1/leases/{id}", "POST /v1/approvals/{id}/approve", "POST /v1/approvals/{id}/deny",
+		"GET /v1/evidence/{id}", "GET /v1/freezes", "GET /v1/leases/{id}", "POST /v1/approvals/{id}/approve", "POST /v1/approvals/{id}/deny",
 		"POST /v1/decisions", "POST /v1/explain", "POST /v1/freezes", "POST /v1/leases/{id}/release",
 	}
 	if !slices.Equal(got, want) {

@@ -29,6 +29,8 @@ type costLedger struct {
 	set    exporter.Settings
 	server *metricsServer
 	ledger ledger.Ledger
+	// booked runs the budgetledger extension's OnBooked hooks after a successful Book.
+	booked func(ctx context.Context, spends []ledger.Spend, res ledger.BookResult) error
 }
 
 func newCostLedger(set exporter.Settings, cfg *Config) *costLedger {
@@ -40,7 +42,7 @@ func (e *costLedger) startTraces(ctx context.Context, host component.Host) error
 	if err != nil {
 		return err
 	}
-	e.ledger = p.Ledger()
+	e.ledger, e.booked = p.Ledger(), p.Booked
 	return e.start(ctx, host)
 }
 
@@ -110,6 +112,14 @@ func (e *costLedger) pushTraces(ctx context.Context, td ptrace.Traces) error {
 	}
 	if res.Mismatched > 0 {
 		m.RecordMismatched(res.Mismatched)
+	}
+	// The hooks (the budget receiver's level notifications) run before the spans are
+	// acknowledged; a failure makes the batch retried, and the retry books nothing twice.
+	if e.booked != nil {
+		if err := e.booked(ctx, b.Spends, res); err != nil {
+			m.RecordBookError()
+			return fmt.Errorf("after booking %d spans: %w", len(b.Spends), err)
+		}
 	}
 	return nil
 }

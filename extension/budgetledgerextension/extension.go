@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -24,7 +25,19 @@ type Provider interface {
 	Evidence() *evidence.Writer
 	// Location is the time zone that aligns every budget window.
 	Location() *time.Location
+	// OnBooked registers hook to run after every successful Book by the costledger exporter,
+	// before it acknowledges the spans; the returned function unregisters it. The budget receiver
+	// registers the budget-level notifications this way (the ledger knows no limits).
+	OnBooked(hook BookedHook) (unregister func())
+	// Booked runs the registered hooks, all of them, and joins their errors; the costledger
+	// exporter calls it after a successful Book and fails the export (to be retried) on an error.
+	Booked(ctx context.Context, spends []ledger.Spend, res ledger.BookResult) error
 }
+
+// BookedHook is told of a successful Book: the spends of the call and its result. It runs before
+// the spans are acknowledged; an error fails the export, which is retried (booking is
+// idempotent, so the retry books nothing twice and runs the hook again).
+type BookedHook func(ctx context.Context, spends []ledger.Spend, res ledger.BookResult) error
 
 // Find returns the budgetledger extension id names in host, for components that reference it by
 // their `ledger` setting.
@@ -52,6 +65,10 @@ type budgetLedger struct {
 	anchor   *anchorer // nil when the backend stores no anchors
 	// truncated is 1 after a start over a chain behind its anchor (accept_truncated_chain).
 	truncated atomic.Int64
+
+	hooksMu  sync.RWMutex
+	hooks    map[uint64]BookedHook
+	nextHook uint64
 }
 
 var _ Provider = (*budgetLedger)(nil)
@@ -154,6 +171,38 @@ func (b *budgetLedger) Shutdown(context.Context) error {
 func (b *budgetLedger) Ledger() ledger.Ledger      { return b.ledger }
 func (b *budgetLedger) Evidence() *evidence.Writer { return b.evidence }
 func (b *budgetLedger) Location() *time.Location   { return b.loc }
+
+// OnBooked registers hook (see Provider).
+func (b *budgetLedger) OnBooked(hook BookedHook) func() {
+	b.hooksMu.Lock()
+	defer b.hooksMu.Unlock()
+	if b.hooks == nil {
+		b.hooks = map[uint64]BookedHook{}
+	}
+	b.nextHook++
+	id := b.nextHook
+	b.hooks[id] = hook
+	return func() {
+		b.hooksMu.Lock()
+		defer b.hooksMu.Unlock()
+		delete(b.hooks, id)
+	}
+}
+
+// Booked runs the registered hooks (see Provider).
+func (b *budgetLedger) Booked(ctx context.Context, spends []ledger.Spend, res ledger.BookResult) error {
+	b.hooksMu.RLock()
+	hooks := make([]BookedHook, 0, len(b.hooks))
+	for _, h := range b.hooks {
+		hooks = append(hooks, h)
+	}
+	b.hooksMu.RUnlock()
+	var errs error
+	for _, h := range hooks {
+		errs = errors.Join(errs, h(ctx, spends, res))
+	}
+	return errs
+}
 
 // checkAnchor refuses a start over an evidence chain that ends behind the head anchored in the
 // ledger, unless evidence.accept_truncated_chain is set: then the start is logged as an error,

@@ -136,9 +136,11 @@ func reviewer(c Caller) string {
 func (e *Engine) resolve(ctx context.Context, id string, res ledger.Resolution, modified *evidence.Constraints) (decisionapi.Approval, error) {
 	ap, err := e.ledger.ResolveApproval(ctx, id, res)
 	if err != nil {
+		if repeat, ok, rerr := e.repeatedResolve(ctx, id, res, err); ok {
+			return repeat, rerr
+		}
 		return decisionapi.Approval{}, e.approvalError(id, err)
 	}
-	e.emit(ctx, approvalEvent(notify.TypeApprovalResolved, ap, res.Time))
 	out := wireApproval(ap)
 	outcome := "denied"
 	if res.Approve {
@@ -163,7 +165,44 @@ func (e *Engine) resolve(ctx context.Context, id string, res ledger.Resolution, 
 	if e.appendEvidence(rec) {
 		out.EvidenceID = evidenceID
 	}
+	// No answer without its event: the reviewer's retry (the same answer by the same reviewer)
+	// finds the approval resolved so, stores the event and answers it (repeatedResolve).
+	if err := e.emit(ctx, approvalEvent(notify.TypeApprovalResolved, ap, res.Time)); err != nil {
+		return decisionapi.Approval{}, resolvedEventError(id)
+	}
 	return out, nil
+}
+
+// resolvedEventError answers a resolution whose approval.resolved event could not be stored.
+func resolvedEventError(id string) error {
+	ae := decisionapi.NewError(decisionapi.CodeUnavailable,
+		"approval %q is resolved but its notification could not be stored; repeat the same request", id)
+	ae.RetryAfterSec = 1
+	return ae
+}
+
+// repeatedResolve answers a resolution that the approval already has from the same reviewer (the
+// retry of an answer whose event could not be stored, or a double click): it stores the
+// approval.resolved event again (the outbox keeps one copy; receivers deduplicate delivered ones
+// by id) and answers the approval as the first call would have. ok is false for anything else,
+// which stays a conflict; err is the answer when the event could still not be stored.
+func (e *Engine) repeatedResolve(ctx context.Context, id string, res ledger.Resolution, err error) (_ decisionapi.Approval, ok bool, _ error) {
+	var se *ledger.ApprovalStateError
+	want := ledger.ApprovalDenied
+	if res.Approve {
+		want = ledger.ApprovalApproved
+	}
+	if !errors.As(err, &se) || se.State != want {
+		return decisionapi.Approval{}, false, nil
+	}
+	ap, gerr := e.ledger.GetApproval(ctx, id, e.now())
+	if gerr != nil || ap.State != want || ap.Decision == nil || ap.Decision.Reviewer != res.Reviewer {
+		return decisionapi.Approval{}, false, nil
+	}
+	if e.emit(ctx, approvalEvent(notify.TypeApprovalResolved, ap, ap.Decision.At)) != nil {
+		return decisionapi.Approval{}, true, resolvedEventError(id)
+	}
+	return wireApproval(ap), true, nil
 }
 
 func (e *Engine) approvalError(id string, err error) error {

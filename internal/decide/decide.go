@@ -377,10 +377,26 @@ func (e *Engine) requestApproval(ctx context.Context, a *action) error {
 	case err != nil:
 		return ledgerErr("create approval", err)
 	}
+	if err := e.emit(ctx, approvalEvent(notify.TypeApprovalRequested, ap, a.now)); err != nil {
+		// No answer without its event: no reviewer would hear of this approval. It is withdrawn
+		// (denied by agentcost, so it neither waits for a reviewer nor counts against
+		// max_pending_per_agent) and the request is answered 503 whatever the fail mode: a
+		// retry asks for a new approval and stores its event.
+		if _, werr := e.ledger.ResolveApproval(ctx, ap.ID, ledger.Resolution{Reviewer: withdrawnReviewer,
+			Comment: "withdrawn: its approval.requested notification could not be stored", Time: a.now}); werr != nil {
+			e.warnLedger("withdraw approval", werr) // it expires unanswered (and is notified then)
+		}
+		ae := decisionapi.NewError(decisionapi.CodeUnavailable, "the approval request's notification could not be stored; retry later")
+		ae.RetryAfterSec = retrySec(e.cfg.RetryAfter)
+		return ae
+	}
 	a.approvalID, a.expiresAt = ap.ID, ap.ExpiresAt
-	e.emit(ctx, approvalEvent(notify.TypeApprovalRequested, ap, a.now))
 	return nil
 }
+
+// withdrawnReviewer is the reviewer named on an approval agentcost withdrew because its
+// approval.requested notification could not be stored.
+const withdrawnReviewer = "agentcost"
 
 // attachApproval looks up the approval a re-submitted request names: it must exist, belong to
 // the same agent and action, and be approved (not pending, denied, expired or used). Its

@@ -235,6 +235,8 @@ type Engine struct {
 	// notifyMu serialises NotifyExpiredApprovals; expiredCursor is where its listing resumes.
 	notifyMu      sync.Mutex
 	expiredCursor ledger.ApprovalCursor
+	// marked caches the notification markers known to be in the ledger (see emitOnce).
+	marked markedCache
 }
 
 // leaseKeyName is the ledger record that holds the key lease ids are authenticated with; every

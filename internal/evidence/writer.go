@@ -274,6 +274,9 @@ func lastLineOf(path string) (line []byte, end int64, found bool, size int64, er
 	return line, end, found, st.Size(), nil
 }
 
+// Dir returns the directory the Writer's chain is kept in (read it with Scan and Verify).
+func (w *Writer) Dir() string { return w.dir }
+
 // ChainID returns the id of the Writer's chain.
 func (w *Writer) ChainID() string {
 	w.mu.Lock()

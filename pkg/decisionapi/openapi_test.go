@@ -33,6 +33,7 @@ var wire = []struct {
 	{"GET", decisionapi.PathFreezes, nil, decisionapi.FreezeList{}},
 	{"POST", decisionapi.PathFreezes, decisionapi.FreezeRequest{}, decisionapi.Freeze{}},
 	{"DELETE", decisionapi.PathFreeze, nil, decisionapi.Freeze{}},
+	{"GET", decisionapi.PathEvidence, nil, decisionapi.EvidenceResponse{}},
 }
 
 func loadDoc(t *testing.T) *openapicheck.Document {

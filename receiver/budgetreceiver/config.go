@@ -108,6 +108,9 @@ type Config struct {
 	// policy's `degrade:`): the processor's table, so both price a model alike.
 	Prices PricesConfig `mapstructure:"prices"`
 
+	// Console serves the reviewer console (console.go) at /console/ on this endpoint.
+	Console ConsoleConfig `mapstructure:"console"`
+
 	// prevent unkeyed literal initialization
 	_ struct{}
 }
@@ -238,7 +241,7 @@ func (cfg *Config) bodyLimit() int64 {
 
 // requestLimits are the server's request-flow settings from the configuration.
 func (cfg *Config) requestLimits() requestLimits {
-	l := requestLimits{perCaller: cfg.MaxInFlightPerCaller, anyHost: cfg.NetAddr.Transport == confignet.TransportTypeUnix}
+	l := requestLimits{perCaller: cfg.MaxInFlightPerCaller, anyHost: cfg.NetAddr.Transport == confignet.TransportTypeUnix, console: cfg.Console.Enabled}
 	if cors := cfg.CORS.Get(); cors != nil {
 		for _, o := range cors.AllowedOrigins {
 			if !strings.Contains(o, "*") {

@@ -51,6 +51,8 @@ type budgetReceiver struct {
 	// notifier delivers notifications (nil without webhooks); outbox is the ledger's outbox.
 	notifier *notify.Notifier
 	outbox   ledger.Outbox
+	// unhook unregisters the budget-level check of booked spend (nil without notifications).
+	unhook func()
 
 	// api is the decision API's handler state (in-flight bounds), kept for tests.
 	api *server
@@ -167,8 +169,10 @@ func (r *budgetReceiver) start(ctx context.Context, host component.Host) error {
 	}
 	r.outbox, _ = provider.Ledger().(ledger.Outbox)
 	var appender decide.EvidenceAppender
+	evidenceDir := ""
 	if w := provider.Evidence(); w != nil {
 		appender = w
+		evidenceDir = w.Dir()
 	}
 	r.engine, err = decide.New(ctx, decide.Config{
 		Policy:         r.watcher.Policy,
@@ -196,6 +200,7 @@ func (r *budgetReceiver) start(ctx context.Context, host component.Host) error {
 
 	srv := newServer(r.engine, creds, r.cfg.bodyLimit(), r.cfg.MaxInFlight, r.stats)
 	srv.setLimits(r.cfg.requestLimits())
+	srv.evidenceDir = evidenceDir
 	r.api = srv
 	ln, err := r.cfg.ToListener(ctx)
 	if err != nil {
@@ -235,6 +240,11 @@ func (r *budgetReceiver) start(ctx context.Context, host component.Host) error {
 	if r.notifier != nil {
 		r.wg.Add(1)
 		go func() { defer r.wg.Done(); r.notifier.Run(bg) }()
+		// A level crossed by booked spend is notified before the exporter acknowledges the spans.
+		r.unhook = provider.OnBooked(func(ctx context.Context, spends []ledger.Spend, _ ledger.BookResult) error {
+			_, err := r.engine.NotifyBooked(ctx, spends)
+			return err
+		})
 	}
 	r.running = true
 
@@ -340,6 +350,10 @@ func (r *budgetReceiver) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	r.running = false
+	if r.unhook != nil {
+		r.unhook()
+		r.unhook = nil
+	}
 	err := r.server.Shutdown(ctx)
 	<-r.served
 	r.cancel()

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -31,6 +32,9 @@ type server struct {
 	// leaseSlots bound the lease checks (GET /v1/leases/{id}) apart from slots, so that a running
 	// action's watcher never eats into its agent's share of the decision API (freeze.go).
 	leaseSlots *slots
+
+	// evidenceDir is this replica's evidence chain (GET /v1/evidence/{id}); empty: none kept.
+	evidenceDir string
 }
 
 // requestLimits are the request-flow settings of the server beyond newServer's arguments.
@@ -43,6 +47,8 @@ type requestLimits struct {
 	// origins are the Origins the open API accepts besides loopback ones (cors.allowed_origins,
 	// exact entries only).
 	origins []string
+	// console serves the reviewer console at /console/ (console.enabled).
+	console bool
 }
 
 // setLimits applies the request-flow settings; call it before serving.
@@ -91,6 +97,10 @@ func (s *server) handler() http.Handler {
 	s.route(mux, decisionapi.PathDeny, endpoint{http.MethodPost, reviewers, s.deny})
 	s.route(mux, decisionapi.PathExplain, endpoint{http.MethodPost, agents | reviewers, s.explain})
 	s.routeFreezes(mux)
+	s.route(mux, decisionapi.PathEvidence, endpoint{http.MethodGet, reviewers, s.evidence})
+	if s.limits.console {
+		s.routeConsole(mux)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		decisionapi.WriteError(w, decisionapi.NewError(decisionapi.CodeNotFound, "no endpoint %s", r.URL.Path))
 	})
@@ -365,7 +375,15 @@ func (s *server) budgets(r *http.Request, c decide.Caller) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.engine.Budgets(r.Context(), c, page)
+	switch order := r.URL.Query().Get(decisionapi.QueryOrder); order {
+	case "", decisionapi.OrderScope:
+		return s.engine.Budgets(r.Context(), c, page)
+	case decisionapi.OrderUtilization:
+		return s.engine.BudgetsByUtilization(r.Context(), c, page)
+	default:
+		return nil, (&decisionapi.FieldError{Field: decisionapi.QueryOrder,
+			Message: "must be " + decisionapi.OrderScope + " or " + decisionapi.OrderUtilization + ", got " + strconv.Quote(order)}).APIError()
+	}
 }
 
 func (s *server) listApprovals(r *http.Request, c decide.Caller) (any, error) {
