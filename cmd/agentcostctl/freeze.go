@@ -96,13 +96,9 @@ expired ones too. Reviewer role.`+onlineHelp)
 		return err
 	}
 	var resp decisionapi.FreezeList
-	err = followPages(q, func(q url.Values) (string, error) {
-		var page decisionapi.FreezeList
-		if err := c.do(e.ctx, http.MethodGet, decisionapi.PathFreezes, q, nil, &page); err != nil {
-			return "", err
-		}
+	err = getPages(e, c, decisionapi.PathFreezes, q, func(page *decisionapi.FreezeList) string {
 		resp.Freezes = append(resp.Freezes, page.Freezes...)
-		return page.NextCursor, nil
+		return page.NextCursor
 	})
 	if err != nil {
 		return err

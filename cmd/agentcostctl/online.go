@@ -157,14 +157,10 @@ window's end and the level.`+onlineHelp)
 		return err
 	}
 	var resp decisionapi.BudgetsResponse
-	err = followPages(url.Values{}, func(q url.Values) (string, error) {
-		var page decisionapi.BudgetsResponse
-		if err := c.do(e.ctx, http.MethodGet, decisionapi.PathBudgets, q, nil, &page); err != nil {
-			return "", err
-		}
+	err = getPages(e, c, decisionapi.PathBudgets, url.Values{}, func(page *decisionapi.BudgetsResponse) string {
 		scopes := append(resp.Scopes, page.Scopes...)
-		resp, resp.Scopes = page, scopes
-		return page.NextCursor, nil
+		resp, resp.Scopes = *page, scopes
+		return page.NextCursor
 	})
 	if err != nil {
 		return err
@@ -212,13 +208,9 @@ Lists approval requests (GET /v1/approvals), oldest first. Reviewer role.`+onlin
 		return err
 	}
 	var resp decisionapi.ApprovalList
-	err = followPages(q, func(q url.Values) (string, error) {
-		var page decisionapi.ApprovalList
-		if err := c.do(e.ctx, http.MethodGet, decisionapi.PathApprovals, q, nil, &page); err != nil {
-			return "", err
-		}
+	err = getPages(e, c, decisionapi.PathApprovals, q, func(page *decisionapi.ApprovalList) string {
 		resp.Approvals = append(resp.Approvals, page.Approvals...)
-		return page.NextCursor, nil
+		return page.NextCursor
 	})
 	if err != nil {
 		return err
@@ -241,6 +233,18 @@ Lists approval requests (GET /v1/approvals), oldest first. Reviewer role.`+onlin
 	}
 	t.Flush()
 	return nil
+}
+
+// getPages fetches every page of the list at path (the query q plus limit and cursor) and hands
+// each to add, which keeps its items and returns its next_cursor.
+func getPages[P any](e *env, c *client, path string, q url.Values, add func(page *P) string) error {
+	return followPages(q, func(q url.Values) (string, error) {
+		var page P
+		if err := c.do(e.ctx, http.MethodGet, path, q, nil, &page); err != nil {
+			return "", err
+		}
+		return add(&page), nil
+	})
 }
 
 // maxListPages bounds the pages one list command follows, against a server whose list never ends.

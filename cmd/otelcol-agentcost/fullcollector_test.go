@@ -26,6 +26,8 @@ type fullOptions struct {
 	evidenceLogs bool
 	// logLevel is the collector's log level (default warn).
 	logLevel string
+	// console serves the reviewer console at /console/ on the decision API.
+	console bool
 	// budgetExtra is more of the budget receiver's configuration, YAML lines indented by four.
 	budgetExtra string
 }
@@ -49,6 +51,9 @@ func startFullCollector(t *testing.T, o fullOptions) fullCollector {
 	}
 	if o.settle > 0 {
 		fmt.Fprintf(&budget, "    settle_interval: %s\n", o.settle)
+	}
+	if o.console {
+		budget.WriteString("    console: {enabled: true}\n")
 	}
 	budget.WriteString(o.budgetExtra)
 	if len(o.tokens) > 0 {

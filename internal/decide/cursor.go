@@ -39,15 +39,23 @@ func badCursor() error {
 }
 
 // approvalCursor encodes where the next page of approvals starts.
-func approvalCursor(c ledger.ApprovalCursor) string {
-	return encodeCursor(cursorApprovals, strconv.FormatInt(c.CreatedMicros, 10), c.ID)
-}
+func approvalCursor(c ledger.ApprovalCursor) string { return createdCursor(cursorApprovals, c) }
 
 func parseApprovalCursor(s string) (ledger.ApprovalCursor, error) {
+	return parseCreatedCursor(s, cursorApprovals)
+}
+
+// createdCursor encodes a place in a list ordered by creation time and id, for the list kind.
+func createdCursor(kind string, c ledger.ApprovalCursor) string {
+	return encodeCursor(kind, strconv.FormatInt(c.CreatedMicros, 10), c.ID)
+}
+
+// parseCreatedCursor decodes a createdCursor of the list kind ("" is the first page).
+func parseCreatedCursor(s, kind string) (ledger.ApprovalCursor, error) {
 	if s == "" {
 		return ledger.ApprovalCursor{}, nil
 	}
-	parts, ok := decodeCursor(s, cursorApprovals, 2)
+	parts, ok := decodeCursor(s, kind, 2)
 	if !ok {
 		return ledger.ApprovalCursor{}, badCursor()
 	}
@@ -85,21 +93,8 @@ func parseBudgetCursor(s string) (budgetCursor, error) {
 }
 
 // freezeCursor encodes where the next page of freezes starts.
-func freezeCursor(c ledger.ApprovalCursor) string {
-	return encodeCursor(cursorFreezes, strconv.FormatInt(c.CreatedMicros, 10), c.ID)
-}
+func freezeCursor(c ledger.ApprovalCursor) string { return createdCursor(cursorFreezes, c) }
 
 func parseFreezeCursor(s string) (ledger.ApprovalCursor, error) {
-	if s == "" {
-		return ledger.ApprovalCursor{}, nil
-	}
-	parts, ok := decodeCursor(s, cursorFreezes, 2)
-	if !ok {
-		return ledger.ApprovalCursor{}, badCursor()
-	}
-	us, err := strconv.ParseInt(parts[0], 10, 64)
-	if err != nil || us <= 0 || parts[1] == "" {
-		return ledger.ApprovalCursor{}, badCursor()
-	}
-	return ledger.ApprovalCursor{CreatedMicros: us, ID: parts[1]}, nil
+	return parseCreatedCursor(s, cursorFreezes)
 }

@@ -7,101 +7,33 @@ import (
 	"math"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 
 	"github.com/agentcost/agentcost/internal/ledger"
 	"github.com/agentcost/agentcost/internal/money"
+	"github.com/agentcost/agentcost/internal/testutil/browsertest"
 	"github.com/agentcost/agentcost/pkg/decisionapi"
 )
 
 // updateScreenshots makes the browser test write its screenshots to docs/console/.
 var updateScreenshots = flag.Bool("update", false, "write the console screenshots to docs/console/")
 
-// chromiumPath finds a Chromium to drive: skipped loudly without one, failed under CI=true.
-func chromiumPath(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	msg := "no chromium on PATH: the reviewer console's browser test needs Debian's chromium package (apt-get install chromium)"
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip("SKIPPED: " + msg)
-	return ""
-}
+// The browser helpers live in internal/testutil/browsertest, shared with the collector's test.
+var (
+	browser = browsertest.Start
+	run     = browsertest.Run
+	text    = browsertest.Text
+	waitJS  = browsertest.WaitJS
+)
 
-// browser starts a headless Chromium and opens its tab; run bounds every step after that.
-func browser(t *testing.T) context.Context {
-	t.Helper()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromiumPath(t)),
-		chromedp.NoSandbox,
-		chromedp.Headless,
-		chromedp.DisableGPU,
-		chromedp.WindowSize(1366, 900),
-		chromedp.Flag("disable-dev-shm-usage", true),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(cancelAlloc)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(cancel)
-	// The first run starts the browser and must not carry a timeout (it would stop the browser).
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("starting chromium: %v", err)
-	}
-	return ctx
-}
-
-// stepLimit bounds every browser step: a wait that does not end fails the test.
-const stepLimit = 30 * time.Second
-
-// run runs browser steps within stepLimit, failing the test with what was being done and the
-// console's error line.
-func run(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
-	t.Helper()
-	sctx, cancel := context.WithTimeout(ctx, stepLimit)
-	defer cancel()
-	if err := chromedp.Do(sctx, steps...); err != nil {
-		t.Fatalf("%s: %v (console error line: %q)", what, err, value[string](t, ctx, `document.getElementById("error").textContent`))
-	}
-}
-
-// value evaluates a JavaScript expression in the page within stepLimit.
+// value evaluates a JavaScript expression in the page (browsertest.Value).
 func value[T any](t *testing.T, ctx context.Context, expr string) T {
 	t.Helper()
-	sctx, cancel := context.WithTimeout(ctx, stepLimit)
-	defer cancel()
-	v, err := chromedp.Run(sctx, chromedp.Evaluate[T](expr))
-	if err != nil {
-		t.Fatalf("evaluating %s: %v", expr, err)
-	}
-	return v
-}
-
-// text returns the visible text of the first element matching a CSS selector.
-func text(t *testing.T, ctx context.Context, sel string) string {
-	t.Helper()
-	sctx, cancel := context.WithTimeout(ctx, stepLimit)
-	defer cancel()
-	v, err := chromedp.Run(sctx, chromedp.Text(chromedp.CSS(sel)))
-	if err != nil {
-		t.Fatalf("text of %s: %v", sel, err)
-	}
-	return v
-}
-
-// waitJS waits until a JavaScript expression is true.
-func waitJS(expr string) chromedp.Action[chromedp.Void] {
-	return chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(stepLimit))
+	return browsertest.Value[T](t, ctx, expr)
 }
 
 // screenshot writes the page to docs/console/<name>.png when the test runs with -update.
@@ -110,7 +42,7 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 	if !*updateScreenshots {
 		return
 	}
-	sctx, cancel := context.WithTimeout(ctx, stepLimit)
+	sctx, cancel := context.WithTimeout(ctx, browsertest.StepLimit)
 	defer cancel()
 	png, err := chromedp.Run(sctx, chromedp.CaptureScreenshot())
 	if err != nil {
@@ -204,6 +136,15 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	screenshot(t, ctx, "action")
 	run(t, ctx, "back to the approvals", chromedp.Click(chromedp.CSS("#nav-approvals")), waitJS(`document.body.dataset.loaded === "approvals"`))
+
+	run(t, ctx, "a constraint that is not a whole number is refused in the page, nothing sent",
+		chromedp.SendKeys(chromedp.CSS("#max-tokens-"+second.ApprovalID), "1.5"),
+		chromedp.Click(chromedp.CSS(row(second.ApprovalID)+" button.approve")),
+		waitJS(`document.getElementById("error").textContent.includes("max_tokens must be a whole number")`),
+	)
+	if status, body := e.do(http.MethodGet, "/v1/approvals/"+second.ApprovalID, reviewerToken, nil); status != http.StatusOK || !strings.Contains(string(body), `"state":"pending"`) {
+		t.Fatalf("approval after a refused constraint: %d %s; want still pending", status, body)
+	}
 
 	run(t, ctx, "deny the second with a reason, from the keyboard (Tab from the reason field to Approve, Tab to Deny, Enter)",
 		chromedp.SendKeys(chromedp.CSS("#reason-"+second.ApprovalID), "not this week"),

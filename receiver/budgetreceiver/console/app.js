@@ -121,17 +121,30 @@ async function renderApprovals() {
     capLabel.htmlFor = capId; capLabel.textContent = "Cost cap $";
     const cap = document.createElement("input");
     cap.id = capId; cap.inputMode = "decimal"; cap.autocomplete = "off"; cap.value = typed[capId] || "";
+    // Optional tighter constraints, sent only when filled (POST .../approve "constraints").
+    const limits = [];
+    for (const [key, label] of APPROVE_LIMITS) {
+      const id = key.replaceAll("_", "-") + "-" + a.approval_id;
+      const l = document.createElement("label");
+      l.htmlFor = id; l.textContent = label;
+      const input = document.createElement("input");
+      input.id = id; input.inputMode = "numeric"; input.autocomplete = "off"; input.value = typed[id] || "";
+      input.dataset.constraint = key;
+      limits.push([key, input]);
+      td.append(l, input);
+    }
     const rLabel = document.createElement("label");
     rLabel.htmlFor = reasonId; rLabel.textContent = "Reason";
     const reason = document.createElement("input");
     reason.id = reasonId; reason.autocomplete = "off"; reason.value = typed[reasonId] || "";
-    const approve = button("Approve", "Approve " + a.action + " by " + a.agent_id, () => answer(a, "approve", cap.value, reason.value));
+    const approve = button("Approve", "Approve " + a.action + " by " + a.agent_id, () => answer(a, "approve", cap.value, reason.value, limits));
     approve.className = "approve";
     approve.id = "approve-" + a.approval_id;
     const deny = button("Deny", "Deny " + a.action + " by " + a.agent_id, () => answer(a, "deny", cap.value, reason.value));
     deny.className = "deny";
     deny.id = "deny-" + a.approval_id;
-    td.append(capLabel, cap, rLabel, reason, approve, deny);
+    td.prepend(capLabel, cap);
+    td.append(rLabel, reason, approve, deny);
     tb.appendChild(tr);
   }
   $("pending-empty").hidden = pending.length > 0;
@@ -160,7 +173,10 @@ async function renderApprovals() {
   }
 }
 
-async function answer(a, verb, cap, reason) {
+// APPROVE_LIMITS are the constraints a reviewer may tighten on approve: [API key, label].
+const APPROVE_LIMITS = [["max_runtime_sec", "Max runtime s"], ["max_tokens", "Max tokens"], ["max_retries", "Max retries"], ["max_tool_calls", "Max tool calls"]];
+
+async function answer(a, verb, cap, reason, limits) {
   try {
     let body;
     if (verb === "approve") {
@@ -170,6 +186,14 @@ async function answer(a, verb, cap, reason) {
         if (!isFinite(v) || v < 0) { showError("The cost cap must be a dollar amount"); return; }
         body.cost_cap_usd = v;
       }
+      const constraints = {};
+      for (const [key, input] of limits || []) {
+        const t = input.value.trim();
+        if (t === "") continue;
+        if (!/^[0-9]+$/.test(t)) { showError(key + " must be a whole number"); return; }
+        constraints[key] = Number(t);
+      }
+      if (Object.keys(constraints).length > 0) body.constraints = constraints;
       if (reason.trim() !== "") body.comment = reason.trim();
     } else {
       body = { reason: reason.trim() };
@@ -190,33 +214,58 @@ async function renderBudgets() {
   $("fleet-level").textContent = "Fleet level: " + (first.fleet ? first.fleet.name : "") + " (policy " + first.policy_version + ")";
   const tb = $("budgets").tBodies[0];
   tb.replaceChildren();
-  for (const s of scopes) {
-    const tr = document.createElement("tr");
-    tr.className = "level-" + s.level;
-    tr.dataset.scope = s.scope + ":" + (s.id || "");
-    cell(tr, s.scope);
-    cell(tr, s.id || "(all)");
-    cell(tr, s.window);
-    cell(tr, usd(s.spent_usd), "num spent");
-    cell(tr, usd(s.reserved_usd), "num");
-    cell(tr, usd(s.limit_usd), "num");
-    const u = cell(tr, "", "util");
-    const bar = document.createElement("span");
-    bar.className = "bar";
-    bar.setAttribute("role", "meter");
-    bar.setAttribute("aria-valuemin", "0");
-    bar.setAttribute("aria-valuemax", "100");
-    bar.setAttribute("aria-valuenow", String(Math.round(Math.min(1, s.utilization) * 100)));
-    bar.setAttribute("aria-label", "utilization of " + s.scope + " " + (s.id || ""));
-    const fill = document.createElement("span");
-    fill.style.width = Math.min(100, Math.max(0, s.utilization * 100)).toFixed(1) + "%";
-    bar.appendChild(fill);
-    u.append(bar, document.createTextNode(percent(s.utilization)));
-    cell(tr, s.level, "level");
-    const f = cell(tr, usdCents(s.forecast_usd), "num");
-    if (s.window_end) f.title = "window ends " + new Date(s.window_end).toLocaleString() + " (" + new Date(s.window_end).toISOString() + " UTC)";
-    tb.appendChild(tr);
+  for (const s of scopes) tb.appendChild(budgetRow(s));
+  if (lookedUpRun !== "") await showRun(lookedUpRun);
+}
+
+// budgetRow is one scope's row: spent, reserved, limit, a utilization bar, level and forecast.
+function budgetRow(s) {
+  const tr = document.createElement("tr");
+  tr.className = "level-" + s.level;
+  tr.dataset.scope = s.scope + ":" + (s.id || "");
+  cell(tr, s.scope);
+  cell(tr, s.id || "(all)");
+  cell(tr, s.window);
+  cell(tr, usd(s.spent_usd), "num spent");
+  cell(tr, usd(s.reserved_usd), "num");
+  cell(tr, usd(s.limit_usd), "num");
+  const u = cell(tr, "", "util");
+  const bar = document.createElement("span");
+  bar.className = "bar";
+  bar.setAttribute("role", "meter");
+  bar.setAttribute("aria-valuemin", "0");
+  bar.setAttribute("aria-valuemax", "100");
+  bar.setAttribute("aria-valuenow", String(Math.round(Math.min(1, s.utilization) * 100)));
+  bar.setAttribute("aria-label", "utilization of " + s.scope + " " + (s.id || ""));
+  const fill = document.createElement("span");
+  fill.style.width = Math.min(100, Math.max(0, s.utilization * 100)).toFixed(1) + "%";
+  bar.appendChild(fill);
+  u.append(bar, document.createTextNode(percent(s.utilization)));
+  cell(tr, s.level, "level");
+  const f = cell(tr, usdCents(s.forecast_usd), "num");
+  if (s.window_end) f.title = "window ends " + new Date(s.window_end).toLocaleString() + " (" + new Date(s.window_end).toISOString() + " UTC)";
+  return tr;
+}
+
+// lookedUpRun is the run id last looked up on the budgets page; each refresh reads it again.
+let lookedUpRun = "";
+
+// showRun reads one run's budget through POST /v1/explain, which reserves, counts and records
+// nothing: GET /v1/budgets does not list runs. The run budget does not depend on the agent, so
+// the request names a placeholder agent and action.
+async function showRun(runId) {
+  const res = await api("POST", "/v1/explain", { agent_id: "agentcost-console", action: "console.run-lookup", run_id: runId });
+  const b = res.budget && res.budget.run;
+  const tb = $("run-budget").tBodies[0];
+  tb.replaceChildren();
+  if (!b) {
+    $("run-result").textContent = "The policy sets no run budget (budgets.runs), so runs have nothing to show.";
+    $("run-budget").hidden = true;
+    return;
   }
+  $("run-result").textContent = "Run " + runId + ":";
+  tb.appendChild(budgetRow(Object.assign({ scope: "run", id: runId }, b)));
+  $("run-budget").hidden = false;
 }
 
 // ---- Freezes ----
@@ -377,6 +426,17 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   $("signout").addEventListener("click", () => signOut(""));
   $("freeze-form").addEventListener("submit", createFreeze);
+  $("run-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    lookedUpRun = $("run-id").value.trim();
+    if (lookedUpRun === "") return;
+    try {
+      await showRun(lookedUpRun);
+      showError("");
+    } catch (e) {
+      showError("run lookup failed: " + e.message);
+    }
+  });
   $("action-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
     location.hash = "#action/" + encodeURIComponent($("action-id").value.trim());
