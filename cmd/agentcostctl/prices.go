@@ -41,6 +41,49 @@ type lookupResult struct {
 	Mode     string       `json:"mode,omitempty"`
 	Fallback bool         `json:"fallback,omitempty"`
 	Rates    []priceRates `json:"rates,omitempty"`
+	// Units are the entry's per-unit prices (web search per query, images, seconds, pixels,
+	// characters) as exact dollars per unit, in a stable order.
+	Units []unitPrice `json:"units,omitempty"`
+}
+
+// unitPrice is one per-unit price of an entry, exact.
+type unitPrice struct {
+	Unit string `json:"unit"`
+	USD  string `json:"usd"`
+}
+
+// entryUnits lists the per-unit prices an entry gives, as exact decimal dollars per unit.
+func entryUnits(u pricing.UnitPrices) []unitPrice {
+	var out []unitPrice
+	add := func(unit string, has pricing.UnitSet, r money.Rate) {
+		if u.Set&has != 0 {
+			out = append(out, unitPrice{Unit: unit, USD: femtoUSD(r)})
+		}
+	}
+	for size, name := range []string{pricing.SearchContextLow: "web search query, low context",
+		pricing.SearchContextMedium: "web search query, medium context", pricing.SearchContextHigh: "web search query, high context"} {
+		add(name, pricing.HasSearchQuery, u.SearchQuery[size])
+	}
+	add("output image", pricing.HasOutputImage, u.OutputImage)
+	add("input image", pricing.HasInputImage, u.InputImage)
+	add("input second", pricing.HasInputSeconds, u.InputSecond)
+	add("output second", pricing.HasOutputSeconds, u.OutputSecond)
+	add("input pixel", pricing.HasInputPixels, u.InputPixel)
+	add("output pixel", pricing.HasOutputPixels, u.OutputPixel)
+	add("input character", pricing.HasInputCharacters, u.InputCharacter)
+	add("output character", pricing.HasOutputCharacters, u.OutputCharacter)
+	return out
+}
+
+// femtoUSD formats a rate of femto-dollars as exact decimal dollars ("0.0001").
+func femtoUSD(r money.Rate) string {
+	const scale = 1_000_000_000_000_000
+	frac := strings.TrimRight(fmt.Sprintf("%015d", int64(r)%scale), "0")
+	whole := strconv.FormatInt(int64(r)/scale, 10)
+	if frac == "" {
+		return whole
+	}
+	return whole + "." + frac
 }
 
 var tierNames = [...]string{pricing.TierStandard: "standard", pricing.TierBatch: "batch",
@@ -72,6 +115,7 @@ agentcost.price.unknown.`)
 		res.Entry, res.Source, res.Mode, res.Fallback = en.Model, en.Source, en.Mode, en.Fallback
 		res.Match = m.Kind.String()
 		res.Rates = entryRates(en)
+		res.Units = entryUnits(en.Units)
 	}
 
 	if *out == "json" {
@@ -113,6 +157,14 @@ agentcost.price.unknown.`)
 			row(t, r.Column, usd(r.Input), usd(r.Output), usd(r.CacheRead), usd(r.CacheWrite), usd(r.Reasoning))
 		}
 		t.Flush()
+		if len(res.Units) > 0 {
+			fmt.Fprintln(e.stdout, "\nper-unit prices in USD:")
+			t = newTable(e.stdout)
+			for _, u := range res.Units {
+				row(t, u.Unit, "$"+u.USD)
+			}
+			t.Flush()
+		}
 	}
 	if !res.Matched {
 		return findings()

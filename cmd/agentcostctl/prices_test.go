@@ -300,3 +300,29 @@ func TestPricesRefresh(t *testing.T) {
 		t.Errorf("bad date: exit %d", code)
 	}
 }
+
+// TestPricesLookupUnitPrices: a model priced per second (whisper-1) shows its per-unit prices
+// exactly, beside its zero token rates, in the table and in the JSON.
+func TestPricesLookupUnitPrices(t *testing.T) {
+	code, out, errOut := runCLI(t, "prices", "lookup", "whisper-1")
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	if got := lineWith(t, out, "input second"); strings.Join(got, " ") != "input second $0.0001" {
+		t.Errorf("input second row %q", got)
+	}
+	code, out, errOut = runCLI(t, "prices", "lookup", "whisper-1", "--output", "json")
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	var res lookupResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Units) != 2 || res.Units[0] != (unitPrice{Unit: "input second", USD: "0.0001"}) {
+		t.Errorf("units %+v", res.Units)
+	}
+	if got := femtoUSD(2_034_505); got != "0.000000002034505" {
+		t.Errorf("femtoUSD(2034505) = %s", got)
+	}
+}
