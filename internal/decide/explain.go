@@ -65,6 +65,12 @@ func (e *Engine) Explain(ctx context.Context, c Caller, req decisionapi.Decision
 			RuleID: r.ID, Decision: decisionapi.Decision(r.Decision.String()), Matched: r.Matched, Selected: r.Selected, Why: r.Why,
 		})
 	}
+	// A freeze is a layer above the policy and the budgets: it is listed first and decides.
+	if f, ok := firstApplying(rs.freezes, a.preq.AgentID, a.preq.Team, a.preq.RunID); ok {
+		out.BudgetLayers = append(out.BudgetLayers, decisionapi.LayerTrace{Layer: layerFreeze, Verdict: decisionapi.DecisionDeny, Detail: freezeReason(f)})
+		out.Decision, out.RuleID, out.Reason = decisionapi.DecisionDeny, RuleFreeze, freezeReason(f)
+		out.Constraints, out.RetryAfterSec = decisionapi.Constraints{}, 0
+	}
 	for _, l := range ex.Layers {
 		out.BudgetLayers = append(out.BudgetLayers, decisionapi.LayerTrace{
 			Layer: l.Layer, Verdict: decisionapi.Decision(l.Verdict.String()), Detail: l.Detail,

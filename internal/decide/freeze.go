@@ -230,6 +230,9 @@ func firstApplying(fs []ledger.Freeze, agent, team, run string) (ledger.Freeze, 
 	return ledger.Freeze{}, false
 }
 
+// layerFreeze is the explain layer of a freeze covering the request.
+const layerFreeze = "freeze"
+
 // freezeReason is the reason of a decision a freeze denied.
 func freezeReason(f ledger.Freeze) string {
 	scope := string(f.Scope)

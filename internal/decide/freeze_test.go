@@ -52,6 +52,12 @@ func TestFreezeLayer(t *testing.T) {
 	if err != nil || d.Decision != decisionapi.DecisionDeny || d.RuleID != RuleFreeze || !strings.Contains(d.Reason, "loop") {
 		t.Fatalf("frozen decision = %+v, %v", d, err)
 	}
+	// Explain shows the freeze as the first layer, deciding.
+	ex, err := te.Explain(ctx, agent, req)
+	if err != nil || ex.Decision != decisionapi.DecisionDeny || ex.RuleID != RuleFreeze || len(ex.BudgetLayers) == 0 ||
+		ex.BudgetLayers[0].Layer != "freeze" || !strings.Contains(ex.BudgetLayers[0].Detail, "loop") {
+		t.Fatalf("explain while frozen = %+v, %v", ex, err)
+	}
 	// Nothing was reserved: the budget is untouched.
 	if st, err := te.Budgets(ctx, reviewer, decisionapi.ListParams{}); err != nil || len(st.Scopes) != 0 {
 		t.Fatalf("budgets after a frozen decision = %+v, %v; want no active scope", st, err)

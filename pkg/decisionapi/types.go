@@ -455,7 +455,7 @@ type RuleTrace struct {
 // LayerTrace is one budget layer's verdict.
 type LayerTrace struct {
 	// Layer is per_action_cap, approval, run, agent, team or fleet; degrade comes first when the
-	// policy has degrade entries.
+	// policy has degrade entries, and freeze before it when a freeze covers the request (it decides).
 	Layer string `json:"layer"`
 	// Verdict is allow when the layer let the request pass.
 	Verdict Decision `json:"verdict"`
