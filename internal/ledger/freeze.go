@@ -237,6 +237,17 @@ func activeFreezesTx(t *txn, now time.Time) ([]Freeze, error) {
 	return activeFreezes(fs, now), nil
 }
 
+// newFreezeRecord readies a freeze to be created (its creation time set, no lift) and encodes it.
+func newFreezeRecord(f Freeze) (Freeze, []byte, error) {
+	f.CreatedAt = at(f.CreatedAt)
+	f.LiftedBy, f.LiftedAt = "", time.Time{}
+	if err := f.validate(); err != nil {
+		return Freeze{}, nil, err
+	}
+	v, err := json.Marshal(f)
+	return f, v, err
+}
+
 func freezeBuckets(t *txn) (all, act *bolt.Bucket, err error) {
 	if all, err = t.tx.CreateBucketIfNotExists(bucketFreezes); err != nil {
 		return nil, nil, err
@@ -247,12 +258,7 @@ func freezeBuckets(t *txn) (all, act *bolt.Bucket, err error) {
 
 // CreateFreeze implements Freezer.
 func (e *Embedded) CreateFreeze(ctx context.Context, f Freeze) (Freeze, error) {
-	f.CreatedAt = at(f.CreatedAt)
-	f.LiftedBy, f.LiftedAt = "", time.Time{}
-	if err := f.validate(); err != nil {
-		return Freeze{}, err
-	}
-	v, err := json.Marshal(f)
+	f, v, err := newFreezeRecord(f)
 	if err != nil {
 		return Freeze{}, err
 	}
@@ -409,12 +415,7 @@ return 1
 
 // CreateFreeze implements Freezer.
 func (r *Redis) CreateFreeze(ctx context.Context, f Freeze) (Freeze, error) {
-	f.CreatedAt = at(f.CreatedAt)
-	f.LiftedBy, f.LiftedAt = "", time.Time{}
-	if err := f.validate(); err != nil {
-		return Freeze{}, err
-	}
-	v, err := json.Marshal(f)
+	f, v, err := newFreezeRecord(f)
 	if err != nil {
 		return Freeze{}, err
 	}

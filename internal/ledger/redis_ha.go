@@ -19,76 +19,45 @@ var ErrNotReplicated = errors.New("not acknowledged by enough Redis replicas")
 // newRedisClient builds the client of cfg.Mode (never guessed from the other settings) and checks
 // that Redis answers. It returns the client and a description of where it connected for the log.
 func newRedisClient(ctx context.Context, cfg RedisConfig) (redis.UniversalClient, string, error) {
+	// One set of options for every mode; the mode picks go-redis' explicit conversion (Simple,
+	// Failover, Cluster), never its guess from which options are set.
+	opts := &redis.UniversalOptions{
+		MasterName:               cfg.MasterName,
+		SentinelUsername:         cfg.SentinelUsername,
+		SentinelPassword:         string(cfg.SentinelPassword),
+		Username:                 cfg.Username,
+		Password:                 string(cfg.Password),
+		DB:                       cfg.DB,
+		DialTimeout:              cfg.DialTimeout,
+		ReadTimeout:              cfg.ReadTimeout,
+		WriteTimeout:             cfg.WriteTimeout,
+		ContextTimeoutEnabled:    true, // a caller's deadline (a decision's ledger timeout) bounds a command too
+		PoolSize:                 cfg.PoolSize,
+		Protocol:                 2,
+		DisableIdentity:          true,
+		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
+	}
+	if cfg.TLS != nil {
+		tlsCfg, err := cfg.TLS.LoadTLSConfig(ctx)
+		if err != nil {
+			return nil, "", fmt.Errorf("redis.tls: %w", err)
+		}
+		opts.TLSConfig = tlsCfg
+	}
 	var client redis.UniversalClient
 	var where string
-	var err error
 	switch cfg.Mode {
 	case RedisModeSentinel:
-		opts := &redis.FailoverOptions{
-			MasterName:            cfg.MasterName,
-			SentinelAddrs:         cfg.SentinelAddresses,
-			SentinelUsername:      cfg.SentinelUsername,
-			SentinelPassword:      string(cfg.SentinelPassword),
-			Username:              cfg.Username,
-			Password:              string(cfg.Password),
-			DB:                    cfg.DB,
-			DialTimeout:           cfg.DialTimeout,
-			ReadTimeout:           cfg.ReadTimeout,
-			WriteTimeout:          cfg.WriteTimeout,
-			ContextTimeoutEnabled: true,
-			PoolSize:              cfg.PoolSize,
-			Protocol:              2,
-			DisableIdentity:       true,
-		}
-		if cfg.TLS != nil {
-			if opts.TLSConfig, err = cfg.TLS.LoadTLSConfig(ctx); err != nil {
-				return nil, "", fmt.Errorf("redis.tls: %w", err)
-			}
-		}
-		client = redis.NewFailoverClient(opts)
+		opts.Addrs = cfg.SentinelAddresses
+		client = redis.NewFailoverClient(opts.Failover())
 		where = "master " + cfg.MasterName + " via sentinels " + strings.Join(cfg.SentinelAddresses, ",")
 	case RedisModeCluster:
-		opts := &redis.ClusterOptions{
-			Addrs:                    cfg.Addresses,
-			Username:                 cfg.Username,
-			Password:                 string(cfg.Password),
-			DialTimeout:              cfg.DialTimeout,
-			ReadTimeout:              cfg.ReadTimeout,
-			WriteTimeout:             cfg.WriteTimeout,
-			ContextTimeoutEnabled:    true,
-			PoolSize:                 cfg.PoolSize,
-			Protocol:                 2,
-			DisableIdentity:          true,
-			MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
-		}
-		if cfg.TLS != nil {
-			if opts.TLSConfig, err = cfg.TLS.LoadTLSConfig(ctx); err != nil {
-				return nil, "", fmt.Errorf("redis.tls: %w", err)
-			}
-		}
-		client = redis.NewClusterClient(opts)
+		opts.Addrs = cfg.Addresses
+		client = redis.NewClusterClient(opts.Cluster())
 		where = "cluster " + strings.Join(cfg.Addresses, ",")
 	default:
-		opts := &redis.Options{
-			Addr:                     cfg.Endpoint,
-			Username:                 cfg.Username,
-			Password:                 string(cfg.Password),
-			DB:                       cfg.DB,
-			DialTimeout:              cfg.DialTimeout,
-			ReadTimeout:              cfg.ReadTimeout,
-			WriteTimeout:             cfg.WriteTimeout,
-			ContextTimeoutEnabled:    true, // a caller's deadline (a decision's ledger timeout) bounds a command too
-			PoolSize:                 cfg.PoolSize,
-			Protocol:                 2,
-			DisableIdentity:          true,
-			MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
-		}
-		if cfg.TLS != nil {
-			if opts.TLSConfig, err = cfg.TLS.LoadTLSConfig(ctx); err != nil {
-				return nil, "", fmt.Errorf("redis.tls: %w", err)
-			}
-		}
-		client = redis.NewClient(opts)
+		opts.Addrs = []string{cfg.Endpoint}
+		client = redis.NewClient(opts.Simple())
 		where = cfg.Endpoint
 	}
 	if err := client.Ping(ctx).Err(); err != nil {
