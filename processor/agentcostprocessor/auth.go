@@ -2,8 +2,6 @@ package agentcostprocessor
 
 import (
 	"context"
-	"sync/atomic"
-	"time"
 
 	"go.opentelemetry.io/collector/client"
 	"go.opentelemetry.io/collector/consumer/consumererror"
@@ -18,9 +16,6 @@ import (
 	"github.com/agentcost/agentcost/internal/access"
 	"github.com/agentcost/agentcost/internal/costing"
 )
-
-// overrideLogInterval is the least time between two log lines about overridden agents.
-const overrideLogInterval = 10 * time.Second
 
 // sender returns the agentauth identity of the request ctx belongs to. Authentication data of other
 // authenticators is not trusted for attribution.
@@ -131,7 +126,7 @@ func (p *costProcessor) forward(ctx context.Context, td ptrace.Traces) {
 	}
 }
 
-// overridden counts and (at most every overrideLogInterval) logs the spans st booked to another
+// overridden counts and (at most every logInterval) logs the spans st booked to another
 // agent than they claimed. The log names the sender, never its token.
 func (p *costProcessor) overridden(ctx context.Context, id access.Identity, st *costing.Stats) {
 	if st.AgentOverridden == 0 {
@@ -143,9 +138,7 @@ func (p *costProcessor) overridden(ctx context.Context, id access.Identity, st *
 	}
 	p.telemetry.SpansAgentOverridden.Add(ctx, st.AgentOverridden, metric.WithAttributes(
 		attribute.String("sender", id.Subject), attribute.String("reason", reason)))
-	now := time.Now().UnixNano()
-	last := p.lastOverrideLog.Load()
-	if now-last < int64(overrideLogInterval) || !p.lastOverrideLog.CompareAndSwap(last, now) {
+	if !p.overrideLog.allow() {
 		return
 	}
 	p.logger.Warn("Spans claimed another agent than their authenticated sender; booked to the sender",
@@ -153,7 +146,7 @@ func (p *costProcessor) overridden(ctx context.Context, id access.Identity, st *
 		zap.String("booked_to", st.BookedTo), zap.Int64("spans", st.AgentOverridden), zap.String("reason", reason))
 }
 
-// teamOverridden counts and (at most every overrideLogInterval) logs the spans st booked to their
+// teamOverridden counts and (at most every logInterval) logs the spans st booked to their
 // agent token's default team instead of a team the token does not list. The log names the sender
 // (the agent, or the forwarder that carried it), never its token.
 func (p *costProcessor) teamOverridden(ctx context.Context, id access.Identity, st *costing.Stats) {
@@ -161,9 +154,7 @@ func (p *costProcessor) teamOverridden(ctx context.Context, id access.Identity, 
 		return
 	}
 	p.telemetry.SpansTeamOverridden.Add(ctx, st.TeamOverridden, metric.WithAttributes(attribute.String("sender", id.Subject)))
-	now := time.Now().UnixNano()
-	last := p.lastTeamLog.Load()
-	if now-last < int64(overrideLogInterval) || !p.lastTeamLog.CompareAndSwap(last, now) {
+	if !p.teamLog.allow() {
 		return
 	}
 	p.logger.Warn("Spans claimed a team their agent token does not list; booked to the token's default team",
@@ -197,16 +188,12 @@ var errReviewerSpans = consumererror.NewPermanent(status.Error(codes.PermissionD
 	"a reviewer token may not send spans: use the agent's token (or a forwarder's)"))
 
 // forbidden counts a batch refused for its token's role and returns the error that refuses it. The
-// log line (at most every overrideLogInterval) names the sender, never its token.
+// log line (at most every logInterval) names the sender, never its token.
 func (p *costProcessor) forbidden(ctx context.Context, id access.Identity, td ptrace.Traces) error {
 	n := int64(td.SpanCount())
 	p.telemetry.SpansForbidden.Add(ctx, n, metric.WithAttributes(attribute.String("sender", id.Subject), attribute.String("role", id.Role)))
-	now := time.Now().UnixNano()
-	if last := p.lastForbiddenLog.Load(); now-last >= int64(overrideLogInterval) && p.lastForbiddenLog.CompareAndSwap(last, now) {
+	if p.forbiddenLog.allow() {
 		p.logger.Warn("Spans sent with a reviewer token refused", zap.String("sender", id.Subject), zap.String("role", id.Role), zap.Int64("spans", n))
 	}
 	return errReviewerSpans
 }
-
-// overrideLog is the time of the last override log line (unix nanoseconds).
-type overrideLog = atomic.Int64

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"sync/atomic"
-	"time"
 
 	"go.uber.org/zap"
 
@@ -23,9 +21,6 @@ const (
 	// DefaultMaxCostUSDPerSpan is limits.max_cost_usd_per_span's default.
 	DefaultMaxCostUSDPerSpan = 500
 )
-
-// overLimitLogInterval is the least time between two log lines about spans beyond the limits.
-const overLimitLogInterval = 10 * time.Second
 
 // LimitsConfig are the plausibility bounds of one span. A span beyond them is not priced (so
 // never booked), counted in otelcol_agentcost_spans_malformed_total with reason tokens_over_limit
@@ -60,19 +55,14 @@ func (l LimitsConfig) pricerLimits() (costing.Limits, error) {
 	return costing.Limits{MaxTokensPerCount: l.MaxTokensPerCount, MaxCostPerSpan: c}, nil
 }
 
-// overLimitLog is the time of the last log line about spans beyond the limits (unix nanoseconds).
-type overLimitLog = atomic.Int64
-
-// overLimit logs, at most every overLimitLogInterval, the spans of a batch beyond the limits,
+// overLimit logs, at most every logInterval, the spans of a batch beyond the limits,
 // naming their sender: the agent the span claimed, its service.name and, when the request was
 // authenticated, the token's subject. The metric counts every one of them.
 func (p *costProcessor) overLimit(ctx context.Context, st *costing.Stats) {
 	if st.OverLimit == 0 {
 		return
 	}
-	now := time.Now().UnixNano()
-	last := p.lastOverLimitLog.Load()
-	if now-last < int64(overLimitLogInterval) || !p.lastOverLimitLog.CompareAndSwap(last, now) {
+	if !p.overLimitLog.allow() {
 		return
 	}
 	fields := []zap.Field{zap.String("reason", st.OverLimitReason), zap.String("agent", st.OverLimitAgent),

@@ -34,16 +34,10 @@ type costProcessor struct {
 
 	keeper *baseline.Keeper
 
-	// lastOverrideLog rate-limits the log line about overridden agents.
-	lastOverrideLog overrideLog
-	// lastTeamLog rate-limits the log line about spans booked to their token's default team.
-	lastTeamLog overrideLog
-	// lastForbiddenLog rate-limits the log line about batches refused for their token's role.
-	lastForbiddenLog overrideLog
-	// lastOverLimitLog rate-limits the log line about spans beyond the limits.
-	lastOverLimitLog overLimitLog
-	// unpricedLogs rate-limits the warnings about malformed spans and unknown models.
-	unpricedLogs unpricedLogs
+	// The warnings, each kind at most once every logInterval: overridden agents, spans booked to
+	// their token's default team, batches refused for their token's role, spans beyond the limits,
+	// malformed spans and spans of unknown models.
+	overrideLog, teamLog, forbiddenLog, overLimitLog, malformedLog, unknownLog logLimiter
 }
 
 // newCostProcessor builds the price table, extractor, overrides and baselines. Every configuration

@@ -3,7 +3,6 @@ package agentcostprocessor
 import (
 	"context"
 	"strings"
-	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -13,23 +12,7 @@ import (
 	"github.com/agentcost/agentcost/internal/genai"
 )
 
-// unpricedLogInterval is the least time between two warnings of one kind (malformed usage,
-// unknown model): a sender stuck on a bad span would otherwise write a line per batch.
-const unpricedLogInterval = 10 * time.Second
-
-// unpricedLogs rate-limits the warnings about model-call spans the processor could not price.
-type unpricedLogs struct {
-	malformed, unknown overLimitLog
-}
-
-// allow reports whether a warning may be written now, and takes the slot.
-func allowLog(last *overLimitLog) bool {
-	now := time.Now().UnixNano()
-	prev := last.Load()
-	return now-prev >= int64(unpricedLogInterval) && last.CompareAndSwap(prev, now)
-}
-
-// logUnpriced warns, at most every unpricedLogInterval per kind, about spans of the batch whose
+// logUnpriced warns, at most every logInterval per kind, about spans of the batch whose
 // usage was malformed (marked agentcost.malformed) and spans of a model without a price (marked
 // agentcost.price.unknown): the count in the batch, the reason, and one example span — trace and
 // span id, name, agent, model and its gen_ai.usage.* attributes as sent — so the sender can be
@@ -40,13 +23,13 @@ func (p *costProcessor) logUnpriced(ctx context.Context, td ptrace.Traces, st *c
 	for _, n := range st.Malformed {
 		malformed += n
 	}
-	if malformed > 0 && allowLog(&p.unpricedLogs.malformed) {
+	if malformed > 0 && p.malformedLog.allow() {
 		if fields, ok := exampleSpan(td, genai.KeyMalformed); ok {
 			fields = append(fields, zap.Int64("spans", malformed), zap.Any("reasons", st.Malformed))
 			p.logger.Warn("Spans with malformed usage were not priced or booked", senderFields(ctx, fields)...)
 		}
 	}
-	if st.Unpriced > 0 && allowLog(&p.unpricedLogs.unknown) {
+	if st.Unpriced > 0 && p.unknownLog.allow() {
 		if fields, ok := exampleSpan(td, genai.KeyPriceUnknown); ok {
 			fields = append(fields, zap.Int64("spans", st.Unpriced))
 			p.logger.Warn("Spans of a model without a price were not priced or booked (agentcost.price.unknown); "+
