@@ -1,15 +1,10 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -26,31 +21,7 @@ import (
 func TestKill9DeliversLevelCrossedByBookedSpend(t *testing.T) {
 	bin := buildBinary(t)
 	dir := t.TempDir()
-	var (
-		down  atomic.Bool
-		mu    sync.Mutex
-		level []notify.Budget
-	)
-	down.Store(true)
-	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		if down.Load() {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			return
-		}
-		var ev notify.Event
-		if err := json.Unmarshal(body, &ev); err != nil {
-			w.WriteHeader(http.StatusBadRequest)
-			return
-		}
-		if ev.Type == notify.TypeBudgetLevel && ev.Budget != nil {
-			mu.Lock()
-			level = append(level, *ev.Budget)
-			mu.Unlock()
-		}
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	defer sink.Close()
+	sink := newWebhookSink(t, nil)
 
 	policy := filepath.Join(dir, "policy.yaml")
 	if err := os.WriteFile(policy, []byte(`version: v1
@@ -98,14 +69,17 @@ service:
 	}
 	_ = child.Process.Signal(syscall.SIGKILL)
 	_, _ = child.Process.Wait()
-	down.Store(false)
+	sink.down.Store(false)
 
 	startChild(t, bin, config)
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		mu.Lock()
-		got := append([]notify.Budget(nil), level...)
-		mu.Unlock()
+		var got []notify.Budget
+		for _, ev := range sink.accepted() {
+			if ev.Type == notify.TypeBudgetLevel && ev.Budget != nil {
+				got = append(got, *ev.Budget)
+			}
+		}
 		if len(got) > 0 {
 			b := got[0]
 			if b.Scope != "agent" || b.ID != "book-agent" || b.Level != "warn" || b.SpentUSD != "0.7" {

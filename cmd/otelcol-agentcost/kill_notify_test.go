@@ -28,37 +28,7 @@ func TestKill9DeliversPendingNotifications(t *testing.T) {
 	bin := buildBinary(t)
 	dir := t.TempDir()
 	secret := []byte("kill-test-secret")
-	var (
-		down   atomic.Bool
-		tried  atomic.Int64
-		mu     sync.Mutex
-		got    = map[string]int{}
-		badSig atomic.Int64
-	)
-	down.Store(true)
-	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		tried.Add(1)
-		if down.Load() {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			return
-		}
-		if err := notify.Verify(secret, r.Header.Get(notify.HeaderSignature), r.Header.Get(notify.HeaderTimestamp), body, time.Now(), 5*time.Minute); err != nil {
-			badSig.Add(1)
-			w.WriteHeader(http.StatusUnauthorized)
-			return
-		}
-		var ev notify.Event
-		if err := json.Unmarshal(body, &ev); err != nil || ev.Approval == nil {
-			w.WriteHeader(http.StatusBadRequest)
-			return
-		}
-		mu.Lock()
-		got[ev.Approval.ID]++
-		mu.Unlock()
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	defer sink.Close()
+	sink := newWebhookSink(t, secret)
 
 	policy := filepath.Join(dir, "policy.yaml")
 	if err := os.WriteFile(policy, []byte(`version: v1
@@ -121,24 +91,28 @@ service:
 		answered = append(answered, d.ApprovalID)
 	}
 	// Every delivery so far failed; kill the collector with the notifications pending.
-	for tried.Load() == 0 {
+	for sink.tried.Load() == 0 {
 		time.Sleep(10 * time.Millisecond)
 	}
 	_ = child.Process.Signal(syscall.SIGKILL)
 	_, _ = child.Process.Wait()
-	down.Store(false)
+	sink.down.Store(false)
 
 	startChild(t, bin, config)
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		mu.Lock()
+		got := map[string]bool{}
+		for _, ev := range sink.accepted() {
+			if ev.Approval != nil {
+				got[ev.Approval.ID] = true
+			}
+		}
 		missing := 0
 		for _, id := range answered {
-			if got[id] == 0 {
+			if !got[id] {
 				missing++
 			}
 		}
-		mu.Unlock()
 		if missing == 0 {
 			break
 		}
@@ -147,8 +121,58 @@ service:
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if badSig.Load() != 0 {
-		t.Fatalf("%d deliveries failed signature verification", badSig.Load())
+	if sink.badSig.Load() != 0 {
+		t.Fatalf("%d deliveries failed signature verification", sink.badSig.Load())
 	}
-	t.Logf("kill -9 with %d notifications pending: all delivered after restart (%d delivery attempts in all)", n, tried.Load())
+	t.Logf("kill -9 with %d notifications pending: all delivered after restart (%d delivery attempts in all)", n, sink.tried.Load())
+}
+
+// webhookSink is a test webhook: down (503) until down is cleared, it counts delivery attempts,
+// verifies signatures when it has a secret (401 and counted otherwise), and keeps every event it
+// accepted.
+type webhookSink struct {
+	*httptest.Server
+	down          atomic.Bool
+	tried, badSig atomic.Int64
+	mu            sync.Mutex
+	events        []notify.Event
+}
+
+// newWebhookSink starts a webhook sink, down; secret nil accepts unsigned deliveries.
+func newWebhookSink(t *testing.T, secret []byte) *webhookSink {
+	s := &webhookSink{}
+	s.down.Store(true)
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		s.tried.Add(1)
+		if s.down.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		if secret != nil {
+			if err := notify.Verify(secret, r.Header.Get(notify.HeaderSignature), r.Header.Get(notify.HeaderTimestamp), body, time.Now(), 5*time.Minute); err != nil {
+				s.badSig.Add(1)
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
+		}
+		var ev notify.Event
+		if err := json.Unmarshal(body, &ev); err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		s.mu.Lock()
+		s.events = append(s.events, ev)
+		s.mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+// accepted returns a copy of the events the sink accepted so far.
+func (s *webhookSink) accepted() []notify.Event {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]notify.Event(nil), s.events...)
 }
