@@ -94,7 +94,14 @@ func newTestEngine(t *testing.T, mode FailMode) *testEngine {
 
 func newTestEngineOn(t *testing.T, l ledger.Ledger, mode FailMode) *testEngine {
 	t.Helper()
-	p, err := policy.Parse("policy.yaml", []byte(enginePolicy))
+	return newTestEngineWith(t, l, mode, enginePolicy, nil)
+}
+
+// newTestEngineWith builds a test engine on l with the policy text; edit, when set, changes the
+// engine's configuration before it is built.
+func newTestEngineWith(t *testing.T, l ledger.Ledger, mode FailMode, policyText string, edit func(*Config)) *testEngine {
+	t.Helper()
+	p, err := policy.Parse("policy.yaml", []byte(policyText))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,10 +111,14 @@ func newTestEngineOn(t *testing.T, l ledger.Ledger, mode FailMode) *testEngine {
 	}
 	te := &testEngine{ledger: &failingLedger{Ledger: l, fail: map[string]bool{}}, ev: &memEvidence{},
 		clock: time.Date(2026, time.March, 11, 10, 0, 0, 0, time.UTC)}
-	te.Engine, err = New(context.Background(), Config{
+	cfg := Config{
 		Policy: func() *policy.Policy { return p }, Ledger: te.ledger, Evidence: te.ev, Baselines: bl, FailMode: mode,
 		Now: func() time.Time { te.mu.Lock(); defer te.mu.Unlock(); return te.clock },
-	})
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	te.Engine, err = New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

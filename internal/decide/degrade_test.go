@@ -3,14 +3,11 @@ package decide
 import (
 	"context"
 	"testing"
-	"time"
 
-	"github.com/agentcost/agentcost/internal/baseline"
 	"github.com/agentcost/agentcost/internal/evidence"
 	"github.com/agentcost/agentcost/internal/ledger"
 	"github.com/agentcost/agentcost/internal/ledger/ledgertest"
 	"github.com/agentcost/agentcost/internal/money"
-	"github.com/agentcost/agentcost/internal/policy"
 	"github.com/agentcost/agentcost/internal/testutil/redistest"
 	"github.com/agentcost/agentcost/pkg/decisionapi"
 )
@@ -36,25 +33,7 @@ func (tenthPrices) Reprice(est money.Nanos, from, to string) (money.Nanos, bool)
 
 func newDegradeEngine(t *testing.T, l ledger.Ledger, mode FailMode) *testEngine {
 	t.Helper()
-	p, err := policy.Parse("policy.yaml", []byte(degradeEnginePolicy))
-	if err != nil {
-		t.Fatal(err)
-	}
-	bl, err := baseline.New(baseline.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	te := &testEngine{ledger: &failingLedger{Ledger: l, fail: map[string]bool{}}, ev: &memEvidence{},
-		clock: time.Date(2026, time.March, 11, 10, 0, 0, 0, time.UTC)}
-	te.Engine, err = New(context.Background(), Config{
-		Policy: func() *policy.Policy { return p }, Ledger: te.ledger, Evidence: te.ev, Baselines: bl, FailMode: mode,
-		Prices: tenthPrices{},
-		Now:    func() time.Time { te.mu.Lock(); defer te.mu.Unlock(); return te.clock },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return te
+	return newTestEngineWith(t, l, mode, degradeEnginePolicy, func(c *Config) { c.Prices = tenthPrices{} })
 }
 
 // TestDegradeReservesReestimate: on both ledger backends, a request for big-1 at the agent's
