@@ -7,6 +7,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/agentcost/agentcost/internal/money"
+	"github.com/agentcost/agentcost/internal/yamldoc"
 )
 
 // Repricer re-estimates an action's cost for another model, from the same price table the
@@ -71,7 +72,7 @@ func (p *Policy) DegradeTargets() []DegradeTarget {
 	for i := range p.degrade {
 		for _, m := range p.degrade[i].maps {
 			out = append(out, DegradeTarget{Model: m.to, Line: m.line,
-				Field: entry(join(index("degrade", i), "models"), m.pattern)})
+				Field: yamldoc.Entry(yamldoc.Join(yamldoc.Index("degrade", i), "models"), m.pattern)})
 		}
 	}
 	return out
@@ -154,68 +155,68 @@ func (p *Policy) degradeLevel(dr *degradeRule, req *Request, st *State) bool {
 const degradeKeys = "when, models"
 
 // degrade reads the `degrade:` list.
-func (b *builder) degrade(d *decoder, n *yaml.Node) {
-	d.sequence(n, "degrade", func(i int, item *yaml.Node) {
-		field := index("degrade", i)
+func (b *builder) degrade(d decoder, n *yaml.Node) {
+	d.Sequence(n, "degrade", func(i int, item *yaml.Node) {
+		field := yamldoc.Index("degrade", i)
 		dr := degradeRule{line: item.Line}
 		sawWhen, sawModels, entries := false, false, 0
-		if !d.object(item, field, degradeKeys, func(key string, k, v *yaml.Node) {
-			kf := join(field, key)
+		if !d.Object(item, field, degradeKeys, func(key string, k, v *yaml.Node) {
+			kf := yamldoc.Join(field, key)
 			switch key {
 			case "when":
 				sawWhen = true
 				b.degradeWhen(d, v, kf, &dr)
 			case "models":
 				sawModels = true
-				d.object(v, kf, `"model pattern": cheaper-model`, func(pat string, pk, tv *yaml.Node) {
-					mf := entry(kf, pat)
+				d.Object(v, kf, `"model pattern": cheaper-model`, func(pat string, pk, tv *yaml.Node) {
+					mf := yamldoc.Entry(kf, pat)
 					entries++
 					if strings.TrimSpace(pat) == "" {
-						d.fail(pk, mf, "the model pattern must not be empty")
+						d.Fail(pk, mf, "the model pattern must not be empty")
 						return
 					}
-					to, ok := d.name(tv, mf)
+					to, ok := d.Name(tv, mf)
 					if !ok {
 						return
 					}
 					if strings.Contains(to, "*") {
-						d.fail(tv, mf, "%q: the cheaper model must be a model name, not a pattern", to)
+						d.Fail(tv, mf, "%q: the cheaper model must be a model name, not a pattern", to)
 						return
 					}
 					if matchModel(strings.ToLower(pat), to) && !strings.Contains(pat, "*") {
-						d.fail(tv, mf, "%q maps a model to itself", to)
+						d.Fail(tv, mf, "%q maps a model to itself", to)
 						return
 					}
 					lp := strings.ToLower(pat)
 					dr.maps = append(dr.maps, modelMap{pattern: lp, parts: strings.Split(lp, "*"), to: to, line: tv.Line})
 				})
 			default:
-				d.unknown(k, field, key, degradeKeys)
+				d.Unknown(k, field, key, degradeKeys)
 			}
 		}) {
 			return
 		}
 		if !sawWhen {
-			d.fail(item, join(field, "when"), "missing (want {scope: fleet|team|agent|run, at: fraction})")
+			d.Fail(item, yamldoc.Join(field, "when"), "missing (want {scope: fleet|team|agent|run, at: fraction})")
 		}
 		if !sawModels {
-			d.fail(item, join(field, "models"), "missing (want a mapping of model pattern to cheaper model)")
+			d.Fail(item, yamldoc.Join(field, "models"), "missing (want a mapping of model pattern to cheaper model)")
 		} else if entries == 0 {
-			d.fail(item, join(field, "models"), "must map at least one model")
+			d.Fail(item, yamldoc.Join(field, "models"), "must map at least one model")
 		}
 		b.p.degrade = append(b.p.degrade, dr)
 	})
 }
 
 // degradeWhen reads an entry's `when: {scope, at}`.
-func (b *builder) degradeWhen(d *decoder, n *yaml.Node, field string, dr *degradeRule) {
+func (b *builder) degradeWhen(d decoder, n *yaml.Node, field string, dr *degradeRule) {
 	sawScope, sawAt := false, false
-	if !d.object(n, field, "scope and at", func(key string, k, v *yaml.Node) {
-		kf := join(field, key)
+	if !d.Object(n, field, "scope and at", func(key string, k, v *yaml.Node) {
+		kf := yamldoc.Join(field, key)
 		switch key {
 		case "scope":
 			sawScope = true
-			s, ok := d.scalar(v, kf)
+			s, ok := d.Scalar(v, kf)
 			if !ok {
 				return
 			}
@@ -225,21 +226,21 @@ func (b *builder) degradeWhen(d *decoder, n *yaml.Node, field string, dr *degrad
 					return
 				}
 			}
-			d.fail(v, kf, "%q is not fleet|team|agent|run", s)
+			d.Fail(v, kf, "%q is not fleet|team|agent|run", s)
 		case "at":
 			sawAt = true
 			dr.at, _ = d.ratio(v, kf)
 		default:
-			d.unknown(k, field, key, "scope, at")
+			d.Unknown(k, field, key, "scope, at")
 		}
 	}) {
 		return
 	}
 	if !sawScope {
-		d.fail(n, join(field, "scope"), "missing (want fleet|team|agent|run)")
+		d.Fail(n, yamldoc.Join(field, "scope"), "missing (want fleet|team|agent|run)")
 	}
 	if !sawAt {
-		d.fail(n, join(field, "at"), "missing (want a fraction in (0, 1] of the scope's limit)")
+		d.Fail(n, yamldoc.Join(field, "at"), "missing (want a fraction in (0, 1] of the scope's limit)")
 	}
 }
 
@@ -282,7 +283,7 @@ func (p *Policy) CheckModels(knows func(model string) bool) error {
 
 // checkDegradeScopes reports a degrade entry whose scope the policy has no budget for: it could
 // never apply, which an operator would rather hear at load than find out under a tight budget.
-func (b *builder) checkDegradeScopes(d *decoder) {
+func (b *builder) checkDegradeScopes(d decoder) {
 	p := b.p
 	for i := range p.degrade {
 		dr := &p.degrade[i]
@@ -298,7 +299,7 @@ func (b *builder) checkDegradeScopes(d *decoder) {
 			budgeted = p.runBudget.Configured()
 		}
 		if !budgeted && dr.at > 0 {
-			d.failAt(dr.line, join(index("degrade", i), "when.scope"), "%s has no budget in this policy, so the entry could never apply", dr.scope)
+			d.FailAt(dr.line, yamldoc.Join(yamldoc.Index("degrade", i), "when.scope"), "%s has no budget in this policy, so the entry could never apply", dr.scope)
 		}
 	}
 }

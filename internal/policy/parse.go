@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -9,9 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math/bits"
-	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -19,6 +16,7 @@ import (
 
 	"github.com/agentcost/agentcost/internal/boundedfile"
 	"github.com/agentcost/agentcost/internal/money"
+	"github.com/agentcost/agentcost/internal/yamldoc"
 )
 
 // Source is a named policy or overlay document, for Parse.
@@ -42,8 +40,6 @@ const (
 
 const (
 	maxDeriveTags     = 64 // derived tags are a bitmask
-	maxErrors         = 50
-	maxNodes          = 100_000
 	ratioScale        = 1_000_000_000
 	defaultThrottleAt = 800_000_000 // 0.80 scaled by ratioScale
 	defaultPauseAt    = 950_000_000 // 0.95
@@ -51,63 +47,12 @@ const (
 	wantRate          = "N/second|minute|hour|day"
 )
 
-// FieldError is one problem in a policy file, located by file, line and field path.
-type FieldError struct {
-	// File is the policy or overlay file's name.
-	File string
-	// Line is the 1-based line, 0 when unknown.
-	Line int
-	// Field is the path of the field, e.g. rules[1].constraints.rate_limit; empty for the document.
-	Field string
-	// Msg says what is wrong.
-	Msg string
-}
-
-// Error formats the problem as `file:line: field: message`.
-func (e *FieldError) Error() string {
-	var b strings.Builder
-	b.WriteString(e.File)
-	if e.Line > 0 {
-		b.WriteByte(':')
-		b.WriteString(strconv.Itoa(e.Line))
-	}
-	b.WriteString(": ")
-	if e.Field != "" {
-		b.WriteString(e.Field)
-		b.WriteString(": ")
-	}
-	b.WriteString(e.Msg)
-	return b.String()
-}
+// FieldError is one problem in a policy file, located by file, line and field path, formatted
+// as `file:line: field: message`.
+type FieldError = yamldoc.Error
 
 // ValidationError lists every problem found in a policy and its overlays, in file and line order.
-type ValidationError struct {
-	// Errors are the problems found, at most maxErrors.
-	Errors []*FieldError
-	// Omitted counts further problems left out after the first maxErrors.
-	Omitted int
-}
-
-// Error returns one problem per line.
-func (e *ValidationError) Error() string {
-	lines := make([]string, 0, len(e.Errors)+1)
-	for _, fe := range e.Errors {
-		lines = append(lines, fe.Error())
-	}
-	if e.Omitted > 0 {
-		lines = append(lines, fmt.Sprintf("... and %d more", e.Omitted))
-	}
-	return strings.Join(lines, "\n")
-}
-
-// Unwrap returns the individual problems.
-func (e *ValidationError) Unwrap() []error {
-	out := make([]error, len(e.Errors))
-	for i, fe := range e.Errors {
-		out[i] = fe
-	}
-	return out
-}
+type ValidationError = yamldoc.Errors
 
 // Load reads, validates and compiles a policy file and its overlay files (which hold only
 // `topics:`; later overlays win). Each file is bounded by boundedfile.DefaultLimit, checked on its
@@ -146,27 +91,23 @@ func Parse(name string, data []byte, overlays ...Source) (*Policy, error) {
 	b.p.reportedMultiple, b.p.reportedFloor = DefaultReportedCostMaxMultiple*ratioScale, DefaultReportedCostFloorUSD*money.NanosPerUSD
 	h := sha256.New()
 	hashPart(h, data)
-	d := &decoder{b: b, file: name}
-	if root := d.document(data); root != nil {
+	d := decoder{yamldoc.NewDecoder(&b.errs, name)}
+	if root := d.Document(data, "a policy file"); root != nil {
 		b.policyDoc(d, root)
 		b.checkDegradeScopes(d)
 	}
+	files := []string{name}
 	for _, ov := range overlays {
 		hashPart(h, ov.Data)
-		od := &decoder{b: b, file: ov.Name}
-		if root := od.document(ov.Data); root != nil {
+		od := decoder{yamldoc.NewDecoder(&b.errs, ov.Name)}
+		if root := od.Document(ov.Data, "a policy file"); root != nil {
 			b.overlayDoc(od, root)
 		}
+		files = append(files, ov.Name)
 	}
 	b.finish()
-	if len(b.errs) > 0 {
-		slices.SortStableFunc(b.errs, func(x, y *FieldError) int {
-			if x.File != y.File {
-				return fileRank(x.File, name, overlays) - fileRank(y.File, name, overlays)
-			}
-			return x.Line - y.Line
-		})
-		return nil, &ValidationError{Errors: b.errs, Omitted: b.omitted}
+	if err := b.errs.Err(files...); err != nil {
+		return nil, err
 	}
 	b.p.sha256 = hex.EncodeToString(h.Sum(nil))
 	b.p.hash = "sha256:" + b.p.sha256[:12]
@@ -174,18 +115,6 @@ func Parse(name string, data []byte, overlays ...Source) (*Policy, error) {
 		b.p.version = b.p.hash
 	}
 	return b.p, nil
-}
-
-func fileRank(file, name string, overlays []Source) int {
-	if file == name {
-		return 0
-	}
-	for i, ov := range overlays {
-		if ov.Name == file {
-			return i + 1
-		}
-	}
-	return len(overlays) + 1
 }
 
 func hashPart(w io.Writer, data []byte) {
@@ -198,8 +127,7 @@ func hashPart(w io.Writer, data []byte) {
 // builder accumulates the policy and the problems found across the files.
 type builder struct {
 	p        *Policy
-	errs     []*FieldError
-	omitted  int
+	errs     yamldoc.Errors
 	topics   map[string]*topicEntry
 	topicSeq int
 	rawRules []rawRule
@@ -216,339 +144,104 @@ type rawRule struct {
 	tags []string
 }
 
-// decoder walks one file's yaml.Node tree, so every problem has a line.
+// decoder walks one file's node tree (see yamldoc.Decoder) with the policy's value readers.
 type decoder struct {
-	b     *builder
-	file  string
-	nodes int
-	big   bool
+	*yamldoc.Decoder
 }
 
-var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
-// document parses data into its root node; nil when empty or unparsable (reported).
-func (d *decoder) document(data []byte) *yaml.Node {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var doc yaml.Node
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			d.failAt(1, "", "empty document")
-			return nil
-		}
-		d.yamlError(err)
-		return nil
-	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		if err != nil {
-			d.yamlError(err)
-		} else {
-			d.failAt(extra.Line, "", "a policy file holds one YAML document")
-		}
-		return nil
-	}
-	if len(doc.Content) == 0 {
-		d.failAt(1, "", "empty document")
-		return nil
-	}
-	root := d.node(doc.Content[0])
-	if isNull(root) {
-		d.fail(root, "", "empty document")
-		return nil
-	}
-	return root
-}
-
-// yamlParserProblems are the problems go.yaml.in/yaml/v3 raises in its parser (not its
-// scanner): it prints their 0-based mark line as is, so the 1-based line is one more.
-var yamlParserProblems = []string{
-	"did not find expected <stream-start>", "did not find expected <document start>",
-	"did not find expected node content", "did not find expected '-' indicator",
-	"did not find expected key", "did not find expected ',' or ']'", "did not find expected ',' or '}'",
-	"found undefined tag handle", "found duplicate %YAML directive", "found incompatible YAML document",
-	"found duplicate %TAG directive",
-}
-
-func (d *decoder) yamlError(err error) {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	line := 0
-	if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
-		line, _ = strconv.Atoi(m[1])
-		msg = m[2]
-	}
-	if slices.Contains(yamlParserProblems, msg) {
-		line++ // also right without a line: both marks were on line 0
-	}
-	d.failAt(line, "", "invalid YAML: %s", msg)
-}
-
-func (d *decoder) failAt(line int, field, format string, args ...any) {
-	if len(d.b.errs) >= maxErrors {
-		d.b.omitted++
-		return
-	}
-	msg := format
-	if len(args) > 0 {
-		msg = fmt.Sprintf(format, args...)
-	}
-	d.b.errs = append(d.b.errs, &FieldError{File: d.file, Line: line, Field: field, Msg: msg})
-}
-
-func (d *decoder) fail(n *yaml.Node, field, format string, args ...any) {
-	line := 0
-	if n != nil {
-		line = n.Line
-	}
-	d.failAt(line, field, format, args...)
-}
-
-// node follows aliases and counts visits, so alias bombs stop at maxNodes.
-func (d *decoder) node(n *yaml.Node) *yaml.Node {
-	for i := 0; n != nil && n.Kind == yaml.AliasNode && i < 64; i++ {
-		n = n.Alias
-	}
-	d.nodes++
-	if d.nodes > maxNodes && !d.big {
-		d.big = true
-		d.fail(n, "", "document too large (more than %d nodes after aliases)", maxNodes)
-	}
-	return n
-}
-
-func isNull(n *yaml.Node) bool {
-	return n == nil || n.Kind == yaml.AliasNode || (n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null")
-}
-
-func kindName(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		return strconv.Quote(n.Value)
-	}
-	return "nothing"
-}
-
-func join(field, key string) string {
-	if field == "" {
-		return key
-	}
-	return field + "." + key
-}
-
-func entry(field, key string) string { return field + "[" + strconv.Quote(key) + "]" }
-
-func index(field string, i int) string { return field + "[" + strconv.Itoa(i) + "]" }
-
-// mapping calls fn for each key of a mapping node, rejecting duplicate and non-string keys.
-// It reports false when n is absent (null).
-func (d *decoder) mapping(n *yaml.Node, field string, fn func(key string, k, v *yaml.Node)) bool {
-	if isNull(n) {
-		return false
-	}
-	if n.Kind != yaml.MappingNode {
-		d.fail(n, field, "want a mapping, got %s", kindName(n))
-		return false
-	}
-	seen := make(map[string]bool, len(n.Content)/2)
-	for i := 0; i+1 < len(n.Content) && !d.big; i += 2 {
-		k, v := d.node(n.Content[i]), d.node(n.Content[i+1])
-		if k == nil || k.Kind != yaml.ScalarNode {
-			d.fail(k, field, "keys must be strings")
-			continue
-		}
-		if k.ShortTag() == "!!merge" {
-			d.fail(k, field, "merge keys (<<) are not supported")
-			continue
-		}
-		if seen[k.Value] {
-			d.fail(k, join(field, k.Value), "duplicate key")
-			continue
-		}
-		seen[k.Value] = true
-		fn(k.Value, k, v)
-	}
-	return true
-}
-
-// object is mapping for a value that must be present: a missing value is reported as such.
-func (d *decoder) object(n *yaml.Node, field, want string, fn func(key string, k, v *yaml.Node)) bool {
-	if isNull(n) {
-		d.fail(n, field, "missing (want a mapping with %s)", want)
-		return false
-	}
-	return d.mapping(n, field, fn)
-}
-
-// sequence calls fn for each item of a list node; false when n is absent (null).
-func (d *decoder) sequence(n *yaml.Node, field string, fn func(i int, v *yaml.Node)) bool {
-	if isNull(n) {
-		return false
-	}
-	if n.Kind != yaml.SequenceNode {
-		d.fail(n, field, "want a list, got %s", kindName(n))
-		return false
-	}
-	for i, item := range n.Content {
-		if d.big {
-			break
-		}
-		fn(i, d.node(item))
-	}
-	return true
-}
-
-func (d *decoder) unknown(k *yaml.Node, field, key, want string) {
-	d.fail(k, join(field, key), "unknown key (want one of: %s)", want)
-}
-
-func (d *decoder) scalar(n *yaml.Node, field string) (string, bool) {
-	if isNull(n) {
-		d.fail(n, field, "missing value")
-		return "", false
-	}
-	if n.Kind != yaml.ScalarNode {
-		d.fail(n, field, "want a single value, got %s", kindName(n))
-		return "", false
-	}
-	return n.Value, true
-}
-
-// name reads a non-empty string.
-func (d *decoder) name(n *yaml.Node, field string) (string, bool) {
-	s, ok := d.scalar(n, field)
-	if ok && strings.TrimSpace(s) == "" {
-		d.fail(n, field, "must not be empty")
-		return "", false
-	}
-	return s, ok
-}
-
-func (d *decoder) integer(n *yaml.Node, field string, lowest int64) (int64, bool) {
-	s, ok := d.scalar(n, field)
-	if !ok {
-		return 0, false
-	}
-	v, err := strconv.ParseInt(s, 0, 64)
-	if n.ShortTag() != "!!int" || err != nil {
-		d.fail(n, field, "%q is not an integer", s)
-		return 0, false
-	}
-	if v < lowest {
-		d.fail(n, field, "%d is below the minimum of %d", v, lowest)
-		return 0, false
-	}
-	return v, true
-}
-
-func (d *decoder) limit(n *yaml.Node, field string, lowest int64) Limit {
-	if v, ok := d.integer(n, field, lowest); ok {
+func (d decoder) limit(n *yaml.Node, field string, lowest int64) Limit {
+	if v, ok := d.Integer(n, field, lowest); ok {
 		return LimitOf(v)
 	}
 	return Limit{}
 }
 
 // usd reads a non-negative dollar amount exactly (no float64 in between).
-func (d *decoder) usd(n *yaml.Node, field string) (money.Nanos, bool) {
-	s, ok := d.scalar(n, field)
+func (d decoder) usd(n *yaml.Node, field string) (money.Nanos, bool) {
+	s, ok := d.Scalar(n, field)
 	if !ok {
 		return 0, false
 	}
 	switch n.ShortTag() {
 	case "!!int", "!!float", "!!str":
 	default:
-		d.fail(n, field, "%q is not a dollar amount", s)
+		d.Fail(n, field, "%q is not a dollar amount", s)
 		return 0, false
 	}
 	v, err := money.ParseUSD(s)
 	switch {
 	case errors.Is(err, money.ErrNegative):
-		d.fail(n, field, "%s is negative", s)
+		d.Fail(n, field, "%s is negative", s)
 		return 0, false
 	case err != nil:
-		d.fail(n, field, "%q is not a dollar amount", s)
+		d.Fail(n, field, "%q is not a dollar amount", s)
 		return 0, false
 	}
 	return v, true
 }
 
 // ratio reads a fraction in (0, 1], scaled by 1e9.
-func (d *decoder) ratio(n *yaml.Node, field string) (money.Nanos, bool) {
-	s, ok := d.scalar(n, field)
+func (d decoder) ratio(n *yaml.Node, field string) (money.Nanos, bool) {
+	s, ok := d.Scalar(n, field)
 	if !ok {
 		return 0, false
 	}
 	v, err := money.ParseUSD(s)
 	if err != nil || v <= 0 || v > ratioScale || n.ShortTag() == "!!bool" {
-		d.fail(n, field, "%q is not a fraction in (0, 1]", s)
+		d.Fail(n, field, "%q is not a fraction in (0, 1]", s)
 		return 0, false
 	}
 	return v, true
 }
 
-func (d *decoder) boolean(n *yaml.Node, field string) (bool, bool) {
-	s, ok := d.scalar(n, field)
-	if !ok {
-		return false, false
-	}
-	v, err := strconv.ParseBool(s)
-	if n.ShortTag() != "!!bool" || err != nil {
-		d.fail(n, field, "%q is not true or false", s)
-		return false, false
-	}
-	return v, true
-}
-
-func (d *decoder) duration(n *yaml.Node, field string) (time.Duration, bool) {
-	s, ok := d.scalar(n, field)
+func (d decoder) duration(n *yaml.Node, field string) (time.Duration, bool) {
+	s, ok := d.Scalar(n, field)
 	if !ok {
 		return 0, false
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil || v <= 0 {
-		d.fail(n, field, "%q is not a positive duration like 90s, 10m or 1h", s)
+		d.Fail(n, field, "%q is not a positive duration like 90s, 10m or 1h", s)
 		return 0, false
 	}
 	return v, true
 }
 
-func (d *decoder) window(n *yaml.Node, field string) (Window, bool) {
-	s, ok := d.scalar(n, field)
+func (d decoder) window(n *yaml.Node, field string) (Window, bool) {
+	s, ok := d.Scalar(n, field)
 	if !ok {
 		return WindowNone, false
 	}
 	w, ok := ParseWindow(s)
 	if !ok || w == Lifetime {
-		d.fail(n, field, "%q is not %s", s, wantWindows)
+		d.Fail(n, field, "%q is not %s", s, wantWindows)
 		return WindowNone, false
 	}
 	return w, true
 }
 
 // names reads a list of non-empty strings.
-func (d *decoder) names(n *yaml.Node, field string) []string {
+func (d decoder) names(n *yaml.Node, field string) []string {
 	var out []string
-	d.sequence(n, field, func(i int, v *yaml.Node) {
-		if s, ok := d.name(v, index(field, i)); ok {
+	d.Sequence(n, field, func(i int, v *yaml.Node) {
+		if s, ok := d.Name(v, yamldoc.Index(field, i)); ok {
 			out = append(out, s)
 		}
 	})
 	return out
 }
 
-func (d *decoder) globs(n *yaml.Node, field string) globSet {
+func (d decoder) globs(n *yaml.Node, field string) globSet {
 	var out globSet
-	d.sequence(n, field, func(i int, v *yaml.Node) {
-		f := index(field, i)
-		s, ok := d.name(v, f)
+	d.Sequence(n, field, func(i int, v *yaml.Node) {
+		f := yamldoc.Index(field, i)
+		s, ok := d.Name(v, f)
 		if !ok {
 			return
 		}
 		g, err := compileGlob(s)
 		if err != nil {
-			d.fail(v, f, "topic pattern %q: %v", s, err)
+			d.Fail(v, f, "topic pattern %q: %v", s, err)
 			return
 		}
 		out = append(out, g)
@@ -562,18 +255,18 @@ const settlementKeys = "reported_cost_max_multiple, reported_cost_floor_usd"
 
 // settlement reads the `settlement:` block: how far an agent's self-reported actual_cost_usd is
 // believed (see Policy.ReportedCostLimit).
-func (b *builder) settlement(d *decoder, n *yaml.Node) {
-	d.mapping(n, "settlement", func(key string, k, v *yaml.Node) {
-		field := join("settlement", key)
+func (b *builder) settlement(d decoder, n *yaml.Node) {
+	d.Mapping(n, "settlement", func(key string, k, v *yaml.Node) {
+		field := yamldoc.Join("settlement", key)
 		switch key {
 		case "reported_cost_max_multiple":
-			s, ok := d.scalar(v, field)
+			s, ok := d.Scalar(v, field)
 			if !ok {
 				return
 			}
 			m, err := money.ParseUSD(s)
 			if err != nil || v.ShortTag() == "!!bool" || m < ratioScale || m > 1000*ratioScale {
-				d.fail(v, field, "%q is not a multiple between 1 and 1000", s)
+				d.Fail(v, field, "%q is not a multiple between 1 and 1000", s)
 				return
 			}
 			b.p.reportedMultiple = m
@@ -582,27 +275,27 @@ func (b *builder) settlement(d *decoder, n *yaml.Node) {
 				b.p.reportedFloor = f
 			}
 		default:
-			d.unknown(k, "settlement", key, settlementKeys)
+			d.Unknown(k, "settlement", key, settlementKeys)
 		}
 	})
 }
 
-func (b *builder) policyDoc(d *decoder, root *yaml.Node) {
+func (b *builder) policyDoc(d decoder, root *yaml.Node) {
 	sawVersion := false
-	if !d.mapping(root, "", func(key string, k, v *yaml.Node) {
+	if !d.Mapping(root, "", func(key string, k, v *yaml.Node) {
 		switch key {
 		case "version":
 			sawVersion = true
 			d.version(v)
 		case "policy_version":
-			if s, ok := d.name(v, key); ok {
+			if s, ok := d.Name(v, key); ok {
 				b.p.version = strings.TrimSpace(s)
 			}
 		case "default_decision":
-			if s, ok := d.scalar(v, key); ok {
+			if s, ok := d.Scalar(v, key); ok {
 				dec, ok := ParseDecision(s)
 				if !ok {
-					d.fail(v, key, "%q is not one of %s", s, strings.Join(decisionNames[:], "|"))
+					d.Fail(v, key, "%q is not one of %s", s, strings.Join(decisionNames[:], "|"))
 				}
 				b.p.defaultDecision = dec
 			}
@@ -615,14 +308,14 @@ func (b *builder) policyDoc(d *decoder, root *yaml.Node) {
 		case "topics":
 			b.topicsDoc(d, v)
 		case "rules":
-			d.sequence(v, key, func(i int, item *yaml.Node) { b.rule(d, item, index("rules", i)) })
+			d.Sequence(v, key, func(i int, item *yaml.Node) { b.rule(d, item, yamldoc.Index("rules", i)) })
 		case "approvals":
-			d.mapping(v, key, func(ak string, k, v *yaml.Node) {
+			d.Mapping(v, key, func(ak string, k, v *yaml.Node) {
 				if ak != "max_pending_per_agent" {
-					d.unknown(k, key, ak, "max_pending_per_agent")
+					d.Unknown(k, key, ak, "max_pending_per_agent")
 					return
 				}
-				if n, ok := d.integer(v, join(key, ak), 0); ok {
+				if n, ok := d.Integer(v, yamldoc.Join(key, ak), 0); ok {
 					b.p.maxPending = n
 				}
 			})
@@ -631,54 +324,54 @@ func (b *builder) policyDoc(d *decoder, root *yaml.Node) {
 		case "degrade":
 			b.degrade(d, v)
 		case "evidence":
-			d.mapping(v, key, func(ek string, k, v *yaml.Node) {
+			d.Mapping(v, key, func(ek string, k, v *yaml.Node) {
 				if ek != "min_estimated_cost_usd" {
-					d.unknown(k, key, ek, "min_estimated_cost_usd")
+					d.Unknown(k, key, ek, "min_estimated_cost_usd")
 					return
 				}
-				b.p.evidenceMin, _ = d.usd(v, join(key, ek))
+				b.p.evidenceMin, _ = d.usd(v, yamldoc.Join(key, ek))
 			})
 		default:
-			d.unknown(k, "", key, policyKeys)
+			d.Unknown(k, "", key, policyKeys)
 		}
 	}) {
 		return
 	}
 	if !sawVersion {
-		d.fail(root, "version", "missing (want v1)")
+		d.Fail(root, "version", "missing (want v1)")
 	}
 }
 
-func (d *decoder) version(v *yaml.Node) {
-	if s, ok := d.scalar(v, "version"); ok && s != "v1" {
-		d.fail(v, "version", "%q is not supported (want v1)", s)
+func (d decoder) version(v *yaml.Node) {
+	if s, ok := d.Scalar(v, "version"); ok && s != "v1" {
+		d.Fail(v, "version", "%q is not supported (want v1)", s)
 	}
 }
 
 // overlayDoc reads an overlay file: `topics:` (and optionally `version: v1`) only.
-func (b *builder) overlayDoc(d *decoder, root *yaml.Node) {
-	d.mapping(root, "", func(key string, k, v *yaml.Node) {
+func (b *builder) overlayDoc(d decoder, root *yaml.Node) {
+	d.Mapping(root, "", func(key string, k, v *yaml.Node) {
 		switch key {
 		case "version":
 			d.version(v)
 		case "topics":
 			b.topicsDoc(d, v)
 		default:
-			d.unknown(k, "", key, "topics, version (an overlay holds topic settings only)")
+			d.Unknown(k, "", key, "topics, version (an overlay holds topic settings only)")
 		}
 	})
 }
 
-func (b *builder) topicsDoc(d *decoder, n *yaml.Node) {
-	d.mapping(n, "topics", func(topic string, k, v *yaml.Node) {
-		field := entry("topics", topic)
+func (b *builder) topicsDoc(d decoder, n *yaml.Node) {
+	d.Mapping(n, "topics", func(topic string, k, v *yaml.Node) {
+		field := yamldoc.Entry("topics", topic)
 		if strings.Contains(topic, "*") {
 			if _, err := compileGlob(topic); err != nil {
-				d.fail(k, field, "topic pattern: %v", err)
+				d.Fail(k, field, "topic pattern: %v", err)
 				return
 			}
 		} else if strings.TrimSpace(topic) == "" {
-			d.fail(k, field, "empty topic")
+			d.Fail(k, field, "empty topic")
 			return
 		}
 		e := b.topics[topic]
@@ -688,39 +381,39 @@ func (b *builder) topicsDoc(d *decoder, n *yaml.Node) {
 		}
 		b.topicSeq++
 		e.seq = b.topicSeq
-		d.object(v, field, "timeout_seconds and/or max_retries", func(key string, k, v *yaml.Node) {
+		d.Object(v, field, "timeout_seconds and/or max_retries", func(key string, k, v *yaml.Node) {
 			switch key {
 			case "timeout_seconds":
-				if l := d.limit(v, join(field, key), 1); !l.IsZero() {
+				if l := d.limit(v, yamldoc.Join(field, key), 1); !l.IsZero() {
 					e.settings.TimeoutSeconds = l
 				}
 			case "max_retries":
-				if l := d.limit(v, join(field, key), 0); !l.IsZero() {
+				if l := d.limit(v, yamldoc.Join(field, key), 0); !l.IsZero() {
 					e.settings.MaxRetries = l
 				}
 			default:
-				d.unknown(k, field, key, "timeout_seconds, max_retries")
+				d.Unknown(k, field, key, "timeout_seconds, max_retries")
 			}
 		})
 	})
 }
 
-func (b *builder) deriveTags(d *decoder, n *yaml.Node) {
-	d.sequence(n, "derive_tags", func(i int, item *yaml.Node) {
-		field := index("derive_tags", i)
+func (b *builder) deriveTags(d decoder, n *yaml.Node) {
+	d.Sequence(n, "derive_tags", func(i int, item *yaml.Node) {
+		field := yamldoc.Index("derive_tags", i)
 		var dr deriveRule
 		var minNode *yaml.Node
 		sawTag, sawWhen := false, false
-		if !d.object(item, field, "tag and when", func(key string, k, v *yaml.Node) {
+		if !d.Object(item, field, "tag and when", func(key string, k, v *yaml.Node) {
 			switch key {
 			case "tag":
 				sawTag = true
-				dr.tag, _ = d.name(v, join(field, key))
+				dr.tag, _ = d.Name(v, yamldoc.Join(field, key))
 			case "when":
-				wf := join(field, key)
-				d.mapping(v, wf, func(key string, k, v *yaml.Node) {
+				wf := yamldoc.Join(field, key)
+				d.Mapping(v, wf, func(key string, k, v *yaml.Node) {
 					sawWhen = true
-					f := join(wf, key)
+					f := yamldoc.Join(wf, key)
 					switch key {
 					case "min_estimated_cost_usd":
 						dr.minCost, dr.hasMin = d.usd(v, f)
@@ -728,33 +421,33 @@ func (b *builder) deriveTags(d *decoder, n *yaml.Node) {
 					case "max_estimated_cost_usd":
 						dr.maxCost, dr.hasMax = d.usd(v, f)
 					case "min_items":
-						dr.minItems, _ = d.integer(v, f, 1)
+						dr.minItems, _ = d.Integer(v, f, 1)
 					case "topics":
 						dr.topics = d.globs(v, f)
 					case "agents":
 						dr.agents = d.names(v, f)
 					default:
 						sawWhen = false
-						d.unknown(k, wf, key, "min_estimated_cost_usd, max_estimated_cost_usd, min_items, topics, agents")
+						d.Unknown(k, wf, key, "min_estimated_cost_usd, max_estimated_cost_usd, min_items, topics, agents")
 					}
 				})
 			default:
-				d.unknown(k, field, key, "tag, when")
+				d.Unknown(k, field, key, "tag, when")
 			}
 		}) {
 			return
 		}
 		if !sawTag {
-			d.fail(item, join(field, "tag"), "missing")
+			d.Fail(item, yamldoc.Join(field, "tag"), "missing")
 		}
 		if !sawWhen {
-			d.fail(item, join(field, "when"), "missing (needs at least one condition)")
+			d.Fail(item, yamldoc.Join(field, "when"), "missing (needs at least one condition)")
 		}
 		if dr.hasMin && dr.hasMax && dr.minCost > dr.maxCost {
-			d.fail(minNode, join(field, "when.min_estimated_cost_usd"), "%s is above max_estimated_cost_usd %s", dr.minCost, dr.maxCost)
+			d.Fail(minNode, yamldoc.Join(field, "when.min_estimated_cost_usd"), "%s is above max_estimated_cost_usd %s", dr.minCost, dr.maxCost)
 		}
 		if len(b.p.derive) == maxDeriveTags {
-			d.fail(item, field, "more than %d derive_tags", maxDeriveTags)
+			d.Fail(item, field, "more than %d derive_tags", maxDeriveTags)
 			return
 		}
 		b.p.derive = append(b.p.derive, dr)
@@ -763,21 +456,21 @@ func (b *builder) deriveTags(d *decoder, n *yaml.Node) {
 
 const budgetKeys = "fleet, agents, default_agent, teams, default_team, runs, per_action_max_usd"
 
-func (b *builder) budgets(d *decoder, n *yaml.Node) {
-	d.mapping(n, "budgets", func(key string, k, v *yaml.Node) {
-		field := join("budgets", key)
+func (b *builder) budgets(d decoder, n *yaml.Node) {
+	d.Mapping(n, "budgets", func(key string, k, v *yaml.Node) {
+		field := yamldoc.Join("budgets", key)
 		switch key {
 		case "fleet":
 			b.fleet(d, v, field)
 		case "agents":
-			d.mapping(v, field, func(id string, _, v *yaml.Node) {
-				if bu, ok := d.budget(v, entry(field, id), false); ok {
+			d.Mapping(v, field, func(id string, _, v *yaml.Node) {
+				if bu, ok := d.budget(v, yamldoc.Entry(field, id), false); ok {
 					b.p.agentBudgets[id] = bu
 				}
 			})
 		case "teams":
-			d.mapping(v, field, func(id string, _, v *yaml.Node) {
-				if bu, ok := d.budget(v, entry(field, id), false); ok {
+			d.Mapping(v, field, func(id string, _, v *yaml.Node) {
+				if bu, ok := d.budget(v, yamldoc.Entry(field, id), false); ok {
 					b.p.teamBudgets[id] = bu
 				}
 			})
@@ -790,17 +483,17 @@ func (b *builder) budgets(d *decoder, n *yaml.Node) {
 		case "per_action_max_usd":
 			b.p.perActionMax, b.p.hasActionMax = d.usd(v, field)
 		default:
-			d.unknown(k, "budgets", key, budgetKeys)
+			d.Unknown(k, "budgets", key, budgetKeys)
 		}
 	})
 }
 
 // budget reads {limit_usd, window}; a run budget's window is lifetime (and may be omitted).
-func (d *decoder) budget(n *yaml.Node, field string, run bool) (Budget, bool) {
+func (d decoder) budget(n *yaml.Node, field string, run bool) (Budget, bool) {
 	var bu Budget
 	sawLimit, ok := false, true
-	if !d.object(n, field, "limit_usd and window", func(key string, k, v *yaml.Node) {
-		f := join(field, key)
+	if !d.Object(n, field, "limit_usd and window", func(key string, k, v *yaml.Node) {
+		f := yamldoc.Join(field, key)
 		switch key {
 		case "limit_usd":
 			sawLimit = true
@@ -811,14 +504,14 @@ func (d *decoder) budget(n *yaml.Node, field string, run bool) (Budget, bool) {
 		case "warn_at":
 			if r, good := d.ratio(v, f); good {
 				if r >= ratioScale {
-					d.fail(v, f, "%s must be below 1 (at 1 the budget is exhausted)", r)
+					d.Fail(v, f, "%s must be below 1 (at 1 the budget is exhausted)", r)
 				}
 				bu.WarnAt = r
 			}
 		case "window":
 			if run {
-				if s, good := d.scalar(v, f); good && s != "lifetime" {
-					d.fail(v, f, "%q is not lifetime (a run budget spans the whole run)", s)
+				if s, good := d.Scalar(v, f); good && s != "lifetime" {
+					d.Fail(v, f, "%q is not lifetime (a run budget spans the whole run)", s)
 				}
 				return
 			}
@@ -827,19 +520,19 @@ func (d *decoder) budget(n *yaml.Node, field string, run bool) (Budget, bool) {
 				ok = false
 			}
 		default:
-			d.unknown(k, field, key, "limit_usd, window, warn_at")
+			d.Unknown(k, field, key, "limit_usd, window, warn_at")
 		}
 	}) {
 		return Budget{}, false
 	}
 	if !sawLimit {
-		d.fail(n, join(field, "limit_usd"), "missing")
+		d.Fail(n, yamldoc.Join(field, "limit_usd"), "missing")
 		ok = false
 	}
 	if run {
 		bu.Window = Lifetime
 	} else if bu.Window == WindowNone && ok {
-		d.fail(n, join(field, "window"), "missing (want %s)", wantWindows)
+		d.Fail(n, yamldoc.Join(field, "window"), "missing (want %s)", wantWindows)
 		ok = false
 	}
 	if !ok {
@@ -848,13 +541,13 @@ func (d *decoder) budget(n *yaml.Node, field string, run bool) (Budget, bool) {
 	return bu, true
 }
 
-func (b *builder) fleet(d *decoder, n *yaml.Node, field string) {
+func (b *builder) fleet(d decoder, n *yaml.Node, field string) {
 	f := &b.p.fleet
 	f.throttleAt, f.pauseAt = defaultThrottleAt, defaultPauseAt
 	sawLimit, sawWindow := false, false
 	throttleLine, pauseLine, warnLine := n.Line, n.Line, n.Line
-	if !d.object(n, field, "limit_usd and window", func(key string, k, v *yaml.Node) {
-		kf := join(field, key)
+	if !d.Object(n, field, "limit_usd and window", func(key string, k, v *yaml.Node) {
+		kf := yamldoc.Join(field, key)
 		switch key {
 		case "limit_usd":
 			sawLimit = true
@@ -878,34 +571,34 @@ func (b *builder) fleet(d *decoder, n *yaml.Node, field string) {
 				f.pauseAt = r
 			}
 		case "throttle_rate":
-			if s, ok := d.scalar(v, kf); ok {
+			if s, ok := d.Scalar(v, kf); ok {
 				r, err := ParseRateLimit(s)
 				if err != nil {
-					d.fail(v, kf, "%q is not %s", s, wantRate)
+					d.Fail(v, kf, "%q is not %s", s, wantRate)
 				}
 				f.throttleRate = r
 			}
 		default:
-			d.unknown(k, field, key, "limit_usd, window, warn_at, throttle_at, pause_at, throttle_rate")
+			d.Unknown(k, field, key, "limit_usd, window, warn_at, throttle_at, pause_at, throttle_rate")
 		}
 	}) {
 		return
 	}
 	if !sawLimit {
-		d.fail(n, join(field, "limit_usd"), "missing")
+		d.Fail(n, yamldoc.Join(field, "limit_usd"), "missing")
 	}
 	if !sawWindow {
-		d.fail(n, join(field, "window"), "missing (want %s)", wantWindows)
+		d.Fail(n, yamldoc.Join(field, "window"), "missing (want %s)", wantWindows)
 	}
 	if f.throttleAt >= f.pauseAt {
 		line := throttleLine
 		if pauseLine > line {
 			line = pauseLine
 		}
-		d.failAt(line, join(field, "throttle_at"), "%s must be below pause_at %s", f.throttleAt, f.pauseAt)
+		d.FailAt(line, yamldoc.Join(field, "throttle_at"), "%s must be below pause_at %s", f.throttleAt, f.pauseAt)
 	}
 	if f.WarnAt > 0 && f.WarnAt >= f.throttleAt {
-		d.failAt(max(warnLine, throttleLine), join(field, "warn_at"), "%s must be below throttle_at %s", f.WarnAt, f.throttleAt)
+		d.FailAt(max(warnLine, throttleLine), yamldoc.Join(field, "warn_at"), "%s must be below throttle_at %s", f.WarnAt, f.throttleAt)
 	}
 	f.throttleUsed = scaleCeil(f.Limit, f.throttleAt)
 	f.pauseUsed = scaleCeil(f.Limit, f.pauseAt)
@@ -924,15 +617,15 @@ func scaleCeil(limit, ratio money.Nanos) money.Nanos {
 	return money.Nanos(q)
 }
 
-func (b *builder) agents(d *decoder, n *yaml.Node) {
-	d.mapping(n, "agents", func(id string, _, v *yaml.Node) {
-		field := entry("agents", id)
-		d.object(v, field, "critical", func(key string, k, v *yaml.Node) {
+func (b *builder) agents(d decoder, n *yaml.Node) {
+	d.Mapping(n, "agents", func(id string, _, v *yaml.Node) {
+		field := yamldoc.Entry("agents", id)
+		d.Object(v, field, "critical", func(key string, k, v *yaml.Node) {
 			if key != "critical" {
-				d.unknown(k, field, key, "critical")
+				d.Unknown(k, field, key, "critical")
 				return
 			}
-			if c, ok := d.boolean(v, join(field, key)); ok && c {
+			if c, ok := d.Boolean(v, yamldoc.Join(field, key)); ok && c {
 				b.p.critical[id] = true
 			}
 		})
@@ -941,24 +634,24 @@ func (b *builder) agents(d *decoder, n *yaml.Node) {
 
 const ruleKeys = "id, match, decision, constraints, per, reason"
 
-func (b *builder) rule(d *decoder, n *yaml.Node, field string) {
+func (b *builder) rule(d decoder, n *yaml.Node, field string) {
 	var r rawRule
 	r.line = n.Line
 	sawID, sawDecision := false, false
-	if !d.object(n, field, "id, match and decision", func(key string, k, v *yaml.Node) {
-		f := join(field, key)
+	if !d.Object(n, field, "id, match and decision", func(key string, k, v *yaml.Node) {
+		f := yamldoc.Join(field, key)
 		switch key {
 		case "id":
 			sawID = true
-			id, ok := d.name(v, f)
+			id, ok := d.Name(v, f)
 			if !ok {
 				return
 			}
 			r.id = id
 			if strings.HasPrefix(id, "budget.") || strings.HasPrefix(id, "approval.") {
-				d.fail(v, f, "%q uses a reserved prefix (budget., approval.)", id)
+				d.Fail(v, f, "%q uses a reserved prefix (budget., approval.)", id)
 			} else if first, dup := b.ruleIDs[id]; dup {
-				d.fail(v, f, "duplicate rule id %q (first used on line %d)", id, first)
+				d.Fail(v, f, "duplicate rule id %q (first used on line %d)", id, first)
 			} else {
 				if b.ruleIDs == nil {
 					b.ruleIDs = map[string]int{}
@@ -969,17 +662,17 @@ func (b *builder) rule(d *decoder, n *yaml.Node, field string) {
 			b.match(d, v, f, &r)
 		case "decision":
 			sawDecision = true
-			if s, ok := d.scalar(v, f); ok {
+			if s, ok := d.Scalar(v, f); ok {
 				dec, ok := ParseDecision(s)
 				if !ok {
-					d.fail(v, f, "%q is not one of %s", s, strings.Join(decisionNames[:], "|"))
+					d.Fail(v, f, "%q is not one of %s", s, strings.Join(decisionNames[:], "|"))
 				}
 				r.decision = dec
 			}
 		case "constraints":
 			r.constraints = d.constraints(v, f)
 		case "per":
-			if s, ok := d.scalar(v, f); ok {
+			if s, ok := d.Scalar(v, f); ok {
 				switch s {
 				case "agent":
 					r.per = PerAgent
@@ -988,22 +681,22 @@ func (b *builder) rule(d *decoder, n *yaml.Node, field string) {
 				case "agent_topic":
 					r.per = PerAgentTopic
 				default:
-					d.fail(v, f, "%q is not one of rule|agent|agent_topic", s)
+					d.Fail(v, f, "%q is not one of rule|agent|agent_topic", s)
 				}
 			}
 		case "reason":
-			r.reason, _ = d.scalar(v, f)
+			r.reason, _ = d.Scalar(v, f)
 		default:
-			d.unknown(k, field, key, ruleKeys)
+			d.Unknown(k, field, key, ruleKeys)
 		}
 	}) {
 		return
 	}
 	if !sawID {
-		d.fail(n, join(field, "id"), "missing")
+		d.Fail(n, yamldoc.Join(field, "id"), "missing")
 	}
 	if !sawDecision {
-		d.fail(n, join(field, "decision"), "missing (want %s)", strings.Join(decisionNames[:], "|"))
+		d.Fail(n, yamldoc.Join(field, "decision"), "missing (want %s)", strings.Join(decisionNames[:], "|"))
 	}
 	if r.reason == "" && r.id != "" {
 		r.reason = "rule " + r.id
@@ -1013,10 +706,10 @@ func (b *builder) rule(d *decoder, n *yaml.Node, field string) {
 
 const matchKeys = "topics, risk_tags, agents, teams, min_estimated_cost_usd, max_estimated_cost_usd, min_items, anomaly_within"
 
-func (b *builder) match(d *decoder, n *yaml.Node, field string, r *rawRule) {
+func (b *builder) match(d decoder, n *yaml.Node, field string, r *rawRule) {
 	var minNode *yaml.Node
-	d.mapping(n, field, func(key string, k, v *yaml.Node) {
-		f := join(field, key)
+	d.Mapping(n, field, func(key string, k, v *yaml.Node) {
+		f := yamldoc.Join(field, key)
 		switch key {
 		case "topics":
 			r.topics = d.globs(v, f)
@@ -1032,24 +725,24 @@ func (b *builder) match(d *decoder, n *yaml.Node, field string, r *rawRule) {
 		case "max_estimated_cost_usd":
 			r.maxCost, r.hasMax = d.usd(v, f)
 		case "min_items":
-			r.minItems, _ = d.integer(v, f, 1)
+			r.minItems, _ = d.Integer(v, f, 1)
 		case "anomaly_within":
 			r.anomalyWithin, _ = d.duration(v, f)
 		default:
-			d.unknown(k, field, key, matchKeys)
+			d.Unknown(k, field, key, matchKeys)
 		}
 	})
 	if r.hasMin && r.hasMax && r.minCost > r.maxCost {
-		d.fail(minNode, join(field, "min_estimated_cost_usd"), "%s is above max_estimated_cost_usd %s", r.minCost, r.maxCost)
+		d.Fail(minNode, yamldoc.Join(field, "min_estimated_cost_usd"), "%s is above max_estimated_cost_usd %s", r.minCost, r.maxCost)
 	}
 }
 
 const constraintKeys = "max_runtime_sec, max_retries, max_concurrent, rate_limit, max_tokens, max_tool_calls, max_depth"
 
-func (d *decoder) constraints(n *yaml.Node, field string) Constraints {
+func (d decoder) constraints(n *yaml.Node, field string) Constraints {
 	var c Constraints
-	d.mapping(n, field, func(key string, k, v *yaml.Node) {
-		f := join(field, key)
+	d.Mapping(n, field, func(key string, k, v *yaml.Node) {
+		f := yamldoc.Join(field, key)
 		switch key {
 		case "max_runtime_sec":
 			c.MaxRuntimeSec = d.limit(v, f, 1)
@@ -1058,10 +751,10 @@ func (d *decoder) constraints(n *yaml.Node, field string) Constraints {
 		case "max_concurrent":
 			c.MaxConcurrent = d.limit(v, f, 1)
 		case "rate_limit":
-			if s, ok := d.scalar(v, f); ok {
+			if s, ok := d.Scalar(v, f); ok {
 				rl, err := ParseRateLimit(s)
 				if err != nil {
-					d.fail(v, f, "%q is not %s", s, wantRate)
+					d.Fail(v, f, "%q is not %s", s, wantRate)
 				}
 				c.RateLimit = rl
 			}
@@ -1072,7 +765,7 @@ func (d *decoder) constraints(n *yaml.Node, field string) Constraints {
 		case "max_depth":
 			c.MaxDepth = d.limit(v, f, 0)
 		default:
-			d.unknown(k, field, key, constraintKeys)
+			d.Unknown(k, field, key, constraintKeys)
 		}
 	})
 	return c

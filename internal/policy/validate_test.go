@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/agentcost/agentcost/internal/yamldoc"
 )
 
 // parseErrors parses a policy expected to be invalid and returns its problems as strings.
@@ -231,7 +233,7 @@ rules:
   - id: r
     decision: allow
     decision: deny
-`, []string{`policy.yaml:5: rules[0].decision: duplicate key`}},
+`, []string{`policy.yaml:5: rules[0].decision: duplicate key (first on line 4)`}},
 
 		{"missing mappings", `version: v1
 budgets:
@@ -328,7 +330,7 @@ rules:
 func TestErrorCap(t *testing.T) {
 	var b strings.Builder
 	b.WriteString("version: v1\nrules:\n")
-	for range maxErrors + 7 {
+	for range yamldoc.MaxErrors + 7 {
 		b.WriteString("  - {id: r, decision: nope}\n")
 	}
 	_, err := Parse("policy.yaml", []byte(b.String()))
@@ -337,11 +339,11 @@ func TestErrorCap(t *testing.T) {
 		t.Fatalf("%T %v", err, err)
 	}
 	// Each rule has a bad decision; all but the first also repeat the id: 2n-1 problems.
-	total := 2*(maxErrors+7) - 1
-	if len(ve.Errors) != maxErrors || ve.Omitted != total-maxErrors {
-		t.Fatalf("%d errors, %d omitted; want %d, %d", len(ve.Errors), ve.Omitted, maxErrors, total-maxErrors)
+	total := 2*(yamldoc.MaxErrors+7) - 1
+	if len(ve.Errors) != yamldoc.MaxErrors || ve.Omitted != total-yamldoc.MaxErrors {
+		t.Fatalf("%d errors, %d omitted; want %d, %d", len(ve.Errors), ve.Omitted, yamldoc.MaxErrors, total-yamldoc.MaxErrors)
 	}
-	if want := fmt.Sprintf("\n... and %d more", total-maxErrors); !strings.HasSuffix(err.Error(), want) {
+	if want := fmt.Sprintf("\n... and %d more", total-yamldoc.MaxErrors); !strings.HasSuffix(err.Error(), want) {
 		t.Errorf("error text does not end with %q", want)
 	}
 }

@@ -1,0 +1,395 @@
+// Package yamldoc reads the YAML files the distribution loads (policy and overlay files, price
+// files, policy test cases) one way: a file bounded in size (boundedfile), one document, a walk
+// over its nodes that bounds alias expansion, and every problem reported at once as
+// `file:line: field: message`.
+//
+// A Decoder walks the node tree for parsers with rules of their own (the policy, the price file);
+// Decode fills typed structs strictly (unknown keys, wrong kinds, bad values and missing required
+// fields are all reported).
+package yamldoc
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/agentcost/agentcost/internal/boundedfile"
+)
+
+const (
+	// MaxErrors bounds the problems one load reports; further ones are counted in Errors.Omitted.
+	MaxErrors = 50
+	// MinNodes is the least number of node visits, after aliases, a document may cost. A
+	// document's budget is the larger of MinNodes and twice its size in bytes, so that a file
+	// without aliases never reaches it and an alias bomb stops early.
+	MinNodes = 100_000
+	// maxAliasChain bounds how many aliases are followed to reach a node.
+	maxAliasChain = 64
+)
+
+// ReadFile returns the content of the file at path, refusing one above limit bytes
+// (boundedfile.DefaultLimit when limit <= 0) before parsing anything (a *boundedfile.TooLargeError).
+func ReadFile(path string, limit int64) ([]byte, error) {
+	return boundedfile.Read(path, limit)
+}
+
+// Error is one problem in a file, located by file, line and field path.
+type Error struct {
+	// File is the file's name.
+	File string
+	// Line is the 1-based line, 0 when unknown.
+	Line int
+	// Field is the path of the field, e.g. rules[1].constraints.rate_limit; empty for the document.
+	Field string
+	// Msg says what is wrong.
+	Msg string
+}
+
+// Error formats the problem as `file:line: field: message`.
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		b.WriteByte(':')
+		b.WriteString(strconv.Itoa(e.Line))
+	}
+	b.WriteString(": ")
+	if e.Field != "" {
+		b.WriteString(e.Field)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Errors lists every problem found in one load (a file, or a file and its overlays), in file and
+// line order once sorted by Err.
+type Errors struct {
+	// Errors are the problems found, at most MaxErrors.
+	Errors []*Error
+	// Omitted counts further problems left out after the first MaxErrors.
+	Omitted int
+}
+
+// Error returns one problem per line.
+func (e *Errors) Error() string {
+	lines := make([]string, 0, len(e.Errors)+1)
+	for _, fe := range e.Errors {
+		lines = append(lines, fe.Error())
+	}
+	if e.Omitted > 0 {
+		lines = append(lines, fmt.Sprintf("... and %d more", e.Omitted))
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Unwrap returns the individual problems.
+func (e *Errors) Unwrap() []error {
+	out := make([]error, len(e.Errors))
+	for i, fe := range e.Errors {
+		out[i] = fe
+	}
+	return out
+}
+
+// Add records a problem, or counts it as omitted beyond MaxErrors.
+func (e *Errors) Add(fe *Error) {
+	if len(e.Errors) >= MaxErrors {
+		e.Omitted++
+		return
+	}
+	e.Errors = append(e.Errors, fe)
+}
+
+// Err sorts the problems by file (in the order files lists them; others last) and line, and
+// returns e, or nil when there is none.
+func (e *Errors) Err(files ...string) error {
+	if len(e.Errors) == 0 {
+		return nil
+	}
+	rank := func(file string) int {
+		if i := slices.Index(files, file); i >= 0 {
+			return i
+		}
+		return len(files)
+	}
+	slices.SortStableFunc(e.Errors, func(x, y *Error) int {
+		if x.File != y.File {
+			return rank(x.File) - rank(y.File)
+		}
+		return x.Line - y.Line
+	})
+	return e
+}
+
+// Decoder walks one file's node tree and records its problems, each with a line.
+type Decoder struct {
+	errs   *Errors
+	file   string
+	nodes  int
+	budget int
+	big    bool
+}
+
+// NewDecoder returns a decoder for the file named file whose problems go to errs.
+func NewDecoder(errs *Errors, file string) *Decoder {
+	return &Decoder{errs: errs, file: file, budget: MinNodes}
+}
+
+// File returns the name of the file the decoder reads.
+func (d *Decoder) File() string { return d.file }
+
+// Stopped reports whether the document exceeded its node budget; walks end early then.
+func (d *Decoder) Stopped() bool { return d.big }
+
+var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// yamlParserProblems are the problems go.yaml.in/yaml/v3 raises in its parser (not its
+// scanner): it prints their 0-based mark line as is, so the 1-based line is one more.
+var yamlParserProblems = []string{
+	"did not find expected <stream-start>", "did not find expected <document start>",
+	"did not find expected node content", "did not find expected '-' indicator",
+	"did not find expected key", "did not find expected ',' or ']'", "did not find expected ',' or '}'",
+	"found undefined tag handle", "found duplicate %YAML directive", "found incompatible YAML document",
+	"found duplicate %TAG directive",
+}
+
+// Document parses data, which must hold one YAML document, and returns its root node; nil when
+// the document is empty, null or unparsable (each reported). what names the file's kind in the
+// error for a second document ("a policy file").
+func (d *Decoder) Document(data []byte, what string) *yaml.Node {
+	d.budget = max(MinNodes, 2*len(data))
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			d.FailAt(1, "", "empty document")
+			return nil
+		}
+		d.syntax(err)
+		return nil
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		if err != nil {
+			d.syntax(err)
+		} else {
+			d.FailAt(extra.Line, "", "%s holds one YAML document", what)
+		}
+		return nil
+	}
+	if len(doc.Content) == 0 {
+		d.FailAt(1, "", "empty document")
+		return nil
+	}
+	root := d.Node(doc.Content[0])
+	if IsNull(root) {
+		d.Fail(root, "", "empty document")
+		return nil
+	}
+	return root
+}
+
+// syntax reports a parser error with its 1-based line.
+func (d *Decoder) syntax(err error) {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	line := 0
+	if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
+		line, _ = strconv.Atoi(m[1])
+		msg = m[2]
+	}
+	if slices.Contains(yamlParserProblems, msg) {
+		line++ // also right without a line: both marks were on line 0
+	}
+	d.FailAt(line, "", "invalid YAML: %s", msg)
+}
+
+// FailAt records a problem at a line.
+func (d *Decoder) FailAt(line int, field, format string, args ...any) {
+	msg := format
+	if len(args) > 0 {
+		msg = fmt.Sprintf(format, args...)
+	}
+	d.errs.Add(&Error{File: d.file, Line: line, Field: field, Msg: msg})
+}
+
+// Fail records a problem at a node's line.
+func (d *Decoder) Fail(n *yaml.Node, field, format string, args ...any) {
+	line := 0
+	if n != nil {
+		line = n.Line
+	}
+	d.FailAt(line, field, format, args...)
+}
+
+// Node follows aliases and counts the visit, so an alias bomb stops at the document's budget.
+func (d *Decoder) Node(n *yaml.Node) *yaml.Node {
+	for i := 0; n != nil && n.Kind == yaml.AliasNode && i < maxAliasChain; i++ {
+		n = n.Alias
+	}
+	d.nodes++
+	if d.nodes > d.budget && !d.big {
+		d.big = true
+		d.Fail(n, "", "document too large (more than %d nodes after aliases)", d.budget)
+	}
+	return n
+}
+
+// IsNull reports whether n is absent: nil, null, or an alias left unresolved.
+func IsNull(n *yaml.Node) bool {
+	return n == nil || n.Kind == yaml.AliasNode || (n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null")
+}
+
+// KindName names what n is, for messages: a mapping, a list, or its quoted value.
+func KindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		return strconv.Quote(n.Value)
+	}
+	return "nothing"
+}
+
+// Join returns the path of key under field: field.key.
+func Join(field, key string) string {
+	if field == "" {
+		return key
+	}
+	return field + "." + key
+}
+
+// Entry returns the path of a user-named entry of field: field["key"].
+func Entry(field, key string) string { return field + "[" + strconv.Quote(key) + "]" }
+
+// Index returns the path of a list item: field[i].
+func Index(field string, i int) string { return field + "[" + strconv.Itoa(i) + "]" }
+
+// Mapping calls fn for each key of a mapping node, rejecting (and skipping) duplicate, merge and
+// non-string keys. It reports false when n is absent (null) or not a mapping (reported).
+func (d *Decoder) Mapping(n *yaml.Node, field string, fn func(key string, k, v *yaml.Node)) bool {
+	if IsNull(n) {
+		return false
+	}
+	if n.Kind != yaml.MappingNode {
+		d.Fail(n, field, "want a mapping, got %s", KindName(n))
+		return false
+	}
+	seen := make(map[string]int, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content) && !d.big; i += 2 {
+		k, v := d.Node(n.Content[i]), d.Node(n.Content[i+1])
+		if k == nil || k.Kind != yaml.ScalarNode {
+			d.Fail(k, field, "keys must be strings")
+			continue
+		}
+		if k.ShortTag() == "!!merge" {
+			d.Fail(k, field, "merge keys (<<) are not supported")
+			continue
+		}
+		if first, dup := seen[k.Value]; dup {
+			d.Fail(k, Join(field, k.Value), "duplicate key (first on line %d)", first)
+			continue
+		}
+		seen[k.Value] = k.Line
+		fn(k.Value, k, v)
+	}
+	return true
+}
+
+// Object is Mapping for a value that must be present: a missing value is reported as such, want
+// saying what it should hold.
+func (d *Decoder) Object(n *yaml.Node, field, want string, fn func(key string, k, v *yaml.Node)) bool {
+	if IsNull(n) {
+		d.Fail(n, field, "missing (want a mapping with %s)", want)
+		return false
+	}
+	return d.Mapping(n, field, fn)
+}
+
+// Sequence calls fn for each item of a list node; false when n is absent (null) or not a list
+// (reported).
+func (d *Decoder) Sequence(n *yaml.Node, field string, fn func(i int, v *yaml.Node)) bool {
+	if IsNull(n) {
+		return false
+	}
+	if n.Kind != yaml.SequenceNode {
+		d.Fail(n, field, "want a list, got %s", KindName(n))
+		return false
+	}
+	for i, item := range n.Content {
+		if d.big {
+			break
+		}
+		fn(i, d.Node(item))
+	}
+	return true
+}
+
+// Unknown reports an unknown key of field, listing the keys wanted.
+func (d *Decoder) Unknown(k *yaml.Node, field, key, want string) {
+	d.Fail(k, Join(field, key), "unknown key (want one of: %s)", want)
+}
+
+// Scalar reads a single value; a missing one or a collection is reported.
+func (d *Decoder) Scalar(n *yaml.Node, field string) (string, bool) {
+	if IsNull(n) {
+		d.Fail(n, field, "missing value")
+		return "", false
+	}
+	if n.Kind != yaml.ScalarNode {
+		d.Fail(n, field, "want a single value, got %s", KindName(n))
+		return "", false
+	}
+	return n.Value, true
+}
+
+// Name reads a non-empty string.
+func (d *Decoder) Name(n *yaml.Node, field string) (string, bool) {
+	s, ok := d.Scalar(n, field)
+	if ok && strings.TrimSpace(s) == "" {
+		d.Fail(n, field, "must not be empty")
+		return "", false
+	}
+	return s, ok
+}
+
+// Integer reads an integer of at least lowest.
+func (d *Decoder) Integer(n *yaml.Node, field string, lowest int64) (int64, bool) {
+	s, ok := d.Scalar(n, field)
+	if !ok {
+		return 0, false
+	}
+	v, err := strconv.ParseInt(s, 0, 64)
+	if n.ShortTag() != "!!int" || err != nil {
+		d.Fail(n, field, "%q is not an integer", s)
+		return 0, false
+	}
+	if v < lowest {
+		d.Fail(n, field, "%d is below the minimum of %d", v, lowest)
+		return 0, false
+	}
+	return v, true
+}
+
+// Boolean reads true or false.
+func (d *Decoder) Boolean(n *yaml.Node, field string) (bool, bool) {
+	s, ok := d.Scalar(n, field)
+	if !ok {
+		return false, false
+	}
+	v, err := strconv.ParseBool(s)
+	if n.ShortTag() != "!!bool" || err != nil {
+		d.Fail(n, field, "%q is not true or false", s)
+		return false, false
+	}
+	return v, true
+}
