@@ -1,49 +1,47 @@
 package main
 
 import (
-	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"go.yaml.in/yaml/v3"
-
 	"github.com/agentcost/agentcost/internal/money"
 	"github.com/agentcost/agentcost/internal/policy"
+	"github.com/agentcost/agentcost/internal/yamldoc"
 	"github.com/agentcost/agentcost/pkg/decisionapi"
 )
 
-// casesFile is a YAML file of policy test cases, in the spirit of `opa test`.
+// casesFile is a YAML file of policy test cases, in the spirit of `opa test`. It is read strictly
+// by yamldoc.Decode: the `check` tags name caseChecks.
 type casesFile struct {
 	// Policy is the policy file, relative to the cases file; --policy overrides it.
 	Policy string `yaml:"policy"`
 	// Overlays are overlay files, relative to the cases file.
 	Overlays []string `yaml:"overlays"`
 	// Now is the evaluation time of every case without its own (RFC 3339); default the clock.
-	Now   string     `yaml:"now"`
-	Cases []testCase `yaml:"cases"`
+	Now   string     `yaml:"now" check:"rfc3339"`
+	Cases []testCase `yaml:"cases,required"`
 }
 
 type testCase struct {
-	Name     string        `yaml:"name"`
-	Now      string        `yaml:"now"`
-	Request  caseRequest   `yaml:"request"`
+	Name     string        `yaml:"name,required"`
+	Now      string        `yaml:"now" check:"rfc3339"`
+	Request  caseRequest   `yaml:"request,required"`
 	Approval *caseApproval `yaml:"approval"`
 	State    caseState     `yaml:"state"`
-	Expect   caseExpect    `yaml:"expect"`
-	line     int
+	Expect   caseExpect    `yaml:"expect,required"`
+	// Line is the case's line in the file.
+	Line int `yaml:",line"`
 }
 
 type caseRequest struct {
-	AgentID          string   `yaml:"agent_id"`
-	Action           string   `yaml:"action"`
-	EstimatedCostUSD string   `yaml:"estimated_cost_usd"`
-	Items            int64    `yaml:"items"`
+	AgentID          string   `yaml:"agent_id,required"`
+	Action           string   `yaml:"action,required"`
+	EstimatedCostUSD string   `yaml:"estimated_cost_usd" check:"usd"`
+	Items            int64    `yaml:"items" check:"count"`
 	RiskTags         []string `yaml:"risk_tags"`
 	Team             string   `yaml:"team"`
 	RunID            string   `yaml:"run_id"`
@@ -53,107 +51,86 @@ type caseRequest struct {
 
 // caseApproval is an approval a reviewer granted, which the request refers to.
 type caseApproval struct {
-	ID          string          `yaml:"id"`
-	CostCapUSD  string          `yaml:"cost_cap_usd"`
+	ID          string          `yaml:"id,required"`
+	CostCapUSD  string          `yaml:"cost_cap_usd" check:"usd"`
 	Constraints caseConstraints `yaml:"constraints"`
 }
 
 type caseState struct {
 	// Spent and Reserved are dollars per scope (fleet, team, agent, run) in the scope's window.
-	Spent    map[string]string `yaml:"spent"`
-	Reserved map[string]string `yaml:"reserved"`
+	Spent    caseScopes `yaml:"spent"`
+	Reserved caseScopes `yaml:"reserved"`
 	// LastAnomaly and LastActionAnomaly are how long ago the agent's last per-call and per-action
 	// anomalies were, as anomaly_within reads them.
-	LastAnomaly       string `yaml:"last_anomaly"`
-	LastActionAnomaly string `yaml:"last_action_anomaly"`
+	LastAnomaly       string `yaml:"last_anomaly" check:"ago"`
+	LastActionAnomaly string `yaml:"last_action_anomaly" check:"ago"`
+}
+
+// caseScopes are dollar amounts per budget scope.
+type caseScopes struct {
+	Fleet string `yaml:"fleet" check:"usd"`
+	Team  string `yaml:"team" check:"usd"`
+	Agent string `yaml:"agent" check:"usd"`
+	Run   string `yaml:"run" check:"usd"`
+}
+
+// usage returns the amounts given, by scope.
+func (s caseScopes) usage() map[policy.Scope]money.Nanos {
+	out := map[policy.Scope]money.Nanos{}
+	for sc, v := range map[policy.Scope]string{policy.ScopeFleet: s.Fleet, policy.ScopeTeam: s.Team, policy.ScopeAgent: s.Agent, policy.ScopeRun: s.Run} {
+		if v != "" {
+			out[sc], _ = money.ParseUSD(v) // checked by yamldoc.Decode
+		}
+	}
+	return out
 }
 
 type caseExpect struct {
-	Decision string `yaml:"decision"`
+	Decision string `yaml:"decision,required" check:"decision"`
 	// RuleID, when given, must equal the deciding rule ("" for default_decision).
 	RuleID         *string `yaml:"rule_id"`
 	ReasonContains string  `yaml:"reason_contains"`
 	// Constraints is a subset: each constraint given must be returned with that value.
 	Constraints   caseConstraints `yaml:"constraints"`
-	RetryAfterSec *int64          `yaml:"retry_after_sec"`
+	RetryAfterSec *int64          `yaml:"retry_after_sec" check:"count"`
 	// ReservedUSD is the estimate an allowed answer reserves: the request's, or a degrade
 	// entry's re-estimate.
-	ReservedUSD string `yaml:"reserved_usd"`
+	ReservedUSD string `yaml:"reserved_usd" check:"usd"`
 }
 
 type caseConstraints struct {
-	MaxRuntimeSec *int64 `yaml:"max_runtime_sec"`
-	MaxRetries    *int64 `yaml:"max_retries"`
-	MaxConcurrent *int64 `yaml:"max_concurrent"`
-	RateLimit     string `yaml:"rate_limit"`
-	MaxTokens     *int64 `yaml:"max_tokens"`
-	MaxToolCalls  *int64 `yaml:"max_tool_calls"`
-	MaxDepth      *int64 `yaml:"max_depth"`
+	MaxRuntimeSec *int64 `yaml:"max_runtime_sec" check:"count"`
+	MaxRetries    *int64 `yaml:"max_retries" check:"count"`
+	MaxConcurrent *int64 `yaml:"max_concurrent" check:"count"`
+	RateLimit     string `yaml:"rate_limit" check:"rate"`
+	MaxTokens     *int64 `yaml:"max_tokens" check:"count"`
+	MaxToolCalls  *int64 `yaml:"max_tool_calls" check:"count"`
+	MaxDepth      *int64 `yaml:"max_depth" check:"count"`
 	// Model is the cheaper model a degrade entry answers with (expect only).
 	Model string `yaml:"model"`
+	// Line is the line of the constraints.
+	Line int `yaml:",line"`
 }
 
-// spec describes the allowed shape of a YAML node: a scalar checked by leaf, a mapping of fields,
-// or a sequence of elem.
-type spec struct {
-	leaf     func(string) error
-	fields   map[string]*spec
-	elem     *spec
-	required []string
-}
-
-var (
-	anyText  = &spec{leaf: func(string) error { return nil }}
-	amount   = &spec{leaf: func(s string) error { _, err := money.ParseUSD(s); return err }}
-	count    = &spec{leaf: checkCount}
-	duration = &spec{leaf: func(s string) error { _, err := parseAgo(s); return err }}
-	rfc3339  = &spec{leaf: func(s string) error {
-		_, err := time.Parse(time.RFC3339, s)
-		if err != nil {
+// caseChecks are the checks of a cases file's values.
+var caseChecks = yamldoc.Checks{
+	"usd":   func(s string) error { _, err := money.ParseUSD(s); return err },
+	"count": checkCount,
+	"ago":   func(s string) error { _, err := parseAgo(s); return err },
+	"rfc3339": func(s string) error {
+		if _, err := time.Parse(time.RFC3339, s); err != nil {
 			return fmt.Errorf("%q is not an RFC 3339 time such as 2026-03-02T10:00:00Z", s)
 		}
 		return nil
-	}}
-	decisionName = &spec{leaf: func(s string) error {
+	},
+	"decision": func(s string) error {
 		if _, ok := policy.ParseDecision(s); !ok {
 			return fmt.Errorf("%q is not one of allow|allow_with_constraints|throttle|require_approval|deny", s)
 		}
 		return nil
-	}}
-	rateLimit = &spec{leaf: func(s string) error { _, err := policy.ParseRateLimit(s); return err }}
-	texts     = &spec{elem: anyText}
-	scopes    = &spec{fields: map[string]*spec{"fleet": amount, "team": amount, "agent": amount, "run": amount}}
-
-	constraintsSpec = &spec{fields: map[string]*spec{
-		"max_runtime_sec": count, "max_retries": count, "max_concurrent": count, "rate_limit": rateLimit,
-		"max_tokens": count, "max_tool_calls": count, "max_depth": count,
-	}}
-	expectConstraintsSpec = &spec{fields: map[string]*spec{
-		"max_runtime_sec": count, "max_retries": count, "max_concurrent": count, "rate_limit": rateLimit,
-		"max_tokens": count, "max_tool_calls": count, "max_depth": count, "model": anyText,
-	}}
-	caseSpec = &spec{required: []string{"name", "request", "expect"}, fields: map[string]*spec{
-		"name": anyText,
-		"now":  rfc3339,
-		"request": {required: []string{"agent_id", "action"}, fields: map[string]*spec{
-			"agent_id": anyText, "action": anyText, "estimated_cost_usd": amount, "items": count,
-			"risk_tags": texts, "team": anyText, "run_id": anyText, "model": anyText,
-		}},
-		"approval": {required: []string{"id"}, fields: map[string]*spec{
-			"id": anyText, "cost_cap_usd": amount, "constraints": constraintsSpec,
-		}},
-		"state": {fields: map[string]*spec{
-			"spent": scopes, "reserved": scopes, "last_anomaly": duration, "last_action_anomaly": duration,
-		}},
-		"expect": {required: []string{"decision"}, fields: map[string]*spec{
-			"decision": decisionName, "rule_id": anyText, "reason_contains": anyText,
-			"constraints": expectConstraintsSpec, "retry_after_sec": count, "reserved_usd": amount,
-		}},
-	}}
-	casesFileSpec = &spec{required: []string{"cases"}, fields: map[string]*spec{
-		"policy": anyText, "overlays": texts, "now": rfc3339, "cases": {elem: caseSpec},
-	}}
-)
+	},
+	"rate": func(s string) error { _, err := policy.ParseRateLimit(s); return err },
+}
 
 func checkCount(s string) error {
 	n, err := strconv.ParseInt(s, 10, 64)
@@ -163,138 +140,47 @@ func checkCount(s string) error {
 	return nil
 }
 
-// check validates n against s and returns every problem as "file:line: path: message".
-func (s *spec) check(file string, n *yaml.Node, path string) []error {
-	for n.Kind == yaml.AliasNode {
-		n = n.Alias
-	}
-	at := func(line int, format string, args ...any) error {
-		p := path
-		if p == "" {
-			p = "(document)"
-		}
-		return fmt.Errorf("%s:%d: %s: %s", file, line, p, fmt.Sprintf(format, args...))
-	}
-	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
-		return nil
-	}
-	var errs []error
-	switch {
-	case s.leaf != nil:
-		if n.Kind != yaml.ScalarNode {
-			return []error{at(n.Line, "must be a single value")}
-		}
-		if err := s.leaf(n.Value); err != nil {
-			errs = append(errs, at(n.Line, "%v", err))
-		}
-	case s.elem != nil:
-		if n.Kind != yaml.SequenceNode {
-			return []error{at(n.Line, "must be a list")}
-		}
-		for i, c := range n.Content {
-			errs = append(errs, s.elem.check(file, c, path+"["+strconv.Itoa(i)+"]")...)
-		}
-	default:
-		if n.Kind != yaml.MappingNode {
-			return []error{at(n.Line, "must be a mapping")}
-		}
-		seen := map[string]bool{}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, v := n.Content[i], n.Content[i+1]
-			sub := joinPath(path, k.Value)
-			fs, ok := s.fields[k.Value]
-			switch {
-			case seen[k.Value]:
-				errs = append(errs, fmt.Errorf("%s:%d: %s: duplicate key", file, k.Line, sub))
-			case !ok:
-				errs = append(errs, fmt.Errorf("%s:%d: %s: unknown field (want one of %s)", file, k.Line, sub, strings.Join(fieldNames(s), ", ")))
-			default:
-				errs = append(errs, fs.check(file, v, sub)...)
-			}
-			seen[k.Value] = true
-		}
-		for _, r := range s.required {
-			if !seen[r] {
-				errs = append(errs, at(n.Line, "%s is required", r))
-			}
-		}
-	}
-	return errs
-}
-
-func joinPath(path, key string) string {
-	if path == "" {
-		return key
-	}
-	return path + "." + key
-}
-
-func fieldNames(s *spec) []string {
-	names := make([]string, 0, len(s.fields))
-	for k := range s.fields {
-		names = append(names, k)
-	}
-	slices.Sort(names)
-	return names
-}
-
 // parseCases reads and validates a cases file. Errors in the file are usage errors listing every
 // problem with its line and field.
 func parseCases(file string) (*casesFile, error) {
-	data, err := os.ReadFile(file)
+	data, err := yamldoc.ReadFile(file, 0)
 	if err != nil {
 		return nil, ioErr(fmt.Errorf("reading cases file: %w", err))
 	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, usageErr("%s: invalid YAML: %v", file, err)
-	}
-	if len(doc.Content) == 0 {
-		return nil, usageErr("%s: empty cases file", file)
-	}
-	root := doc.Content[0]
-	errs := casesFileSpec.check(file, root, "")
 	var cf casesFile
-	if len(errs) == 0 {
-		if err := root.Decode(&cf); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %v", file, err))
-		}
+	err = yamldoc.Decode(file, data, &cf, caseChecks)
+	if err == nil {
+		err = checkCases(file, &cf)
 	}
-	if len(errs) == 0 {
-		errs = append(errs, caseNamesAndLines(file, root, &cf)...)
-	}
-	if len(errs) > 0 {
-		return nil, &cliError{code: exitUsage, err: fmt.Errorf("invalid cases file:\n%w", errors.Join(errs...))}
+	if err != nil {
+		return nil, &cliError{code: exitUsage, err: fmt.Errorf("invalid cases file:\n%w", err)}
 	}
 	return &cf, nil
 }
 
-// caseNamesAndLines records each case's line and rejects empty and duplicate names, which would
-// make the report ambiguous.
-func caseNamesAndLines(file string, root *yaml.Node, cf *casesFile) []error {
-	var list *yaml.Node
-	for i := 0; i+1 < len(root.Content); i += 2 {
-		if root.Content[i].Value == "cases" {
-			list = root.Content[i+1]
-		}
-	}
-	var errs []error
+// checkCases rejects empty and duplicate case names, which would make the report ambiguous, and
+// a model in an approval's constraints (an expectation of degrade only).
+func checkCases(file string, cf *casesFile) error {
+	var errs yamldoc.Errors
+	d := yamldoc.NewDecoder(&errs, file)
 	lines := map[string]int{}
 	for i := range cf.Cases {
 		c := &cf.Cases[i]
-		if list != nil && i < len(list.Content) {
-			c.line = list.Content[i].Line
-		}
+		field := yamldoc.Index("cases", i)
 		switch first, dup := lines[c.Name]; {
 		case strings.TrimSpace(c.Name) == "":
-			errs = append(errs, fmt.Errorf("%s:%d: cases[%d].name: must not be empty", file, c.line, i))
+			d.FailAt(c.Line, yamldoc.Join(field, "name"), "must not be empty")
 		case dup:
-			errs = append(errs, fmt.Errorf("%s:%d: cases[%d].name: %q is also the name of the case on line %d", file, c.line, i, c.Name, first))
+			d.FailAt(c.Line, yamldoc.Join(field, "name"), "%q is also the name of the case on line %d", c.Name, first)
 		default:
-			lines[c.Name] = c.line
+			lines[c.Name] = c.Line
+		}
+		if a := c.Approval; a != nil && a.Constraints.Model != "" {
+			d.FailAt(a.Constraints.Line, yamldoc.Join(field, "approval.constraints.model"),
+				"unknown key (an approval's constraints have no model; expect.constraints.model does)")
 		}
 	}
-	return errs
+	return errs.Err()
 }
 
 // caseResult is the outcome of one case, and its JSON output.
@@ -430,7 +316,7 @@ func firstNonEmpty(s ...string) string {
 
 // runCase evaluates a case and compares the outcome with its expectations.
 func runCase(p *policy.Policy, prices policy.Repricer, c *testCase, now string, clock time.Time) caseResult {
-	res := caseResult{Name: c.Name, Line: c.line}
+	res := caseResult{Name: c.Name, Line: c.Line}
 	req, err := caseRequestOf(c)
 	if err != nil {
 		res.Failures = []string{"request: " + err.Error()}
@@ -504,13 +390,11 @@ func caseRequestOf(c *testCase) (policy.Request, error) {
 
 func caseStateOf(c *testCase, at time.Time) policy.State {
 	var st policy.State
-	for name, v := range c.State.Spent {
-		sc, _ := parseScope(name)
-		st.Usage[sc].Spent, _ = money.ParseUSD(v)
+	for sc, v := range c.State.Spent.usage() {
+		st.Usage[sc].Spent = v
 	}
-	for name, v := range c.State.Reserved {
-		sc, _ := parseScope(name)
-		st.Usage[sc].Reserved, _ = money.ParseUSD(v)
+	for sc, v := range c.State.Reserved.usage() {
+		st.Usage[sc].Reserved = v
 	}
 	if c.State.LastAnomaly != "" {
 		d, _ := parseAgo(c.State.LastAnomaly)

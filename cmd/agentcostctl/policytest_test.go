@@ -110,20 +110,31 @@ cases:
   - request: 5
 `, exitUsage, []string{
 			`:4: cases[0].request.estimated_cost_usd: invalid decimal "abc"`,
-			":4: cases[0].request.itmes: unknown field (want one of action, agent_id,",
-			":5: cases[0].state.spent.fleat: unknown field",
+			":4: cases[0].request.itmes: unknown key (want one of: action, agent_id,",
+			":5: cases[0].state.spent.fleat: unknown key (want one of: agent, fleet, run, team)",
 			`:5: cases[0].state.last_anomaly: "soon" is not a non-negative duration`,
 			`:6: cases[0].expect.decision: "perhaps" is not one of`,
 			`:6: cases[0].expect.constraints.rate_limit: "3/fortnight"`,
-			":7: cases[1].request: must be a mapping",
-			":7: cases[1]: name is required",
+			`:7: cases[1].request: want a mapping, got "5"`,
+			":7: cases[1].name: missing",
+			":7: cases[1].expect: missing",
 		}},
 		{"duplicate names", `policy: ./policy.yaml
 cases:
   - {name: same, request: {agent_id: a, action: job.x}, expect: {decision: allow}}
   - {name: same, request: {agent_id: a, action: job.y}, expect: {decision: allow}}
 `, exitUsage, []string{`:4: cases[1].name: "same" is also the name of the case on line 3`}},
-		{"invalid YAML", "cases: [\n", exitUsage, []string{"invalid YAML"}},
+		{"invalid YAML", "cases: [\n", exitUsage, []string{"cases.yaml:2: invalid YAML: did not find expected node content"}},
+		{"model in an approval's constraints", `policy: ./policy.yaml
+cases:
+  - name: a
+    request: {agent_id: a, action: job.x}
+    approval:
+      id: x
+      constraints: {model: cheap}
+    expect: {decision: allow}
+`, exitUsage, []string{`:7: cases[0].approval.constraints.model: unknown key`}},
+		{"empty", "# nothing\n", exitUsage, []string{"cases.yaml:1: empty document"}},
 		{"no policy", "cases:\n  - {name: a, request: {agent_id: a, action: job.x}, expect: {decision: allow}}\n",
 			exitUsage, []string{"names no policy"}},
 		{"missing policy file", "policy: ./gone.yaml\ncases: []\n", exitIO, []string{"gone.yaml"}},
