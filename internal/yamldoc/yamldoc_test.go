@@ -30,8 +30,8 @@ type doc struct {
 	Inner  *struct {
 		Tags []string `yaml:"tags"`
 	} `yaml:"inner"`
-	Bomb   nest              `yaml:"bomb"`
-	skipped int //nolint:unused // not read: unexported
+	Bomb    nest `yaml:"bomb"`
+	skipped int  //nolint:unused // not read: unexported
 }
 
 type nest []nest
