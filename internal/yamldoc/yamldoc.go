@@ -213,20 +213,12 @@ func (d *Decoder) syntax(err error) {
 
 // FailAt records a problem at a line.
 func (d *Decoder) FailAt(line int, field, format string, args ...any) {
-	msg := format
-	if len(args) > 0 {
-		msg = fmt.Sprintf(format, args...)
-	}
-	d.errs.Add(&Error{File: d.file, Line: line, Field: field, Msg: msg})
+	d.errs.Add(d.errorLine(line, field, format, args...))
 }
 
 // Fail records a problem at a node's line.
 func (d *Decoder) Fail(n *yaml.Node, field, format string, args ...any) {
-	line := 0
-	if n != nil {
-		line = n.Line
-	}
-	d.FailAt(line, field, format, args...)
+	d.errs.Add(d.errorAt(n, field, format, args...))
 }
 
 // Node follows aliases and counts the visit, so an alias bomb stops at the document's budget.
@@ -280,29 +272,73 @@ func (d *Decoder) Mapping(n *yaml.Node, field string, fn func(key string, k, v *
 	if IsNull(n) {
 		return false
 	}
-	if n.Kind != yaml.MappingNode {
-		d.Fail(n, field, "want a mapping, got %s", KindName(n))
+	err := d.Pairs(n, field, func(key string, k, v *yaml.Node) *Error {
+		fn(key, k, v)
+		return nil
+	}, func(e *Error) { d.errs.Add(e) })
+	if err != nil {
+		d.errs.Add(err)
 		return false
+	}
+	return true
+}
+
+// Pairs calls fn for each key of mapping node n, following aliases within the document's budget,
+// and stops at the first error fn returns. A bad key (duplicate, merge or not a string) goes to
+// skip when skip is not nil, which lets the walk go on, and stops it otherwise. Pairs returns the
+// error that stopped it; n not being a mapping is one.
+func (d *Decoder) Pairs(n *yaml.Node, field string, fn func(key string, k, v *yaml.Node) *Error, skip func(*Error)) *Error {
+	if n == nil || n.Kind != yaml.MappingNode {
+		what := "nothing"
+		if n != nil {
+			what = KindName(n)
+		}
+		return d.errorAt(n, field, "want a mapping, got %s", what)
 	}
 	seen := make(map[string]int, len(n.Content)/2)
 	for i := 0; i+1 < len(n.Content) && !d.big; i += 2 {
 		k, v := d.Node(n.Content[i]), d.Node(n.Content[i+1])
-		if k == nil || k.Kind != yaml.ScalarNode {
-			d.Fail(k, field, "keys must be strings")
-			continue
+		var bad *Error
+		switch {
+		case k == nil || k.Kind != yaml.ScalarNode:
+			bad = d.errorAt(k, field, "keys must be strings")
+		case k.ShortTag() == "!!merge":
+			bad = d.errorAt(k, field, "merge keys (<<) are not supported")
+		default:
+			if first, dup := seen[k.Value]; dup {
+				bad = d.errorAt(k, Join(field, k.Value), "duplicate key (first on line %d)", first)
+			}
 		}
-		if k.ShortTag() == "!!merge" {
-			d.Fail(k, field, "merge keys (<<) are not supported")
-			continue
-		}
-		if first, dup := seen[k.Value]; dup {
-			d.Fail(k, Join(field, k.Value), "duplicate key (first on line %d)", first)
+		if bad != nil {
+			if skip == nil {
+				return bad
+			}
+			skip(bad)
 			continue
 		}
 		seen[k.Value] = k.Line
-		fn(k.Value, k, v)
+		if err := fn(k.Value, k, v); err != nil {
+			return err
+		}
 	}
-	return true
+	return nil
+}
+
+// errorAt returns a problem at n's line, not recorded.
+func (d *Decoder) errorAt(n *yaml.Node, field, format string, args ...any) *Error {
+	line := 0
+	if n != nil {
+		line = n.Line
+	}
+	return d.errorLine(line, field, format, args...)
+}
+
+func (d *Decoder) errorLine(line int, field, format string, args ...any) *Error {
+	msg := format
+	if len(args) > 0 {
+		msg = fmt.Sprintf(format, args...)
+	}
+	return &Error{File: d.file, Line: line, Field: field, Msg: msg}
 }
 
 // Object is Mapping for a value that must be present: a missing value is reported as such, want
