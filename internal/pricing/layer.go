@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/agentcost/agentcost/internal/boundedfile"
+	"github.com/agentcost/agentcost/internal/yamldoc"
 )
 
 // Layer is the content of one price file: entries, aliases and per-provider fallback prices. Build
@@ -61,22 +63,14 @@ type FileError struct {
 	Err   error
 }
 
-// Error formats the error as `price file "f.json", line 12: model "gpt-4o": field "x": reason`.
+// Error formats the error as `f.json:12: "gpt-4o".x: reason` (yamldoc.Error's form, the model
+// quoted since model names hold dots).
 func (e *FileError) Error() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "price file %q", e.File)
-	if e.Line > 0 {
-		fmt.Fprintf(&b, ", line %d", e.Line)
-	}
+	field := e.Field
 	if e.Model != "" {
-		fmt.Fprintf(&b, ": model %q", e.Model)
+		field = yamldoc.Join(strconv.Quote(e.Model), e.Field)
 	}
-	if e.Field != "" {
-		fmt.Fprintf(&b, ": field %q", e.Field)
-	}
-	b.WriteString(": ")
-	b.WriteString(e.Err.Error())
-	return b.String()
+	return (&yamldoc.Error{File: e.File, Line: e.Line, Field: field, Msg: e.Err.Error()}).Error()
 }
 
 // Unwrap returns the underlying error.
@@ -168,4 +162,25 @@ func LoadLimit(withDefault bool, limit int64, paths ...string) (*Table, error) {
 		layers = append(layers, l)
 	}
 	return Build(layers...)
+}
+
+// FileErrors lists the problems of one price file, one per entry at most, in file order.
+type FileErrors []*FileError
+
+// Error returns one problem per line.
+func (e FileErrors) Error() string {
+	lines := make([]string, len(e))
+	for i, fe := range e {
+		lines[i] = fe.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Unwrap returns the individual problems.
+func (e FileErrors) Unwrap() []error {
+	out := make([]error, len(e))
+	for i, fe := range e {
+		out[i] = fe
+	}
+	return out
 }

@@ -204,7 +204,7 @@ func checkBadFiles(t *testing.T, file string, parse func([]byte) (*Layer, error)
 				t.Errorf("error %q: file %q line %d model %q field %q; want line %d model %q field %q",
 					err, fe.File, fe.Line, fe.Model, fe.Field, c.line, c.model, c.field)
 			}
-			if !strings.Contains(err.Error(), `"`+file+`"`) {
+			if !strings.HasPrefix(err.Error(), file+":") {
 				t.Errorf("error %q does not name the file", err)
 			}
 		})
@@ -381,7 +381,7 @@ func TestYAMLRejectsBadFiles(t *testing.T) {
 		{"negative price", "models:\n  a:\n    input_per_million: 1\n    output_per_million: -3\n", 4, "a", "output_per_million"},
 		{"null price", "models:\n  a:\n    input_per_million:\n    output_per_million: 1\n", 3, "a", "input_per_million"},
 		{"missing output", "models:\n  a:\n    input_per_million: 1\n", 3, "a", "output_per_million"},
-		{"duplicate model", "models:\n  a: {input_per_million: 1, output_per_million: 1}\n  a: {input_per_million: 1, output_per_million: 1}\n", 3, "", "a"},
+		{"duplicate model", "models:\n  a: {input_per_million: 1, output_per_million: 1}\n  a: {input_per_million: 1, output_per_million: 1}\n", 3, "", "models.a"},
 		{"alias equals a model", "models:\n  a: {input_per_million: 1, output_per_million: 1}\n  b: {input_per_million: 1, output_per_million: 1, aliases: [a]}\n", 3, "a", "aliases"},
 		{"top-level alias equals a model", "models:\n  a: {input_per_million: 1, output_per_million: 1}\naliases:\n  a: gpt-4o\n", 4, "a", "aliases"},
 		{"above prices without threshold", "models:\n  a:\n    input_per_million: 1\n    output_per_million: 1\n    above_input_per_million: 2\n", 5, "a", "above_tokens"},
@@ -391,7 +391,7 @@ func TestYAMLRejectsBadFiles(t *testing.T) {
 		{"models not a mapping", "models: [a, b]\n", 1, "", "models"},
 		{"syntax error", "models:\n  a: {input_per_million: 1, output_per_million: 1}\n\tb: 2\n", 3, "", ""},
 		{"two documents", "models: {}\n---\nmodels: {}\n", 2, "", ""},
-		{"empty", "", 0, "", ""},
+		{"empty", "", 1, "", ""},
 		{"scalar document", "just text\n", 1, "", ""},
 		{"fallback without output", "fallback:\n  openai: {input_per_million: 1}\n", 2, "openai", "output_per_million"},
 		{"negative zero", "models:\n  a:\n    input_per_million: -0.0\n    output_per_million: 1\n", 3, "a", "input_per_million"},
@@ -689,5 +689,39 @@ func TestDiffLayers(t *testing.T) {
 		{Model: "y", Column: "input", Old: "1", New: "1.25"}, {Model: "y", Column: "cache_read", Old: "", New: "0.1"}}}
 	if fmt.Sprint(d) != fmt.Sprint(want) {
 		t.Fatalf("diff %+v, want %+v", d, want)
+	}
+}
+
+// TestYAMLReportsEveryEntry: a problem in one entry does not hide the next entry's; each is
+// reported with its line, in the one `file:line: field: message` form.
+func TestYAMLReportsEveryEntry(t *testing.T) {
+	_, err := ParseYAML([]byte(`models:
+  a: {input_per_million: 1}
+  b: {input_per_million: x, output_per_million: 1}
+  c: {input_per_million: 1, output_per_million: 2}
+aliases: {d: [a]}
+colour: red
+tools:
+  t: {}
+`), "p.yaml")
+	want := []string{
+		`p.yaml:2: "a".output_per_million: missing`,
+		`p.yaml:3: "b".input_per_million: price "x": `,
+		`p.yaml:5: "d".aliases: want a string`,
+		`p.yaml:6: colour: unknown key (want source, models, aliases, fallback or tools)`,
+		`p.yaml:8: tools.t: no price (want per_call_usd and/or per_unit_usd)`,
+	}
+	var fes FileErrors
+	if !errors.As(err, &fes) || len(fes) != len(want) {
+		t.Fatalf("got %v, want %d problems", err, len(want))
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(fes[i].Error(), w) {
+			t.Errorf("problem %d: %q, want %q...", i, fes[i].Error(), w)
+		}
+	}
+	var fe *FileError
+	if !errors.As(err, &fe) || fe != fes[0] {
+		t.Error("errors.As does not reach the first *FileError")
 	}
 }

@@ -1,18 +1,17 @@
 package pricing
 
 import (
-	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
-	"io"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/agentcost/agentcost/internal/money"
+	"github.com/agentcost/agentcost/internal/yamldoc"
 )
 
 // The rate keys of the YAML format, dollars per million tokens, and the rate each sets.
@@ -59,22 +58,17 @@ var yamlServiceKeys = map[string]ServiceTier{
 // malformed prices, duplicates and aliases that collide with a model reject the whole file with a
 // *FileError naming the line.
 func ParseYAML(data []byte, file string) (*Layer, error) {
-	p := &yamlParser{file: file}
-	var doc yaml.Node
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, &FileError{File: file, Err: errors.New("empty price file")}
-		}
-		return nil, &FileError{File: file, Line: yamlErrorLine(err), Err: err}
-	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return nil, &FileError{File: file, Line: extra.Line, Err: errors.New("more than one YAML document")}
+	var errs yamldoc.Errors
+	p := &yamlParser{file: file, d: yamldoc.NewDecoder(&errs, file)}
+	root := p.d.Document(data, "a price file")
+	if root == nil {
+		e := errs.Errors[0]
+		return nil, &FileError{File: file, Line: e.Line, Err: errors.New(e.Msg)}
 	}
 	layer := &Layer{Source: filepath.Base(file), File: file}
-	if err := p.parse(&doc, layer); err != nil {
-		return nil, err
+	p.parse(root, layer)
+	if len(p.errs) > 0 {
+		return nil, p.errs
 	}
 	for _, e := range layer.Entries {
 		e.Source = layer.Source
@@ -88,20 +82,11 @@ func ParseYAML(data []byte, file string) (*Layer, error) {
 	return layer, nil
 }
 
-var yamlLineRE = regexp.MustCompile(`line (\d+)`)
-
-// yamlErrorLine extracts the line number the YAML library puts in its error text.
-func yamlErrorLine(err error) int {
-	m := yamlLineRE.FindStringSubmatch(err.Error())
-	if m == nil {
-		return 0
-	}
-	n, _ := strconv.Atoi(m[1])
-	return n
-}
-
 type yamlParser struct {
 	file string
+	d    *yamldoc.Decoder
+	// errs are the problems found, one per entry at most.
+	errs FileErrors
 	// high is the current entry's first price above MaxRate.
 	high *FileError
 }
@@ -114,39 +99,39 @@ func (p *yamlParser) errorf(n *yaml.Node, model, field, format string, args ...a
 	return &FileError{File: p.file, Line: line, Model: model, Field: field, Err: fmt.Errorf(format, args...)}
 }
 
-// deref follows YAML aliases (`*anchor`).
-func deref(n *yaml.Node) *yaml.Node {
-	for i := 0; n != nil && n.Kind == yaml.AliasNode && i < 16; i++ {
-		n = n.Alias
+// keep records an entry's problem, so that the walk goes on to the next entry.
+func (p *yamlParser) keep(err error) error {
+	if err == nil {
+		return nil
 	}
-	return n
-}
-
-// mapping calls fn for each key and value of a mapping node, rejecting duplicate and non-scalar
-// keys.
-func (p *yamlParser) mapping(n *yaml.Node, model, field string, fn func(key string, k, v *yaml.Node) error) error {
-	n = deref(n)
-	if n.Kind != yaml.MappingNode {
-		return p.errorf(n, model, field, "want a mapping")
+	var fe *FileError
+	if !errors.As(err, &fe) {
+		fe = &FileError{File: p.file, Err: err}
 	}
-	seen := make(map[string]int, len(n.Content)/2)
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := deref(n.Content[i]), deref(n.Content[i+1])
-		if k == nil || v == nil {
-			return p.errorf(n, model, field, "unresolvable alias")
-		}
-		if k.Kind != yaml.ScalarNode {
-			return p.errorf(k, model, field, "want a scalar key")
-		}
-		if prev, dup := seen[k.Value]; dup {
-			return p.errorf(k, model, k.Value, "duplicate key (first at line %d)", prev)
-		}
-		seen[k.Value] = k.Line
-		if err := fn(k.Value, k, v); err != nil {
-			return err
-		}
+	if len(p.errs) < yamldoc.MaxErrors {
+		p.errs = append(p.errs, fe)
 	}
 	return nil
+}
+
+// each is mapping for a mapping of entries: a problem in one entry is kept and the walk goes on to
+// the next, so that one load reports the problems of every entry.
+func (p *yamlParser) each(n *yaml.Node, field string, fn func(key string, k, v *yaml.Node) error) error {
+	return p.keep(p.mapping(n, "", field, func(key string, k, v *yaml.Node) error { return p.keep(fn(key, k, v)) }))
+}
+
+// mapping calls fn for each key and value of a mapping node (yamldoc.Decoder.Pairs: aliases within
+// the document's node budget, no duplicate, merge or non-string keys), stopping at the first
+// problem.
+func (p *yamlParser) mapping(n *yaml.Node, model, field string, fn func(key string, k, v *yaml.Node) error) error {
+	err := p.d.Pairs(n, field, fn, nil)
+	if e := (*yamldoc.Error)(nil); errors.As(err, &e) {
+		return &FileError{File: p.file, Line: e.Line, Model: model, Field: e.Field, Err: errors.New(e.Msg)}
+	}
+	if err == nil && p.d.Stopped() {
+		return p.errorf(n, model, field, "document too large (more than its node budget after aliases)")
+	}
+	return err
 }
 
 func (p *yamlParser) str(n *yaml.Node, model, field string) (string, error) {
@@ -160,17 +145,7 @@ func (p *yamlParser) str(n *yaml.Node, model, field string) (string, error) {
 	return s, nil
 }
 
-func (p *yamlParser) parse(doc *yaml.Node, layer *Layer) error {
-	root := doc
-	if root.Kind == yaml.DocumentNode {
-		if len(root.Content) == 0 {
-			return p.errorf(root, "", "", "empty price file")
-		}
-		root = root.Content[0]
-	}
-	if deref(root).Kind != yaml.MappingNode {
-		return p.errorf(root, "", "", "want a mapping with models, aliases, fallback")
-	}
+func (p *yamlParser) parse(root *yaml.Node, layer *Layer) {
 	names := map[string]int{} // model and alias names in this file, with their line
 	claim := func(n *yaml.Node, name, field string) error {
 		if prev, dup := names[name]; dup {
@@ -179,17 +154,14 @@ func (p *yamlParser) parse(doc *yaml.Node, layer *Layer) error {
 		names[name] = n.Line
 		return nil
 	}
-	return p.mapping(root, "", "", func(key string, k, v *yaml.Node) error {
+	_ = p.each(root, "", func(key string, k, v *yaml.Node) error {
 		switch key {
 		case "source":
 			s, err := p.str(v, "", key)
-			if err != nil {
-				return err
-			}
-			layer.Source = s
-			return nil
+			layer.Source = cmp.Or(s, layer.Source)
+			return err
 		case "models":
-			return p.mapping(v, "", key, func(name string, k, v *yaml.Node) error {
+			return p.each(v, key, func(name string, k, v *yaml.Node) error {
 				name = strings.TrimSpace(name)
 				if name == "" {
 					return p.errorf(k, "", "models", "empty model name")
@@ -211,7 +183,7 @@ func (p *yamlParser) parse(doc *yaml.Node, layer *Layer) error {
 				return nil
 			})
 		case "aliases":
-			return p.mapping(v, "", key, func(name string, k, v *yaml.Node) error {
+			return p.each(v, key, func(name string, k, v *yaml.Node) error {
 				name = strings.TrimSpace(name)
 				if name == "" {
 					return p.errorf(k, "", "aliases", "empty alias name")
@@ -227,7 +199,7 @@ func (p *yamlParser) parse(doc *yaml.Node, layer *Layer) error {
 				return nil
 			})
 		case "fallback":
-			return p.mapping(v, "", key, func(provider string, k, v *yaml.Node) error {
+			return p.each(v, key, func(provider string, k, v *yaml.Node) error {
 				provider = strings.TrimSpace(provider)
 				if provider == "" {
 					return p.errorf(k, "", "fallback", "empty provider name")
@@ -243,7 +215,7 @@ func (p *yamlParser) parse(doc *yaml.Node, layer *Layer) error {
 				return nil
 			})
 		case "tools":
-			return p.mapping(v, "", key, func(name string, k, v *yaml.Node) error {
+			return p.each(v, key, func(name string, k, v *yaml.Node) error {
 				name = strings.TrimSpace(name)
 				if name == "" {
 					return p.errorf(k, "", "tools", "empty tool name")
@@ -324,7 +296,7 @@ func (p *yamlParser) entry(n *yaml.Node, name string, isModel bool) (*Entry, []y
 				return p.errorf(v, name, key, "want a list of names")
 			}
 			for _, item := range v.Content {
-				item = deref(item)
+				item = p.d.Node(item)
 				s, err := p.str(item, name, key)
 				if err != nil {
 					return err

@@ -272,22 +272,22 @@ func (d *Decoder) Mapping(n *yaml.Node, field string, fn func(key string, k, v *
 	if IsNull(n) {
 		return false
 	}
-	err := d.Pairs(n, field, func(key string, k, v *yaml.Node) *Error {
+	err := d.Pairs(n, field, func(key string, k, v *yaml.Node) error {
 		fn(key, k, v)
 		return nil
 	}, func(e *Error) { d.errs.Add(e) })
-	if err != nil {
-		d.errs.Add(err)
+	if e := (*Error)(nil); errors.As(err, &e) {
+		d.errs.Add(e)
 		return false
 	}
 	return true
 }
 
 // Pairs calls fn for each key of mapping node n, following aliases within the document's budget,
-// and stops at the first error fn returns. A bad key (duplicate, merge or not a string) goes to
-// skip when skip is not nil, which lets the walk go on, and stops it otherwise. Pairs returns the
-// error that stopped it; n not being a mapping is one.
-func (d *Decoder) Pairs(n *yaml.Node, field string, fn func(key string, k, v *yaml.Node) *Error, skip func(*Error)) *Error {
+// and stops at the first error fn returns. A bad key (duplicate, merge or not a string) is an
+// *Error that goes to skip when skip is not nil, which lets the walk go on, and stops it
+// otherwise. Pairs returns the error that stopped it; n not being a mapping is one (an *Error).
+func (d *Decoder) Pairs(n *yaml.Node, field string, fn func(key string, k, v *yaml.Node) error, skip func(*Error)) error {
 	if n == nil || n.Kind != yaml.MappingNode {
 		what := "nothing"
 		if n != nil {
