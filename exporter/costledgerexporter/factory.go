@@ -1,3 +1,5 @@
+//go:generate ../../internal/tools/mdatagen.sh metadata.yaml
+
 package costledgerexporter
 
 import (

@@ -101,15 +101,15 @@ func (a *authenticator) Authenticate(ctx context.Context, sources map[string][]s
 	}
 	token, ok := access.BearerToken(authorization(sources))
 	if !ok {
-		a.telemetry.Rejections.Add(ctx, 1, metric.WithAttributes(attribute.String("reason", "missing")))
+		a.telemetry.ExtensionAgentauthRejections.Add(ctx, 1, metric.WithAttributes(attribute.String("reason", "missing")))
 		return ctx, ErrUnauthenticated
 	}
 	id, ok := set.Lookup(token)
 	if !ok {
-		a.telemetry.Rejections.Add(ctx, 1, metric.WithAttributes(attribute.String("reason", "invalid")))
+		a.telemetry.ExtensionAgentauthRejections.Add(ctx, 1, metric.WithAttributes(attribute.String("reason", "invalid")))
 		return ctx, ErrUnauthenticated
 	}
-	a.telemetry.Authenticated.Add(ctx, 1, metric.WithAttributes(attribute.String("role", id.Role)))
+	a.telemetry.ExtensionAgentauthAuthenticated.Add(ctx, 1, metric.WithAttributes(attribute.String("role", id.Role)))
 	info := client.FromContext(ctx)
 	info.Auth = access.NewAuthData(id)
 	return client.NewContext(ctx, info), nil

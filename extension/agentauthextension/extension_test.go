@@ -135,13 +135,13 @@ func TestAuthenticate(t *testing.T) {
 			}
 		})
 	}
-	if n := counter(t, s.tel, metadata.NameRejections, "reason", "missing"); n != 3 {
+	if n := counter(t, s.tel, "otelcol_extension_agentauth_rejections", "reason", "missing"); n != 3 {
 		t.Errorf("missing rejections %d, want 3", n)
 	}
-	if n := counter(t, s.tel, metadata.NameRejections, "reason", "invalid"); n != 2 {
+	if n := counter(t, s.tel, "otelcol_extension_agentauth_rejections", "reason", "invalid"); n != 2 {
 		t.Errorf("invalid rejections %d, want 2", n)
 	}
-	if n := counter(t, s.tel, metadata.NameAuthenticated, "role", access.RoleAgent); n != 4 {
+	if n := counter(t, s.tel, "otelcol_extension_agentauth_authenticated", "role", access.RoleAgent); n != 4 {
 		t.Errorf("agent authentications %d, want 4", n)
 	}
 	for _, e := range s.logged.All() {

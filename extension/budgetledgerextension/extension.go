@@ -113,11 +113,12 @@ func (b *budgetLedger) Start(ctx context.Context, _ component.Host) error {
 	}
 	b.ledger, b.evidence, b.anchor = l, w, anch
 	tb, err := metadata.NewTelemetryBuilder(b.telemetry)
-	if sr, ok := l.(ledger.StatsReporter); ok && err == nil {
-		err = tb.RegisterCallback(sr.Stats)
-	}
 	if err == nil {
-		err = tb.RegisterEvidenceCallback(b.evidenceStats)
+		var stats func() ledger.Stats
+		if sr, ok := l.(ledger.StatsReporter); ok {
+			stats = sr.Stats
+		}
+		err = registerTelemetry(tb, stats, b.anchorStats)
 	}
 	if err != nil {
 		tb.Shutdown()
@@ -232,10 +233,11 @@ func (b *budgetLedger) checkAnchor(ctx context.Context, an ledger.EvidenceAnchor
 	return nil
 }
 
-func (b *budgetLedger) evidenceStats() metadata.EvidenceStats {
-	s := metadata.EvidenceStats{ChainTruncated: b.truncated.Load()}
+// anchorStats reads what the evidence instruments report.
+func (b *budgetLedger) anchorStats() anchorStats {
+	s := anchorStats{chainTruncated: b.truncated.Load()}
 	if b.anchor != nil {
-		s.AnchorErrors, s.AnchorWrites = b.anchor.errs.Load(), b.anchor.written.Load()
+		s.anchorErrors, s.anchorWrites = b.anchor.errs.Load(), b.anchor.written.Load()
 	}
 	return s
 }

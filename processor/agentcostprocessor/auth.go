@@ -121,7 +121,7 @@ func (p *costProcessor) forward(ctx context.Context, td ptrace.Traces) {
 		}
 	}
 	if refused > 0 {
-		p.telemetry.SpansAgentOverridden.Add(ctx, refused, metric.WithAttributes(
+		p.telemetry.ProcessorAgentcostSpansAgentOverridden.Add(ctx, refused, metric.WithAttributes(
 			attribute.String("sender", id.Subject), attribute.String("reason", "forwarder_agents")))
 	}
 }
@@ -136,7 +136,7 @@ func (p *costProcessor) overridden(ctx context.Context, id access.Identity, st *
 	if id.Role == access.RoleForwarder {
 		reason = "forwarder_agents"
 	}
-	p.telemetry.SpansAgentOverridden.Add(ctx, st.AgentOverridden, metric.WithAttributes(
+	p.telemetry.ProcessorAgentcostSpansAgentOverridden.Add(ctx, st.AgentOverridden, metric.WithAttributes(
 		attribute.String("sender", id.Subject), attribute.String("reason", reason)))
 	if !p.overrideLog.allow() {
 		return
@@ -153,7 +153,7 @@ func (p *costProcessor) teamOverridden(ctx context.Context, id access.Identity, 
 	if st.TeamOverridden == 0 {
 		return
 	}
-	p.telemetry.SpansTeamOverridden.Add(ctx, st.TeamOverridden, metric.WithAttributes(attribute.String("sender", id.Subject)))
+	p.telemetry.ProcessorAgentcostSpansTeamOverridden.Add(ctx, st.TeamOverridden, metric.WithAttributes(attribute.String("sender", id.Subject)))
 	if !p.teamLog.allow() {
 		return
 	}
@@ -170,7 +170,7 @@ var errUnauthenticated = consumererror.NewPermanent(status.Error(codes.Unauthent
 
 // unauthenticated counts a refused batch and returns the error that refuses it.
 func (p *costProcessor) unauthenticated(ctx context.Context, td ptrace.Traces) error {
-	p.telemetry.SpansUnauthenticated.Add(ctx, int64(td.SpanCount()))
+	p.telemetry.ProcessorAgentcostSpansUnauthenticated.Add(ctx, int64(td.SpanCount()))
 	return errUnauthenticated
 }
 
@@ -191,7 +191,7 @@ var errReviewerSpans = consumererror.NewPermanent(status.Error(codes.PermissionD
 // log line (at most every logInterval) names the sender, never its token.
 func (p *costProcessor) forbidden(ctx context.Context, id access.Identity, td ptrace.Traces) error {
 	n := int64(td.SpanCount())
-	p.telemetry.SpansForbidden.Add(ctx, n, metric.WithAttributes(attribute.String("sender", id.Subject), attribute.String("role", id.Role)))
+	p.telemetry.ProcessorAgentcostSpansForbidden.Add(ctx, n, metric.WithAttributes(attribute.String("sender", id.Subject), attribute.String("role", id.Role)))
 	if p.forbiddenLog.allow() {
 		p.logger.Warn("Spans sent with a reviewer token refused", zap.String("sender", id.Subject), zap.String("role", id.Role), zap.Int64("spans", n))
 	}

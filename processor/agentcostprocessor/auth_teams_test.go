@@ -13,7 +13,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/agentcost/agentcost/internal/access"
-	"github.com/agentcost/agentcost/processor/agentcostprocessor/internal/metadata"
 )
 
 // teamAgent is an agent token that may charge research (its default) and growth.
@@ -65,11 +64,11 @@ func TestAgentTokenTeams(t *testing.T) {
 	if _, ok := out.ResourceSpans().At(7).Resource().Attributes().Get(access.KeyTeams); ok {
 		t.Error("an agent's agentcost.auth.teams was kept")
 	}
-	if n := sumCounter(t, tel, metadata.NameSpansTeamOverridden); n != 6 {
-		t.Errorf("%s = %d, want 6", metadata.NameSpansTeamOverridden, n)
+	if n := sumCounter(t, tel, "otelcol_processor_agentcost_spans_team_overridden"); n != 6 {
+		t.Errorf("%s = %d, want 6", "otelcol_processor_agentcost_spans_team_overridden", n)
 	}
-	if n := sumCounter(t, tel, metadata.NameSpansAgentOverridden); n != 0 {
-		t.Errorf("%s = %d, want 0 (no span claimed another agent)", metadata.NameSpansAgentOverridden, n)
+	if n := sumCounter(t, tel, "otelcol_processor_agentcost_spans_agent_overridden"); n != 0 {
+		t.Errorf("%s = %d, want 0 (no span claimed another agent)", "otelcol_processor_agentcost_spans_agent_overridden", n)
 	}
 
 	// Without teams on the token the spans' team stands (the compatible default).
@@ -99,8 +98,8 @@ func TestReviewerTokenRefused(t *testing.T) {
 			if len(sink.AllTraces()) != 0 {
 				t.Fatal("a reviewer's batch was passed on")
 			}
-			if n := sumCounter(t, tel, metadata.NameSpansForbidden); n != 2 {
-				t.Errorf("%s = %d, want 2", metadata.NameSpansForbidden, n)
+			if n := sumCounter(t, tel, "otelcol_processor_agentcost_spans_forbidden"); n != 2 {
+				t.Errorf("%s = %d, want 2", "otelcol_processor_agentcost_spans_forbidden", n)
 			}
 			if n := sumCounter(t, tel, "otelcol_processor_agentcost_spans_priced"); n != 0 {
 				t.Errorf("%d spans priced", n)
@@ -143,8 +142,8 @@ func TestForwarderCarriedTeams(t *testing.T) {
 			t.Errorf("resource %d kept untrusted carried teams", i)
 		}
 	}
-	if n := sumCounter(t, tel, metadata.NameSpansTeamOverridden); n != 1 {
-		t.Errorf("%s = %d, want 1", metadata.NameSpansTeamOverridden, n)
+	if n := sumCounter(t, tel, "otelcol_processor_agentcost_spans_team_overridden"); n != 1 {
+		t.Errorf("%s = %d, want 1", "otelcol_processor_agentcost_spans_team_overridden", n)
 	}
 }
 

@@ -12,7 +12,6 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/agentcost/agentcost/internal/access"
-	"github.com/agentcost/agentcost/processor/agentcostprocessor/internal/metadata"
 )
 
 // as returns a context authenticated by agentauth as id, as the OTLP receiver hands it on.
@@ -86,8 +85,8 @@ func TestAuthenticatedAgentWins(t *testing.T) {
 	}
 	// claims-victim, override-claims-victim, pre-priced; the carried subject from an agent is
 	// removed, not a claim, and its span names no agent.
-	if n := sumCounter(t, tel, metadata.NameSpansAgentOverridden); n != 3 {
-		t.Errorf("%s = %d, want 3", metadata.NameSpansAgentOverridden, n)
+	if n := sumCounter(t, tel, "otelcol_processor_agentcost_spans_agent_overridden"); n != 3 {
+		t.Errorf("%s = %d, want 3", "otelcol_processor_agentcost_spans_agent_overridden", n)
 	}
 }
 
@@ -131,8 +130,8 @@ func TestForwarder(t *testing.T) {
 	}
 	// carried (span claimed victim), own-not-listed, pre-priced-not-listed; carried-not-listed
 	// names no agent of its own.
-	if n := sumCounter(t, tel, metadata.NameSpansAgentOverridden); n != 3 {
-		t.Errorf("%s = %d, want 3", metadata.NameSpansAgentOverridden, n)
+	if n := sumCounter(t, tel, "otelcol_processor_agentcost_spans_agent_overridden"); n != 3 {
+		t.Errorf("%s = %d, want 3", "otelcol_processor_agentcost_spans_agent_overridden", n)
 	}
 	// Without an agents list a forwarder may send for any agent.
 	unrestricted := access.Identity{Role: access.RoleForwarder, Subject: "node"}
@@ -180,8 +179,8 @@ func TestAuthRequired(t *testing.T) {
 	if len(sink.AllTraces()) != 0 {
 		t.Fatal("a refused batch was forwarded")
 	}
-	if n := sumCounter(t, tel, metadata.NameSpansUnauthenticated); n != 1 {
-		t.Errorf("%s = %d, want 1", metadata.NameSpansUnauthenticated, n)
+	if n := sumCounter(t, tel, "otelcol_processor_agentcost_spans_unauthenticated"); n != 1 {
+		t.Errorf("%s = %d, want 1", "otelcol_processor_agentcost_spans_unauthenticated", n)
 	}
 	if err := p.ConsumeTraces(as(access.Identity{Role: access.RoleAgent, Subject: "a"}), buildTraces(t, spanSpec{name: "s", attrs: simCall("")})); err != nil {
 		t.Fatal(err)

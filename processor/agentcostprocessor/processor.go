@@ -2,6 +2,7 @@ package agentcostprocessor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -103,13 +104,21 @@ func newCostProcessor(set processor.Settings, cfg *Config) (*costProcessor, erro
 		return nil, fmt.Errorf("creating telemetry: %w", err)
 	}
 	entries := int64(table.Len())
-	err = p.telemetry.RegisterCallbacks(func() int64 {
-		if p.pricer.Baselines == nil {
-			return 0
-		}
-		return int64(p.pricer.Baselines.Evictions())
-	}, func() int64 { return entries })
+	err = errors.Join(
+		p.telemetry.RegisterProcessorAgentcostBaselineEvictionsCallback(func(_ context.Context, o metric.Int64Observer) error {
+			var n int64
+			if p.pricer.Baselines != nil {
+				n = int64(p.pricer.Baselines.Evictions())
+			}
+			o.Observe(n)
+			return nil
+		}),
+		p.telemetry.RegisterProcessorAgentcostPriceEntriesCallback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(entries)
+			return nil
+		}))
 	if err != nil {
+		p.telemetry.Shutdown()
 		return nil, fmt.Errorf("registering telemetry callbacks: %w", err)
 	}
 	return p, nil
@@ -171,30 +180,30 @@ func (p *costProcessor) processTraces(ctx context.Context, td ptrace.Traces) (pt
 	p.logUnpriced(ctx, td, &st)
 	t := p.telemetry
 	if st.Priced > 0 {
-		t.SpansPriced.Add(ctx, st.Priced)
-		t.CostUSD.Add(ctx, st.Cost.USD())
+		t.ProcessorAgentcostSpansPriced.Add(ctx, st.Priced)
+		t.ProcessorAgentcostCostUsd.Add(ctx, st.Cost.USD())
 	}
 	for _, c := range [...]struct {
 		counter metric.Int64Counter
 		n       int64
 	}{
-		{t.SpansUnpriced, st.Unpriced}, {t.AggregatesSkipped, st.Aggregates}, {t.Anomalies, st.Anomalies},
-		{t.Escalations, st.Escalations}, {t.LevelShifts, st.LevelShifts}, {t.ToolCallsPriced, st.Tools},
-		{t.SpansReportedCost, st.Reported}, {t.SpansUnpricedUnits, st.UnpricedUnits},
+		{t.ProcessorAgentcostSpansUnpriced, st.Unpriced}, {t.ProcessorAgentcostAggregatesSkipped, st.Aggregates}, {t.ProcessorAgentcostAnomalies, st.Anomalies},
+		{t.ProcessorAgentcostEscalations, st.Escalations}, {t.ProcessorAgentcostLevelShifts, st.LevelShifts}, {t.ProcessorAgentcostToolCallsPriced, st.Tools},
+		{t.ProcessorAgentcostSpansReportedCost, st.Reported}, {t.ProcessorAgentcostSpansUnpricedUnits, st.UnpricedUnits},
 	} {
 		if c.n > 0 {
 			c.counter.Add(ctx, c.n)
 		}
 	}
 	for m, n := range st.Matches {
-		t.PriceMatches.Add(ctx, n, metric.WithAttributes(attribute.String("model", m.Model),
+		t.ProcessorAgentcostPriceMatches.Add(ctx, n, metric.WithAttributes(attribute.String("model", m.Model),
 			attribute.String("match", m.Kind.String()), attribute.Bool("allowed", m.Allowed)))
 	}
 	for reason, n := range st.Malformed {
-		t.SpansMalformed.Add(ctx, n, metric.WithAttributes(attribute.String("reason", reason)))
+		t.ProcessorAgentcostSpansMalformed.Add(ctx, n, metric.WithAttributes(attribute.String("reason", reason)))
 	}
 	if st.OverrideErrors > 0 {
-		t.SpansMalformed.Add(ctx, st.OverrideErrors, metric.WithAttributes(attribute.String("reason", "override_error")))
+		t.ProcessorAgentcostSpansMalformed.Add(ctx, st.OverrideErrors, metric.WithAttributes(attribute.String("reason", "override_error")))
 	}
 	return td, nil
 }
