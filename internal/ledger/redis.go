@@ -119,7 +119,7 @@ func (r *Redis) approvalIndexKey() string     { return r.prefix + "aps" }
 
 // approvalPendingKey is agent's set of pending approval ids scored by expiry (µs).
 func (r *Redis) approvalPendingKey(agent string) string { return r.prefix + "app:" + agent }
-func (r *Redis) totalsKey() string { return r.prefix + "totals" }
+func (r *Redis) totalsKey() string                      { return r.prefix + "totals" }
 
 func (r *Redis) anomalyKey(agent string, l AnomalyLevel) string {
 	return r.prefix + "an:" + string(l) + ":" + agent

@@ -56,7 +56,6 @@ func Exporter(t testing.TB) (exporter.Metrics, string) {
 	return exp, "http://" + endpoint + "/metrics"
 }
 
-
 // Scrape fetches url and parses the Prometheus text exposition.
 func Scrape(t testing.TB, url string) map[string]*dto.MetricFamily {
 	t.Helper()
