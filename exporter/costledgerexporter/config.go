@@ -1,16 +1,13 @@
 // Package costledgerexporter provides the `costledger` exporter: on a traces pipeline it books every
-// priced span exactly once into the budget ledger; on a metrics pipeline it re-exposes the budget
-// receiver's budget state unchanged; and it serves both, with the span-side metrics, on one
-// Prometheus /metrics endpoint.
+// priced span exactly once into the budget ledger, with the totals (spend, tokens, unpriced,
+// malformed, refused and duplicate spans) the budget receiver publishes into a metrics pipeline.
 package costledgerexporter
 
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/config/confighttp"
 	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/config/configretry"
 	"go.opentelemetry.io/collector/exporter/exporterhelper"
@@ -20,21 +17,17 @@ import (
 
 // Config is the configuration of the costledger exporter.
 type Config struct {
-	// ServerConfig is the Prometheus endpoint (default localhost:9464), with confighttp's TLS,
-	// auth and CORS settings.
-	confighttp.ServerConfig `mapstructure:",squash"`
-
-	// Path is the URL path of the metrics (default /metrics).
-	Path string `mapstructure:"path"`
+	// Endpoint, Path and MaxLabelValues are keys of earlier releases, which served Prometheus from
+	// this exporter; they are rejected with a note of where they moved (the prometheus exporter's
+	// endpoint on a metrics pipeline fed by the budget receiver, and the receiver's
+	// max_label_values).
+	Endpoint       string `mapstructure:"endpoint"`
+	Path           string `mapstructure:"path"`
+	MaxLabelValues int    `mapstructure:"max_label_values"`
 
 	// Ledger is the component ID of the budgetledger extension to book into (required on a
 	// traces pipeline).
 	Ledger component.ID `mapstructure:"ledger"`
-
-	// MaxLabelValues bounds the distinct values of each label (agent, team, model, provider) and the
-	// series of each re-exposed metric; values past it are reported as __overflow__ and counted
-	// (default 1000).
-	MaxLabelValues int `mapstructure:"max_label_values"`
 
 	// MaxCostUSDPerSpan is the most one span's agentcost.cost_usd may be to be booked (default
 	// 500, as the agentcost processor's limits.max_cost_usd_per_span): defence in depth for spans
@@ -60,14 +53,12 @@ var _ component.Config = (*Config)(nil)
 // Validate checks the configuration; messages name the YAML key.
 func (cfg *Config) Validate() error {
 	var errs error
-	if strings.TrimSpace(cfg.NetAddr.Endpoint) == "" {
-		errs = errors.Join(errs, errors.New("endpoint: required (host:port of the Prometheus endpoint)"))
+	if cfg.Endpoint != "" || cfg.Path != "" {
+		errs = errors.Join(errs, errors.New("endpoint, path: the costledger exporter no longer serves Prometheus; "+
+			"add a metrics pipeline {receivers: [budget], exporters: [prometheus]} and set the prometheus exporter's endpoint"))
 	}
-	if !strings.HasPrefix(cfg.Path, "/") {
-		errs = errors.Join(errs, fmt.Errorf("path: %q must start with /", cfg.Path))
-	}
-	if cfg.MaxLabelValues < 1 {
-		errs = errors.Join(errs, fmt.Errorf("max_label_values: %d must be at least 1", cfg.MaxLabelValues))
+	if cfg.MaxLabelValues != 0 {
+		errs = errors.Join(errs, errors.New("max_label_values: moved to the budget receiver, which publishes the metrics"))
 	}
 	if !(cfg.MaxCostUSDPerSpan > 0) || cfg.MaxCostUSDPerSpan > money.MaxNanos.USD() {
 		errs = errors.Join(errs, fmt.Errorf("max_cost_usd_per_span: %v must be above 0 and at most %v", cfg.MaxCostUSDPerSpan, money.MaxNanos.USD()))

@@ -2,190 +2,71 @@ package costledgerexporter
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
-	"net/http"
-	"sync"
 
 	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/exporter"
-	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.uber.org/zap"
 
 	"github.com/agentcost/agentcost/extension/budgetledgerextension"
 	"github.com/agentcost/agentcost/internal/booking"
-	"github.com/agentcost/agentcost/internal/costmetrics"
 	"github.com/agentcost/agentcost/internal/ledger"
 	"github.com/agentcost/agentcost/internal/money"
 )
 
-// costLedger is one pipeline's instance of the exporter; the traces and metrics instances of one
-// exporter ID share a metricsServer.
+// costLedger is the exporter on a traces pipeline: the booking point.
 type costLedger struct {
-	cfg    *Config
-	set    exporter.Settings
-	server *metricsServer
-	ledger ledger.Ledger
-	// booked runs the budgetledger extension's OnBooked hooks after a successful Book.
-	booked func(ctx context.Context, spends []ledger.Spend, res ledger.BookResult) error
+	cfg      *Config
+	set      exporter.Settings
+	provider budgetledgerextension.Provider
 }
 
 func newCostLedger(set exporter.Settings, cfg *Config) *costLedger {
 	return &costLedger{cfg: cfg, set: set}
 }
 
-func (e *costLedger) startTraces(ctx context.Context, host component.Host) error {
+func (e *costLedger) start(_ context.Context, host component.Host) error {
 	p, err := budgetledgerextension.Find(host, e.cfg.Ledger)
 	if err != nil {
 		return err
 	}
-	e.ledger, e.booked = p.Ledger(), p.Booked
-	return e.start(ctx, host)
-}
-
-func (e *costLedger) startMetrics(ctx context.Context, host component.Host) error {
-	return e.start(ctx, host)
-}
-
-func (e *costLedger) start(ctx context.Context, host component.Host) error {
-	s, err := acquireServer(ctx, e.set, e.cfg, host)
-	if err != nil {
-		return err
-	}
-	e.server = s
+	e.provider = p
 	return nil
 }
 
-func (e *costLedger) shutdown(ctx context.Context) error {
-	if e.server == nil {
-		return nil
-	}
-	err := releaseServer(ctx, e.set, e.server)
-	e.server = nil
-	return err
-}
-
-// pushTraces books the batch's priced spans. It returns only once the booking is durable, so the
+// pushTraces books the batch's priced spans, and counts its unpriced, malformed and refused spans
+// in the ledger's totals in the same call. It returns only once the booking is durable, so the
 // pipeline acknowledges nothing the ledger has not kept; an error makes exporterhelper retry (or
-// keep the batch in its persistent queue), and booking is idempotent on (trace id, span id).
+// keep the batch in its persistent queue), and booking is idempotent on (trace id, span id), so the
+// totals (which the budget receiver publishes) count every span once.
 func (e *costLedger) pushTraces(ctx context.Context, td ptrace.Traces) error {
 	maxCost, _ := money.FromUSD(e.cfg.MaxCostUSDPerSpan) // validated
 	b := booking.FromTracesWithin(td, maxCost)
-	m := e.server.metrics
-	for _, u := range b.Unpriced {
-		m.RecordUnpriced(u.Model)
-	}
-	for _, reason := range b.Malformed {
-		m.RecordMalformed(reason)
-	}
 	if b.Invalid > 0 {
-		m.RecordRefused("invalid_cost", b.Invalid)
 		e.set.Logger.Debug("Priced spans with an unreadable cost were not booked", zap.Int("spans", b.Invalid))
 	}
 	if b.OverLimit > 0 {
-		m.RecordRefused("cost_over_limit", b.OverLimit)
 		e.set.Logger.Debug("Priced spans above max_cost_usd_per_span were not booked", zap.Int("spans", b.OverLimit))
 	}
-	if len(b.Spends) == 0 {
+	if len(b.Spends)+len(b.Unbooked) == 0 {
 		return nil
 	}
-	res, err := e.ledger.Book(ctx, b.Spends)
+	spends := make([]ledger.Spend, 0, len(b.Spends)+len(b.Unbooked))
+	spends = append(append(spends, b.Spends...), b.Unbooked...)
+	res, err := e.provider.Ledger().Book(ctx, spends)
 	if err != nil {
-		m.RecordBookError()
+		e.provider.BookFailed()
 		return fmt.Errorf("booking %d spans: %w", len(b.Spends), err)
 	}
-	for i, s := range b.Spends {
-		if res.IsSameCall(i) {
-			m.RecordSameCall(s) // another span of the same provider call was booked
-			continue
-		}
-		if !res.IsNew(i) {
-			continue // booked before (a redelivery): already counted
-		}
-		m.RecordSpend(s, b.Providers[i])
-	}
-	if res.Duplicates > 0 {
-		m.RecordDuplicates(res.Duplicates)
-	}
-	if res.Mismatched > 0 {
-		m.RecordMismatched(res.Mismatched)
-	}
-	// The hooks (the budget receiver's level notifications) run before the spans are
-	// acknowledged; a failure makes the batch retried, and the retry books nothing twice.
-	if e.booked != nil {
-		if err := e.booked(ctx, b.Spends, res); err != nil {
-			m.RecordBookError()
-			return fmt.Errorf("after booking %d spans: %w", len(b.Spends), err)
-		}
+	// The hooks (the budget receiver's level notifications) see the priced spends only, and run
+	// before the spans are acknowledged; a failure makes the batch retried, and the retry books
+	// nothing twice.
+	n := len(b.Spends)
+	res.New, res.Same = res.New[:min(n, len(res.New))], res.Same[:min(n, len(res.Same))]
+	if err := e.provider.Booked(ctx, b.Spends, res); err != nil {
+		e.provider.BookFailed()
+		return fmt.Errorf("after booking %d spans: %w", len(b.Spends), err)
 	}
 	return nil
 }
-
-// pushMetrics keeps the latest budget-state points for the /metrics endpoint.
-func (e *costLedger) pushMetrics(_ context.Context, md pmetric.Metrics) error {
-	e.server.metrics.Mirror.Update(md)
-	return nil
-}
-
-// metricsServer is the one /metrics endpoint of an exporter ID, shared by its traces and metrics
-// instances (the collector's own sharedcomponent helper is internal to the collector module).
-type metricsServer struct {
-	refs    int
-	metrics *costmetrics.Metrics
-	server  *http.Server
-	done    chan struct{}
-}
-
-var (
-	serversMu sync.Mutex
-	servers   = map[component.ID]*metricsServer{}
-)
-
-func acquireServer(ctx context.Context, set exporter.Settings, cfg *Config, host component.Host) (*metricsServer, error) {
-	serversMu.Lock()
-	defer serversMu.Unlock()
-	if s, ok := servers[set.ID]; ok {
-		s.refs++
-		return s, nil
-	}
-	s := &metricsServer{refs: 1, metrics: costmetrics.New(cfg.MaxLabelValues), done: make(chan struct{})}
-	mux := http.NewServeMux()
-	mux.Handle(cfg.Path, s.metrics.Handler())
-	ln, err := cfg.ToListener(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("endpoint: listening on %q: %w", cfg.NetAddr.Endpoint, err)
-	}
-	s.server, err = cfg.ToServer(ctx, host.GetExtensions(), set.TelemetrySettings, mux)
-	if err != nil {
-		_ = ln.Close()
-		return nil, err
-	}
-	go func() {
-		defer close(s.done)
-		if err := s.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			componentstatus.ReportStatus(host, componentstatus.NewFatalErrorEvent(err))
-		}
-	}()
-	set.Logger.Info("Prometheus endpoint started", zap.String("endpoint", addr(ln)), zap.String("path", cfg.Path))
-	servers[set.ID] = s
-	return s, nil
-}
-
-func releaseServer(ctx context.Context, set exporter.Settings, s *metricsServer) error {
-	serversMu.Lock()
-	defer serversMu.Unlock()
-	s.refs--
-	if s.refs > 0 {
-		return nil
-	}
-	delete(servers, set.ID)
-	err := s.server.Shutdown(ctx)
-	<-s.done
-	set.Logger.Info("Prometheus endpoint stopped")
-	return err
-}
-
-func addr(ln net.Listener) string { return ln.Addr().String() }

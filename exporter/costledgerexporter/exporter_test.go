@@ -3,14 +3,10 @@ package costledgerexporter
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/confmap"
@@ -26,7 +22,6 @@ import (
 	"github.com/agentcost/agentcost/internal/costmetrics"
 	"github.com/agentcost/agentcost/internal/ledger"
 	"github.com/agentcost/agentcost/internal/money"
-	"github.com/agentcost/agentcost/internal/testutil/collectortest"
 	"github.com/agentcost/agentcost/internal/testutil/configtest"
 )
 
@@ -40,23 +35,24 @@ func TestLoadConfig(t *testing.T) {
 	if err := confmap.Validate(def); err != nil {
 		t.Fatalf("default invalid: %v", err)
 	}
-	if def.NetAddr.Endpoint != "localhost:9464" || def.Path != "/metrics" || def.Ledger.String() != "budgetledger" || def.QueueConfig.HasValue() {
+	if def.Ledger.String() != "budgetledger" || def.QueueConfig.HasValue() || def.MaxCostUSDPerSpan != 500 {
 		t.Fatalf("defaults: %+v", def)
 	}
 	c := loadConfig(t, "custom")
 	if err := confmap.Validate(c); err != nil {
 		t.Fatalf("custom invalid: %v", err)
 	}
-	if c.NetAddr.Endpoint != "127.0.0.1:19464" || c.Path != "/prom" || c.Ledger.String() != "budgetledger/shared" ||
-		c.MaxLabelValues != 50 || !c.QueueConfig.HasValue() || c.QueueConfig.Get().StorageID.String() != "file_storage" {
+	if c.Ledger.String() != "budgetledger/shared" || !c.QueueConfig.HasValue() || c.QueueConfig.Get().StorageID.String() != "file_storage" {
 		t.Fatalf("custom: %+v", c)
 	}
 	err := confmap.Validate(loadConfig(t, "memqueue"))
 	if err == nil || !strings.Contains(err.Error(), "sending_queue.storage") {
 		t.Fatalf("an in-memory queue must be rejected, got %v", err)
 	}
+	// The keys of the Prometheus endpoint this exporter served before are refused with where they
+	// moved.
 	err = confmap.Validate(loadConfig(t, "bad"))
-	for _, key := range []string{"endpoint:", "path:", "max_label_values:"} {
+	for _, key := range []string{"endpoint, path:", "prometheus exporter", "max_label_values: moved to the budget receiver"} {
 		if err == nil || !strings.Contains(err.Error(), key) {
 			t.Errorf("bad config error does not name %s: %v", key, err)
 		}
@@ -89,10 +85,8 @@ func startLedger(t *testing.T) (component.Host, ledger.Ledger) {
 		ext.(budgetledgerextension.Provider).Ledger()
 }
 
-func testConfig(t *testing.T) *Config {
-	cfg := createDefaultConfig().(*Config)
-	cfg.NetAddr.Endpoint = collectortest.Endpoint(t)
-	return cfg
+func testConfig(*testing.T) *Config {
+	return createDefaultConfig().(*Config)
 }
 
 func startTraces(t *testing.T, h component.Host, cfg *Config, id component.ID) exporter.Traces {
@@ -149,29 +143,19 @@ func pricedTraces(spans ...pricedSpan) ptrace.Traces {
 	return td
 }
 
-func scrape(t *testing.T, cfg *Config) map[string]*dto {
+// scrape publishes the ledger's totals as the budget receiver does, with max_label_values labels,
+// and returns the series.
+func scrape(t *testing.T, l ledger.Ledger, maxLabels int) map[string]*dto {
 	t.Helper()
-	resp, err := http.Get("http://" + cfg.NetAddr.Endpoint + cfg.Path)
+	totals, err := l.Totals(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(strings.NewReader(string(body)))
-	if err != nil {
-		t.Fatalf("parsing the exposition: %v\n%s", err, body)
-	}
+	md := pmetric.NewMetrics()
+	costmetrics.NewPublisher(maxLabels).Append(md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics(), totals, time.Now())
 	out := map[string]*dto{}
-	for name, f := range families {
-		for _, m := range f.GetMetric() {
-			labels := []string{}
-			for _, l := range m.GetLabel() {
-				labels = append(labels, l.GetName()+"="+l.GetValue())
-			}
-			v := m.GetCounter().GetValue() + m.GetGauge().GetValue()
-			out[name+"{"+strings.Join(labels, ",")+"}"] = &dto{value: v}
-		}
+	for k, v := range costmetrics.Series(md) {
+		out[k] = &dto{value: v}
 	}
 	return out
 }
@@ -235,7 +219,7 @@ func TestBooksOnceAndExposes(t *testing.T) {
 		t.Errorf("per-call anomaly not recorded: %v %v", last, ok)
 	}
 
-	got := scrape(t, cfg)
+	got := scrape(t, l, 1000)
 	if v := value(t, got, `agentcost_spend_usd_total{agent=research-agent,model=gpt-4o,provider=openai,team=growth}`); v != 0.14 {
 		t.Errorf("spend = %v, want 0.14 (booked once)", v)
 	}
@@ -245,19 +229,20 @@ func TestBooksOnceAndExposes(t *testing.T) {
 	if v := value(t, got, `agentcost_anomalies_total{agent=research-agent,level=call}`); v != 1 {
 		t.Errorf("anomalies = %v", v)
 	}
-	if v := value(t, got, `agentcost_unpriced_spans_total{model=mystery-model}`); v != 2 {
-		t.Errorf("unpriced = %v, want 2 (counted per delivery)", v)
+	if v := value(t, got, `agentcost_unpriced_spans_total{model=mystery-model}`); v != 1 {
+		t.Errorf("unpriced = %v, want 1 (a redelivered span counts once)", v)
 	}
 	if v := value(t, got, `agentcost_duplicate_spans_total{}`); v != 3 {
 		t.Errorf("duplicates = %v, want 3", v)
 	}
 }
 
-// TestExemplarsAndCardinality checks the OpenMetrics exemplar and the overflow label.
-func TestExemplarsAndCardinality(t *testing.T) {
-	h, _ := startLedger(t)
+// TestCardinality: past max_label_values, agents are published as __overflow__ with their spend
+// summed, and the overflowed values are counted. (Exemplars are not published: the totals are read
+// from the ledger, not from single spans.)
+func TestCardinality(t *testing.T) {
+	h, l := startLedger(t)
 	cfg := testConfig(t)
-	cfg.MaxLabelValues = 2
 	exp := startTraces(t, h, cfg, component.MustNewID("costledger"))
 	var spans []pricedSpan
 	for i := 0; i < 5; i++ {
@@ -266,79 +251,12 @@ func TestExemplarsAndCardinality(t *testing.T) {
 	if err := exp.ConsumeTraces(context.Background(), pricedTraces(spans...)); err != nil {
 		t.Fatal(err)
 	}
-	got := scrape(t, cfg)
+	got := scrape(t, l, 2)
 	if v := value(t, got, `agentcost_spend_usd_total{agent=__overflow__,model=gpt-4o,provider=openai,team=}`); v != 3 {
 		t.Errorf("overflow spend = %v, want 3", v)
 	}
 	if v := value(t, got, `agentcost_label_overflow_total{label=agent}`); v < 3 {
 		t.Errorf("overflow counter = %v", v)
-	}
-	req, _ := http.NewRequest(http.MethodGet, "http://"+cfg.NetAddr.Endpoint+cfg.Path, nil)
-	req.Header.Set("Accept", "application/openmetrics-text; version=1.0.0")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !strings.Contains(string(body), `# {trace_id="aa010000000000000000000000000000"}`) {
-		t.Errorf("no trace_id exemplar on spend:\n%s", body)
-	}
-}
-
-// TestMetricsPipelineSharesEndpoint: the metrics instance of the same exporter ID re-exposes the
-// budget receiver's points on the traces instance's endpoint, next to the span-side families.
-func TestMetricsPipelineSharesEndpoint(t *testing.T) {
-	h, _ := startLedger(t)
-	cfg := testConfig(t)
-	id := component.MustNewID("costledger")
-	traces := startTraces(t, h, cfg, id)
-	set := exportertest.NewNopSettings(metadata.Type)
-	set.ID = id
-	metrics, err := NewFactory().CreateMetrics(context.Background(), set, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := metrics.Start(context.Background(), h); err != nil {
-		t.Fatalf("second instance could not share the endpoint: %v", err)
-	}
-	defer func() { _ = metrics.Shutdown(context.Background()) }()
-
-	if err := traces.ConsumeTraces(context.Background(), pricedTraces(pricedSpan{span: 1, agent: "a", model: "m", costNanos: 5, anomaly: true})); err != nil {
-		t.Fatal(err)
-	}
-	md := pmetric.NewMetrics()
-	ms := md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics()
-	g := ms.AppendEmpty()
-	g.SetName("agentcost_budget_utilization_ratio")
-	g.SetDescription("Utilization of a budget scope: (spent + reserved) / limit.")
-	dp := g.SetEmptyGauge().DataPoints().AppendEmpty()
-	dp.SetDoubleValue(0.82)
-	dp.Attributes().PutStr("scope", "fleet")
-	dp.Attributes().PutStr("id", "fleet")
-	dp.Attributes().PutStr("window", "day")
-	an := ms.AppendEmpty()
-	an.SetName("agentcost_anomalies_total")
-	an.SetDescription(costmetrics.HelpAnomalies)
-	sum := an.SetEmptySum()
-	sum.SetIsMonotonic(true)
-	sum.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
-	adp := sum.DataPoints().AppendEmpty()
-	adp.SetIntValue(2)
-	adp.Attributes().PutStr("agent", "a")
-	adp.Attributes().PutStr("level", "action")
-	if err := metrics.ConsumeMetrics(context.Background(), md); err != nil {
-		t.Fatal(err)
-	}
-	got := scrape(t, cfg)
-	if v := value(t, got, `agentcost_budget_utilization_ratio{id=fleet,scope=fleet,window=day}`); v != 0.82 {
-		t.Errorf("mirrored gauge = %v", v)
-	}
-	if v := value(t, got, `agentcost_anomalies_total{agent=a,level=action}`); v != 2 {
-		t.Errorf("mirrored action anomalies = %v", v)
-	}
-	if v := value(t, got, `agentcost_anomalies_total{agent=a,level=call}`); v != 1 {
-		t.Errorf("span-side call anomalies = %v", v)
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"context"
 
 	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/config/confighttp"
 	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/config/configretry"
 	"go.opentelemetry.io/collector/consumer"
@@ -22,18 +21,12 @@ func NewFactory() exporter.Factory {
 		metadata.Type,
 		createDefaultConfig,
 		exporter.WithTraces(createTraces, metadata.TracesStability),
-		exporter.WithMetrics(createMetrics, metadata.MetricsStability),
 	)
 }
 
 func createDefaultConfig() component.Config {
-	server := confighttp.NewDefaultServerConfig()
-	server.NetAddr.Endpoint = "localhost:9464"
 	return &Config{
-		ServerConfig:      server,
-		Path:              "/metrics",
 		Ledger:            component.MustNewID("budgetledger"),
-		MaxLabelValues:    1000,
 		MaxCostUSDPerSpan: 500,
 		TimeoutConfig:     exporterhelper.NewDefaultTimeoutConfig(),
 		QueueConfig:       configoptional.Default(exporterhelper.NewDefaultQueueConfig()),
@@ -46,20 +39,9 @@ func createTraces(ctx context.Context, set exporter.Settings, cfg component.Conf
 	e := newCostLedger(set, c)
 	return exporterhelper.NewTraces(ctx, set, cfg, e.pushTraces,
 		exporterhelper.WithCapabilities(consumer.Capabilities{MutatesData: false}),
-		exporterhelper.WithStart(e.startTraces),
-		exporterhelper.WithShutdown(e.shutdown),
+		exporterhelper.WithStart(e.start),
 		exporterhelper.WithTimeout(c.TimeoutConfig),
 		exporterhelper.WithRetry(c.RetryConfig),
 		exporterhelper.WithQueue(c.QueueConfig),
-	)
-}
-
-func createMetrics(ctx context.Context, set exporter.Settings, cfg component.Config) (exporter.Metrics, error) {
-	c := cfg.(*Config)
-	e := newCostLedger(set, c)
-	return exporterhelper.NewMetrics(ctx, set, cfg, e.pushMetrics,
-		exporterhelper.WithCapabilities(consumer.Capabilities{MutatesData: false}),
-		exporterhelper.WithStart(e.startMetrics),
-		exporterhelper.WithShutdown(e.shutdown),
 	)
 }

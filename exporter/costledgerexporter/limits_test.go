@@ -33,7 +33,7 @@ func TestRefusesCostOverLimit(t *testing.T) {
 	if st.Spent != 2_000_000_000 {
 		t.Errorf("spent %s, want 2 (the $999999999 span refused)", st.Spent)
 	}
-	got := scrape(t, cfg)
+	got := scrape(t, l, 1000)
 	if v := value(t, got, `agentcost_refused_spans_total{reason=cost_over_limit}`); v != 1 {
 		t.Errorf("refused = %v, want 1", v)
 	}
@@ -68,7 +68,7 @@ func TestCountsMismatchedDecisionSpans(t *testing.T) {
 	if st, _ := l.State(ctx, ledger.ScopeAgent, "agent-b", ledger.Day, spanTime); st.Spent != 300_000_000 {
 		t.Errorf("agent B spent %s, want 0.3", st.Spent)
 	}
-	if v := value(t, scrape(t, cfg), `agentcost_mismatched_decision_spans_total{}`); v != 1 {
+	if v := value(t, scrape(t, l, 1000), `agentcost_mismatched_decision_spans_total{}`); v != 1 {
 		t.Errorf("mismatched = %v, want 1", v)
 	}
 }

@@ -42,7 +42,7 @@ func TestSameCallBookedOnceAndCounted(t *testing.T) {
 	if st.Spent != 2*cost {
 		t.Errorf("agent spent %s, want %s (the call once, the sibling once)", st.Spent, 2*cost)
 	}
-	got := scrape(t, cfg)
+	got := scrape(t, l, 1000)
 	series := `{agent=a,model=claude-sonnet-4-5-20250929}`
 	if v := value(t, got, "agentcost_duplicate_calls_total"+series); v != 1 {
 		t.Errorf("duplicate calls %v, want 1 (the redelivered parent is a plain duplicate)", v)

@@ -32,6 +32,12 @@ type Provider interface {
 	// Booked runs the registered hooks, all of them, and joins their errors; the costledger
 	// exporter calls it after a successful Book and fails the export (to be retried) on an error.
 	Booked(ctx context.Context, spends []ledger.Spend, res ledger.BookResult) error
+	// BookFailed counts a batch whose booking (or whose OnBooked hooks) failed in this process;
+	// the costledger exporter calls it, and the budget receiver publishes BookErrors as
+	// agentcost_booking_errors_total (a failed booking cannot be counted in the ledger itself).
+	BookFailed()
+	// BookErrors returns how many times BookFailed was called since the extension started.
+	BookErrors() int64
 }
 
 // BookedHook is told of a successful Book: the spends of the call and its result. It runs before
@@ -65,6 +71,8 @@ type budgetLedger struct {
 	anchor   *anchorer // nil when the backend stores no anchors
 	// truncated is 1 after a start over a chain behind its anchor (accept_truncated_chain).
 	truncated atomic.Int64
+
+	bookErrors atomic.Int64
 
 	hooksMu  sync.RWMutex
 	hooks    map[uint64]BookedHook
@@ -204,6 +212,12 @@ func (b *budgetLedger) Booked(ctx context.Context, spends []ledger.Spend, res le
 	}
 	return errs
 }
+
+// BookFailed implements Provider.
+func (b *budgetLedger) BookFailed() { b.bookErrors.Add(1) }
+
+// BookErrors implements Provider.
+func (b *budgetLedger) BookErrors() int64 { return b.bookErrors.Load() }
 
 // checkAnchor refuses a start over an evidence chain that ends behind the head anchored in the
 // ledger, unless evidence.accept_truncated_chain is set: then the start is logged as an error,

@@ -37,6 +37,10 @@ type Batch struct {
 	// OverLimit counts priced spans whose agentcost.cost_usd is above FromTracesWithin's limit
 	// (spans priced upstream by another collector); they are not booked.
 	OverLimit int
+	// Unbooked holds one ledger.Spend with Unbooked set per span counted above (unpriced,
+	// malformed, invalid_cost or cost_over_limit refusal): Book counts each once in the ledger's
+	// totals.
+	Unbooked []ledger.Spend
 }
 
 // FromTraces collects the spends of td's priced spans.
@@ -63,23 +67,34 @@ func FromTracesWithin(td ptrace.Traces, maxCost money.Nanos) Batch {
 
 func (b *Batch) add(span ptrace.Span, resRun string, maxCost money.Nanos) {
 	attrs := span.Attributes()
+	unbooked := func(f ledger.Family, label string) {
+		sp := ledger.Spend{Unbooked: f, UnbookedLabel: label}
+		if !span.TraceID().IsEmpty() && !span.SpanID().IsEmpty() {
+			sp.TraceID, sp.SpanID = span.TraceID().String(), span.SpanID().String()
+		}
+		b.Unbooked = append(b.Unbooked, sp)
+	}
 	costVal, priced := attrs.Get(genai.KeyCostUSD)
 	if !priced {
 		if v, ok := attrs.Get(genai.KeyPriceUnknown); ok && v.Type() == pcommon.ValueTypeBool && v.Bool() {
 			b.Unpriced = append(b.Unpriced, Unpriced{Model: model(attrs), Agent: str(attrs, genai.KeyAgent)})
+			unbooked(ledger.TotalUnpriced, model(attrs))
 		}
 		if v, ok := attrs.Get(genai.KeyMalformed); ok {
 			b.Malformed = append(b.Malformed, v.AsString())
+			unbooked(ledger.TotalMalformed, v.AsString())
 		}
 		return
 	}
 	cost, ok := usd(costVal)
 	if !ok || span.TraceID().IsEmpty() || span.SpanID().IsEmpty() {
 		b.Invalid++
+		unbooked(ledger.TotalRefused, "invalid_cost")
 		return
 	}
 	if maxCost > 0 && cost > maxCost {
 		b.OverLimit++
+		unbooked(ledger.TotalRefused, "cost_over_limit")
 		return
 	}
 	run := str(attrs, genai.KeyRunID)
@@ -118,7 +133,8 @@ func (b *Batch) add(span ptrace.Span, resRun string, maxCost money.Nanos) {
 	})
 	sp := &b.Spends[len(b.Spends)-1]
 	sp.CallKey = CallKey(sp.Model, sp.Cost)
-	b.Providers = append(b.Providers, str(attrs, genai.KeyProviderName))
+	sp.Provider = str(attrs, genai.KeyProviderName)
+	b.Providers = append(b.Providers, sp.Provider)
 }
 
 // CallKey fingerprints the provider call a priced span describes, for the ledger's same-call rule

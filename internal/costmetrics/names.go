@@ -1,10 +1,9 @@
-// Package costmetrics holds agentcost's Prometheus metrics: the span-side families the costledger
-// exporter records, the bounded label sets that keep their cardinality in check, and the mirror that
-// re-exposes the budget receiver's metrics pipeline unchanged on the same /metrics endpoint.
+// Package costmetrics turns the ledger's cumulative totals into the pdata metrics the budget
+// receiver sends into a metrics pipeline, with the label cardinality bound and its overflow series;
+// the pipeline's exporter (prometheus, otlp_http, ...) decides how they are exposed.
 package costmetrics
 
-// Metric names and help texts. The budget receiver emits its metrics into a pipeline under these
-// names and help texts; a family both sides write (agentcost_anomalies_total) must agree on both.
+// Metric names and help texts of the metrics the budget receiver publishes.
 const (
 	NameSpend       = "agentcost_spend_usd_total"
 	NameTokens      = "agentcost_tokens_total"
@@ -29,8 +28,8 @@ const (
 	HelpAnomalies   = "Anomalies flagged: level=call from the per-call baseline, level=escalation for calls whose cost climbs steadily, level=action from the per-action baseline."
 	HelpUnpriced    = "Spans with token usage whose model matched no price."
 	HelpMalformed   = "Model-call spans not priced because their usage was malformed (agentcost.malformed), by reason."
-	HelpOverflow    = "Label values replaced by the overflow value because a label reached its cardinality bound."
-	HelpBookErrors  = "Batches whose booking into the ledger failed (retried or queued by the exporter)."
+	HelpOverflow    = "Distinct label values replaced by the overflow value because a label reached its cardinality bound (max_label_values)."
+	HelpBookErrors  = "Batches whose booking into the ledger failed in this collector (retried or queued by the exporter)."
 	HelpDuplicates  = "Spans received again after they were booked; counted once in the ledger."
 	HelpMismatched  = "Booked spans carrying the decision id of another agent's (or run's) reservation: booked as their own agent's spend, not settled into that action."
 	HelpRefused     = "Priced spans the exporter did not book, by reason: invalid_cost (unreadable cost or ids) or cost_over_limit (above max_cost_usd_per_span)."

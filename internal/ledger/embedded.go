@@ -468,11 +468,32 @@ func (e *Embedded) Book(ctx context.Context, spends []Spend) (BookResult, error)
 			loaded[id] = r
 			return r, err
 		}
+		totals := map[string]int64{}
+		count := func(ds []totalDelta) {
+			for _, d := range ds {
+				totals[d.Key] = addTotal(totals[d.Key], d.N)
+			}
+		}
 		for i, sp := range spends {
 			sp.Time = at(sp.Time)
+			if sp.Unbooked != "" {
+				if sp.identified() {
+					sk := spanKey(sp.TraceID, unbookedSpanID(sp.SpanID, sp.Unbooked))
+					if _, live := t.kvGet(kvSpan, sk, clock); live || seen[sk] {
+						continue
+					}
+					seen[sk] = true
+					if err := t.kvPut(kvSpan, sk, nil, clock.Add(e.cfg.IdempotencyHorizon)); err != nil {
+						return err
+					}
+				}
+				count(unbookedTotals(sp))
+				continue
+			}
 			sk := spanKey(sp.TraceID, sp.SpanID)
 			if _, live := t.kvGet(kvSpan, sk, clock); live || seen[sk] {
 				res.Duplicates++
+				count([]totalDelta{{duplicateKey, 1}})
 				continue
 			}
 			seen[sk] = true
@@ -485,6 +506,7 @@ func (e *Embedded) Book(ctx context.Context, spends []Spend) (BookResult, error)
 				res.SameCall++
 				res.SameCallCost = addSat(res.SameCallCost, sp.Cost)
 				res.Same[i] = true
+				count(sameCallTotals(sp))
 				continue
 			}
 			res.Booked++
@@ -496,6 +518,7 @@ func (e *Embedded) Book(ctx context.Context, spends []Spend) (BookResult, error)
 				anomalies[sp.Agent] = sp.Time
 			}
 			var match *reservation
+			mismatched := false
 			if sp.DecisionID != "" {
 				r, err := load(sp.DecisionID)
 				if err != nil {
@@ -506,9 +529,11 @@ func (e *Embedded) Book(ctx context.Context, spends []Spend) (BookResult, error)
 						match = r
 					} else {
 						res.Mismatched++
+						mismatched = true
 					}
 				}
 			}
+			count(bookedTotals(sp, mismatched))
 			if match == nil {
 				if id := t.resTrace().Get([]byte(sp.TraceID)); id != nil {
 					r, err := load(string(id))
@@ -538,6 +563,9 @@ func (e *Embedded) Book(ctx context.Context, spends []Spend) (BookResult, error)
 			if err := t.recordAnomaly(agent, LevelCall, when); err != nil {
 				return err
 			}
+		}
+		if err := t.addTotals(totals, clock); err != nil {
+			return err
 		}
 		return t.applyDeltas(deltas, clock)
 	})

@@ -117,6 +117,9 @@ type Ledger interface {
 	// Freezer stores the freezes (emergency brakes) reviewers put on scopes.
 	Freezer
 
+	// Totals returns the cumulative totals Book has counted (see Family), for the metrics.
+	Totals(ctx context.Context) (Totals, error)
+
 	// Location returns the time zone that aligns every window.
 	Location() *time.Location
 
@@ -170,6 +173,12 @@ type Spend struct {
 	// span is the other's direct parent are the same call, wrapped by two instrumentations: the one
 	// booked second is not booked but counted in BookResult.SameCall. Empty opts out of the rule.
 	CallKey string
+	// Unbooked, when set (TotalUnpriced, TotalMalformed or TotalRefused), marks a span the
+	// exporter does not book: Book only counts it once in that family's total, with the label
+	// UnbookedLabel, recording it under its trace and span id so a redelivery counts nothing (a
+	// span without both ids is counted on every delivery). Its cost and tokens are ignored.
+	Unbooked      Family
+	UnbookedLabel string
 }
 
 // Run returns the run a spend is booked into: RunID, else the trace id.
@@ -181,6 +190,12 @@ func (s Spend) Run() string {
 }
 
 func (s Spend) validate() error {
+	if s.Unbooked != "" {
+		if !unbookedFamilies[s.Unbooked] {
+			return fmt.Errorf("unbooked family %q is not unpriced, malformed or refused", s.Unbooked)
+		}
+		return nil
+	}
 	switch {
 	case s.TraceID == "":
 		return errors.New("trace id is empty")

@@ -119,6 +119,8 @@ func (r *Redis) approvalIndexKey() string     { return r.prefix + "aps" }
 
 // approvalPendingKey is agent's set of pending approval ids scored by expiry (µs).
 func (r *Redis) approvalPendingKey(agent string) string { return r.prefix + "app:" + agent }
+func (r *Redis) totalsKey() string                      { return r.prefix + "totals" }
+
 func (r *Redis) anomalyKey(agent string, l AnomalyLevel) string {
 	return r.prefix + "an:" + string(l) + ":" + agent
 }
@@ -166,6 +168,11 @@ func (r *Redis) spendCounter(keys *keyList, k counter, t time.Time) luaCounter {
 }
 
 type bookPlan struct {
+	// TotalsKey is the KEYS index of the totals hash, Duplicate the field of TotalDuplicates, Now
+	// the Unix nanoseconds recorded as the totals' start when none is.
+	TotalsKey  int           `json:"tk"`
+	Duplicate  string        `json:"dk"`
+	Now        string        `json:"now"`
 	IdemTTL    string        `json:"it"`
 	AnomalyTTL string        `json:"at"`
 	Spends     []luaSpend    `json:"sp"`
@@ -192,6 +199,27 @@ type luaSpend struct {
 	CC  int    `json:"cc"`
 	PC  int    `json:"pc"`
 	PCC int    `json:"pcc"`
+	// Unbooked marks a Spend.Unbooked spend: I is its idempotency key (0: counted on every
+	// delivery) and Totals what it adds. Otherwise Totals is what the spend adds when booked,
+	// SameTotals when it is the same call as a booked one.
+	Unbooked   bool       `json:"u,omitempty"`
+	Totals     []luaTotal `json:"nw,omitempty"`
+	SameTotals []luaTotal `json:"sm,omitempty"`
+}
+
+// luaTotal is one totalDelta in a script: the totals hash field and the amount as a decimal
+// string (HINCRBY adds it exactly).
+type luaTotal struct {
+	F string `json:"f"`
+	N string `json:"n"`
+}
+
+func luaTotals(ds []totalDelta) []luaTotal {
+	out := make([]luaTotal, len(ds))
+	for i, d := range ds {
+		out[i] = luaTotal{F: d.Key, N: itoa(d.N)}
+	}
+	return out
 }
 
 type luaRes struct {
@@ -245,18 +273,47 @@ func (r *Redis) bookChunk(ctx context.Context, spends []Spend) (BookResult, erro
 	return BookResult{}, fmt.Errorf("reservations kept changing, gave up after %d attempts", bookAttempts)
 }
 
-func (r *Redis) bookOnce(ctx context.Context, spends []Spend) (BookResult, bool, error) {
-	// Phase 1: candidate reservations.
-	type cand struct {
-		id   string
-		keys []string
-		// owner holds the reservation's agent and run, which a spend must share to commit.
-		owner *reservation
+// bookCand is a reservation a spend may commit against: its counter keys and its owner (the
+// agent and run a spend must share to commit).
+type bookCand struct {
+	id    string
+	keys  []string
+	owner *reservation
+}
+
+// bookOnce books spends in one script: it reads the candidate reservations, plans the script and
+// runs it. retry is true when the trace index changed between the read and the script.
+func (r *Redis) bookOnce(ctx context.Context, spends []Spend) (res BookResult, retry bool, err error) {
+	byDecision, byTrace, err := r.bookCandidates(ctx, spends)
+	if err != nil {
+		return BookResult{}, false, err
 	}
+	plan, keys, mismatched := r.planBook(spends, byDecision, byTrace)
+	arg, err := json.Marshal(plan)
+	if err != nil {
+		return BookResult{}, false, err
+	}
+	reply, err := r.run(ctx, bookScript, keys.keys, arg).Slice()
+	if err != nil {
+		return BookResult{}, false, err
+	}
+	if len(reply) == 1 && reply[0] == "retry" {
+		return BookResult{}, true, nil
+	}
+	res, err = decodeBookReply(reply, spends, mismatched)
+	return res, false, err
+}
+
+// bookCandidates reads, in two pipelined round trips, the open reservations the spends' decision
+// ids name and those their traces are indexed to, with their owners.
+func (r *Redis) bookCandidates(ctx context.Context, spends []Spend) (byDecision, byTrace map[string]bookCand, err error) {
 	decisions := map[string]*redis.SliceCmd{}
 	traces := map[string]*redis.SliceCmd{}
 	pipe := r.client.Pipeline()
 	for _, sp := range spends {
+		if sp.Unbooked != "" {
+			continue
+		}
 		if sp.DecisionID != "" && decisions[sp.DecisionID] == nil {
 			decisions[sp.DecisionID] = pipe.HMGet(ctx, r.resKey(sp.DecisionID), "state", "keys", "info")
 		}
@@ -264,25 +321,27 @@ func (r *Redis) bookOnce(ctx context.Context, spends []Spend) (BookResult, bool,
 			traces[sp.TraceID] = pipe.HMGet(ctx, r.traceKey(sp.TraceID), "id", "c")
 		}
 	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return BookResult{}, false, err
+	if len(decisions)+len(traces) > 0 {
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return nil, nil, err
+		}
 	}
-	byDecision := map[string]cand{}
+	byDecision = map[string]bookCand{}
 	for id, cmd := range decisions {
 		v := cmd.Val()
 		if len(v) == 3 && v[0] == "open" {
 			keys, err := decodeKeys(v[1])
 			if err != nil {
-				return BookResult{}, false, fmt.Errorf("reservation %q: %w", id, err)
+				return nil, nil, fmt.Errorf("reservation %q: %w", id, err)
 			}
 			owner, err := decodeOwner(v[2])
 			if err != nil {
-				return BookResult{}, false, fmt.Errorf("reservation %q: %w", id, err)
+				return nil, nil, fmt.Errorf("reservation %q: %w", id, err)
 			}
-			byDecision[id] = cand{id, keys, owner}
+			byDecision[id] = bookCand{id, keys, owner}
 		}
 	}
-	byTrace := map[string]cand{}
+	byTrace = map[string]bookCand{}
 	owners := map[string]*redis.StringCmd{}
 	pipe = r.client.Pipeline()
 	for trace, cmd := range traces {
@@ -291,9 +350,9 @@ func (r *Redis) bookOnce(ctx context.Context, spends []Spend) (BookResult, bool,
 			if id, ok := v[0].(string); ok {
 				keys, err := decodeKeys(v[1])
 				if err != nil {
-					return BookResult{}, false, fmt.Errorf("trace index %q: %w", trace, err)
+					return nil, nil, fmt.Errorf("trace index %q: %w", trace, err)
 				}
-				byTrace[trace] = cand{id: id, keys: keys}
+				byTrace[trace] = bookCand{id: id, keys: keys}
 				if owners[id] == nil {
 					owners[id] = pipe.HGet(ctx, r.resKey(id), "info")
 				}
@@ -304,26 +363,31 @@ func (r *Redis) bookOnce(ctx context.Context, spends []Spend) (BookResult, bool,
 		// The owner is immutable, so reading it apart from the script is safe; the script checks
 		// that the trace index still names the same reservation.
 		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-			return BookResult{}, false, err
+			return nil, nil, err
 		}
 		for trace, c := range byTrace {
 			owner, err := decodeOwner(owners[c.id].Val())
 			if err != nil {
-				return BookResult{}, false, fmt.Errorf("reservation %q: %w", c.id, err)
+				return nil, nil, fmt.Errorf("reservation %q: %w", c.id, err)
 			}
 			c.owner = owner
 			byTrace[trace] = c
 		}
 	}
-	mismatched := make([]bool, len(spends))
+	return byDecision, byTrace, nil
+}
 
-	// Phase 2: one script with every key declared.
-	var keys keyList
+// planBook builds the book script's plan, declaring every key it touches; mismatched tells, per
+// spend, whether its decision id names a reservation it may not commit against.
+func (r *Redis) planBook(spends []Spend, byDecision, byTrace map[string]bookCand) (bookPlan, *keyList, []bool) {
+	keys := &keyList{}
+	mismatched := make([]bool, len(spends))
 	plan := bookPlan{IdemTTL: ms(r.cfg.IdempotencyHorizon), AnomalyTTL: ms(anomalyTTL),
-		Spends: make([]luaSpend, 0, len(spends)), Counters: []luaCounter{}, Res: []luaRes{}, Traces: []luaTraceIdx{}}
+		Spends: make([]luaSpend, 0, len(spends)), Counters: []luaCounter{}, Res: []luaRes{}, Traces: []luaTraceIdx{},
+		TotalsKey: keys.add(r.totalsKey()), Duplicate: duplicateKey, Now: itoa(time.Now().UnixNano())}
 	counterIdx := map[counter]int{}
 	resIdx := map[string]int{}
-	declareRes := func(c cand) int {
+	declareRes := func(c bookCand) int {
 		if j, ok := resIdx[c.id]; ok {
 			return j
 		}
@@ -337,6 +401,14 @@ func (r *Redis) bookOnce(ctx context.Context, spends []Spend) (BookResult, bool,
 	}
 	traceDeclared := map[string]bool{}
 	for i, sp := range spends {
+		if sp.Unbooked != "" {
+			ls := luaSpend{Unbooked: true, K: []int{}, Totals: luaTotals(unbookedTotals(sp))}
+			if sp.identified() {
+				ls.I = keys.add(r.spanKey(sp.TraceID, unbookedSpanID(sp.SpanID, sp.Unbooked)))
+			}
+			plan.Spends = append(plan.Spends, ls)
+			continue
+		}
 		sp.Time = at(sp.Time)
 		ls := luaSpend{I: keys.add(r.spanKey(sp.TraceID, sp.SpanID)), C: itoa(int64(sp.Cost)), K: []int{},
 			O: sp.Tokens.Output, AN: sp.Anomaly,
@@ -344,7 +416,7 @@ func (r *Redis) bookOnce(ctx context.Context, spends []Spend) (BookResult, bool,
 		for _, k := range r.cal.bookCounters(sp.Agent, sp.Team, sp.Model, sp.Run(), sp.Time) {
 			j, ok := counterIdx[k]
 			if !ok {
-				plan.Counters = append(plan.Counters, r.spendCounter(&keys, k, sp.Time))
+				plan.Counters = append(plan.Counters, r.spendCounter(keys, k, sp.Time))
 				j = len(plan.Counters)
 				counterIdx[k] = j
 			} else if ttl := k.ttl(sp.Time, r.cfg.RunRetention); ttl > plan.Counters[j-1].ttl {
@@ -376,42 +448,36 @@ func (r *Redis) bookOnce(ctx context.Context, spends []Spend) (BookResult, bool,
 				ls.PC, ls.PCC = keys.add(r.callKey(sp.TraceID, sp.ParentSpanID)), keys.add(r.childCallsKey(sp.TraceID, sp.ParentSpanID))
 			}
 		}
+		ls.Totals, ls.SameTotals = luaTotals(bookedTotals(sp, mismatched[i])), luaTotals(sameCallTotals(sp))
 		plan.Spends = append(plan.Spends, ls)
 	}
-	arg, err := json.Marshal(plan)
-	if err != nil {
-		return BookResult{}, false, err
-	}
-	reply, err := r.run(ctx, bookScript, keys.keys, arg).Slice()
-	if err != nil {
-		return BookResult{}, false, err
-	}
-	if len(reply) == 1 && reply[0] == "retry" {
-		return BookResult{}, true, nil
-	}
+	return plan, keys, mismatched
+}
+
+// decodeBookReply reads the book script's reply: booked, duplicates, matched and the mask of
+// each spend's outcome ('1' booked, '0' duplicate, 's' same call, 'u' unbooked).
+func decodeBookReply(reply []any, spends []Spend, mismatched []bool) (BookResult, error) {
 	if len(reply) != 4 {
-		return BookResult{}, false, fmt.Errorf("unexpected reply %v", reply)
+		return BookResult{}, fmt.Errorf("unexpected reply %v", reply)
 	}
 	mask, _ := reply[3].(string)
 	if len(mask) != len(spends) {
-		return BookResult{}, false, fmt.Errorf("unexpected booking mask of %d spends for %d", len(mask), len(spends))
+		return BookResult{}, fmt.Errorf("unexpected booking mask of %d spends for %d", len(mask), len(spends))
 	}
-	isNew, same := make([]bool, len(mask)), make([]bool, len(mask))
-	nMismatched, nSame := 0, 0
-	var sameCost money.Nanos
+	res := BookResult{Booked: asInt(reply[0]), Duplicates: asInt(reply[1]), Matched: asInt(reply[2]),
+		New: make([]bool, len(mask)), Same: make([]bool, len(mask))}
 	for i := range mask {
-		isNew[i] = mask[i] == '1'
-		if isNew[i] && mismatched[i] {
-			nMismatched++
+		res.New[i] = mask[i] == '1'
+		if res.New[i] && mismatched[i] {
+			res.Mismatched++
 		}
 		if mask[i] == 's' {
-			same[i] = true
-			nSame++
-			sameCost = addSat(sameCost, spends[i].Cost)
+			res.Same[i] = true
+			res.SameCall++
+			res.SameCallCost = addSat(res.SameCallCost, spends[i].Cost)
 		}
 	}
-	return BookResult{Booked: asInt(reply[0]), Duplicates: asInt(reply[1]), Matched: asInt(reply[2]),
-		Mismatched: nMismatched, New: isNew, SameCall: nSame, SameCallCost: sameCost, Same: same}, false, nil
+	return res, nil
 }
 
 // decodeOwner reads the agent and run of a reservation from its "info" field (a reservation

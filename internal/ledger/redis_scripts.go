@@ -82,15 +82,30 @@ local function samecall(s)
   end
   return same
 end
+local counted = false
+local function total(ds)
+  if ds == nil or ds == cjson.null then return end
+  counted = true
+  for _, d in ipairs(ds) do
+    local v = redis.pcall('HINCRBY', KEYS[p.tk], d.f, d.n)
+    if type(v) == 'table' and v.err then redis.call('HSET', KEYS[p.tk], d.f, '9223372036854775807') end
+  end
+end
 for _, s in ipairs(p.sp) do
-  if not redis.call('SET', KEYS[s.i], '1', 'NX', 'PX', p.it) then
+  if s.u then
+    mask[#mask + 1] = 'u'
+    if s.i == 0 or redis.call('SET', KEYS[s.i], '1', 'NX', 'PX', p.it) then total(s.nw) end
+  elseif not redis.call('SET', KEYS[s.i], '1', 'NX', 'PX', p.it) then
     dup = dup + 1
     mask[#mask + 1] = '0'
+    total({{f = p.dk, n = '1'}})
   elseif samecall(s) then
     mask[#mask + 1] = 's'
+    total(s.sm)
   else
     booked = booked + 1
     mask[#mask + 1] = '1'
+    total(s.nw)
     local c = N(s.c)
     for _, j in ipairs(s.k) do sums[j] = add(sums[j] or {0, 0}, c) end
     if s.a > 0 and (anom[s.a] == nil or tonumber(s.at) > tonumber(anom[s.a])) then anom[s.a] = s.at end
@@ -129,6 +144,7 @@ for ki, t in pairs(anom) do
   local cur = redis.call('GET', KEYS[ki])
   if not cur or tonumber(t) > tonumber(cur) then redis.call('SET', KEYS[ki], t, 'PX', p.at) end
 end
+if counted then redis.call('HSETNX', KEYS[p.tk], 'since', p.now) end
 return {booked, dup, matched, table.concat(mask)}
 `)
 

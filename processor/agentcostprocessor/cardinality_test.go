@@ -4,9 +4,11 @@ import (
 	"context"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/processor/processortest"
 
@@ -17,8 +19,8 @@ import (
 )
 
 // TestAdversarialCardinality sends a million spans with distinct agent ids and a million with
-// distinct model names: baselines, the price-lookup cache and the Prometheus labels stay bounded,
-// with the evictions and overflows counted.
+// distinct model names: baselines, the price-lookup cache and the published metric labels stay
+// bounded, with the evictions and overflows counted.
 func TestAdversarialCardinality(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a million spans; skipped with -short")
@@ -30,8 +32,8 @@ func TestAdversarialCardinality(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	metrics := costmetrics.New(1_000)
 	ctx := context.Background()
+	spendNanos, unpriced := int64(0), int64(0)
 
 	var before runtime.MemStats
 	runtime.GC()
@@ -59,13 +61,10 @@ func TestAdversarialCardinality(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i := 0; i < spans.Len(); i++ {
-			a := spans.At(i).Attributes()
-			agent, _ := a.Get("agentcost.agent")
-			if cost, ok := a.Get("agentcost.cost_usd"); ok {
-				metrics.RecordSpend(ledger.Spend{Agent: agent.Str(), Model: "gpt-4o", Cost: money.Nanos(cost.Double() * 1e9)}, "openai")
+			if cost, ok := spans.At(i).Attributes().Get("agentcost.cost_usd"); ok {
+				spendNanos += int64(money.Nanos(cost.Double() * 1e9))
 			} else {
-				model, _ := a.Get("gen_ai.request.model")
-				metrics.RecordUnpriced(model.Str())
+				unpriced++
 			}
 		}
 	}
@@ -86,33 +85,27 @@ func TestAdversarialCardinality(t *testing.T) {
 	if cs.Entries > cs.Capacity || cs.Evictions == 0 {
 		t.Errorf("price lookup cache: %+v", cs)
 	}
-	series := testutil.CollectAndCount(metrics.Registry(), costmetrics.NameSpend, costmetrics.NameUnpriced)
+	// The ledger's totals of these spans (one per agent, one per unknown model), published with
+	// max_label_values 1000: the series stay bounded and the overflow counts every folded value.
+	totals := ledger.Totals{Totals: make([]ledger.Total, 0, 2*n)}
+	for i := range n {
+		totals.Totals = append(totals.Totals,
+			ledger.Total{Family: ledger.TotalSpend, Labels: []string{"agent-" + strconv.Itoa(i), "", "gpt-4o", "openai"}, Value: spendNanos / n},
+			ledger.Total{Family: ledger.TotalUnpriced, Labels: []string{"model-" + strconv.Itoa(n+i)}, Value: unpriced / n})
+	}
+	md := pmetric.NewMetrics()
+	costmetrics.NewPublisher(1_000).Append(md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics(), totals, time.Now())
+	published := costmetrics.Series(md)
+	series := 0
+	for k := range published {
+		if strings.HasPrefix(k, costmetrics.NameSpend+"{") || strings.HasPrefix(k, costmetrics.NameUnpriced+"{") {
+			series++
+		}
+	}
 	if series > 2*1_000+2 {
-		t.Errorf("%d spend/unpriced series exposed; labels are not bounded", series)
+		t.Errorf("%d spend/unpriced series published; labels are not bounded", series)
 	}
-	if got := overflowCount(t, metrics, "agent"); got < n-1_000 {
-		t.Errorf("agent label overflow counted %v times, want about %d", got, n-1_000)
+	if got := published[costmetrics.NameOverflow+"{label=agent}"]; got < n-1_000 {
+		t.Errorf("agent label overflow counted %v values, want about %d", got, n-1_000)
 	}
-}
-
-// overflowCount reads agentcost_label_overflow_total{label=...} from the registry.
-func overflowCount(t *testing.T, m *costmetrics.Metrics, label string) float64 {
-	t.Helper()
-	families, err := m.Registry().Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() != costmetrics.NameOverflow {
-			continue
-		}
-		for _, mt := range f.GetMetric() {
-			for _, l := range mt.GetLabel() {
-				if l.GetName() == "label" && l.GetValue() == label {
-					return mt.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
 }

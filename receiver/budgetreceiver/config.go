@@ -83,6 +83,10 @@ type Config struct {
 	// PublishInterval is how often budget state and decision metrics go to the metrics pipeline
 	// (default 15s).
 	PublishInterval time.Duration `mapstructure:"publish_interval"`
+	// MaxLabelValues bounds the distinct values of each label (agent, team, model, provider,
+	// reason) of the published ledger totals; values past it are published as __overflow__ and
+	// counted in agentcost_label_overflow_total (default 1000).
+	MaxLabelValues int `mapstructure:"max_label_values"`
 	// SettleInterval is how often reservations past their TTL are settled (default 5s).
 	SettleInterval time.Duration `mapstructure:"settle_interval"`
 	// MidflightInterval is how often open actions' and running runs' totals of booked spend are
@@ -188,6 +192,9 @@ func (cfg *Config) Validate() error {
 		if d.v <= 0 {
 			add("%s: %v must be positive", d.key, d.v)
 		}
+	}
+	if cfg.MaxLabelValues < 1 {
+		add("max_label_values: %d must be at least 1", cfg.MaxLabelValues)
 	}
 	if cfg.ReservationTTL <= 0 {
 		add("reservation_ttl: %v must be positive", cfg.ReservationTTL)

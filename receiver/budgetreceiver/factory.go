@@ -45,6 +45,7 @@ func createDefaultConfig() component.Config {
 		ReservationTTL:       10 * time.Minute,
 		IdempotencyTTL:       24 * time.Hour,
 		PublishInterval:      15 * time.Second,
+		MaxLabelValues:       1000,
 		SettleInterval:       5 * time.Second,
 		MidflightInterval:    time.Second,
 		RunIdle:              10 * time.Minute,

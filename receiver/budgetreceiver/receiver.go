@@ -18,6 +18,7 @@ import (
 	"github.com/agentcost/agentcost/extension/budgetledgerextension"
 	"github.com/agentcost/agentcost/internal/access"
 	"github.com/agentcost/agentcost/internal/baseline"
+	"github.com/agentcost/agentcost/internal/costmetrics"
 	"github.com/agentcost/agentcost/internal/decide"
 	"github.com/agentcost/agentcost/internal/ledger"
 	"github.com/agentcost/agentcost/internal/notify"
@@ -38,7 +39,11 @@ type budgetReceiver struct {
 	startErr error
 	running  bool
 
-	stats   *stats
+	stats *stats
+	// provider is the budgetledger extension: the ledger's totals and the booking errors.
+	provider budgetledgerextension.Provider
+	// totals publishes the ledger's totals with the label bound.
+	totals  *costmetrics.Publisher
 	emitter *emitter
 	watcher *policy.Watcher
 	engine  *decide.Engine
@@ -117,6 +122,7 @@ func (r *budgetReceiver) start(ctx context.Context, host component.Host) error {
 		}
 	}
 	r.stats = newStats(time.Now(), r.cfg.LedgerUnavailable.Decisions)
+	r.provider, r.totals = provider, costmetrics.NewPublisher(r.cfg.MaxLabelValues)
 	r.emitter = newEmitter(r.logs, log)
 	prices, err := r.cfg.Prices.load(r.cfg.MaxFileBytes)
 	if err != nil {
@@ -277,57 +283,70 @@ func (r *budgetReceiver) every(ctx context.Context, interval time.Duration, fn f
 	}
 }
 
+// failed counts a failure of a background task (label task) and logs it at debug; a failure
+// because the receiver is stopping is neither.
+func (r *budgetReceiver) failed(ctx context.Context, task, msg string, err error, fields ...zap.Field) {
+	if err == nil || ctx.Err() != nil {
+		return
+	}
+	r.stats.taskFailed(task)
+	r.set.Logger.Debug(msg, append(fields, zap.String("task", task), zap.Error(err))...)
+}
+
 // settle settles the reservations past their TTL.
 func (r *budgetReceiver) settle(ctx context.Context) {
-	if n, err := r.engine.ExpireDue(ctx); err != nil && ctx.Err() == nil {
-		r.set.Logger.Debug("Settling expired reservations failed", zap.Int("settled", n), zap.Error(err))
-	}
-	if _, err := r.engine.NotifyExpiredApprovals(ctx); err != nil && ctx.Err() == nil {
-		r.set.Logger.Debug("Notifying expired approvals failed", zap.Error(err))
-	}
+	n, err := r.engine.ExpireDue(ctx)
+	r.failed(ctx, taskSettle, "Settling expired reservations failed", err, zap.Int("settled", n))
+	_, err = r.engine.NotifyExpiredApprovals(ctx)
+	r.failed(ctx, taskNotifyApprovals, "Notifying expired approvals failed", err)
 }
 
 // midflight flags the open actions and running runs whose running totals crossed their baselines
 // (see decide.Engine.CheckMidFlight).
 func (r *budgetReceiver) midflight(ctx context.Context) {
-	if _, err := r.engine.CheckMidFlight(ctx); err != nil && ctx.Err() == nil {
-		r.set.Logger.Debug("Mid-flight anomaly check failed", zap.Error(err))
-	}
+	_, err := r.engine.CheckMidFlight(ctx)
+	r.failed(ctx, taskMidflight, "Mid-flight anomaly check failed", err)
 }
 
 // maxPublishedScopes bounds the budget scopes one publish sends (the fleet, teams and agents by
 // id, in that order), as the ledger's snapshot_limit bounded them before the listing was paged.
 const maxPublishedScopes = 10000
 
-// publish sends the budget state and the decision metrics to the metrics pipeline.
+// publish sends the budget state, the ledger's totals and the receiver's own metrics to the
+// metrics pipeline. The totals are the ledger's whole cumulative counts, re-published on every
+// interval, so a series of an idle agent stays (no exporter expires it) and every replica
+// publishes the same values.
 func (r *budgetReceiver) publish(ctx context.Context) {
 	next := r.metrics // set at creation, before Start
 	if next == nil && r.notifier == nil {
 		return
 	}
 	budgets, truncated, err := r.engine.AllBudgets(ctx, maxPublishedScopes)
-	if err != nil {
-		r.set.Logger.Debug("Reading budget state for the metrics pipeline failed", zap.Error(err))
-	}
+	r.failed(ctx, taskReadBudgets, "Reading budget state for the metrics pipeline failed", err)
 	if truncated {
 		r.set.Logger.Debug("Publishing the first budgets only", zap.Int("scopes", len(budgets.Scopes)))
 	}
 	if err == nil {
-		if _, err := r.engine.NotifyBudgetLevels(ctx, budgets); err != nil && ctx.Err() == nil {
-			r.set.Logger.Debug("Notifying budget level crossings failed", zap.Error(err))
-		}
+		_, nerr := r.engine.NotifyBudgetLevels(ctx, budgets)
+		r.failed(ctx, taskNotifyLevels, "Notifying budget level crossings failed", nerr)
 	}
 	if next == nil {
 		return
 	}
-	md := r.stats.metrics(time.Now(), budgets, err == nil)
-	notificationMetrics(ctx, md, r.notifier, r.outbox, r.stats.start, time.Now())
+	now := time.Now()
+	totals, terr := r.provider.Ledger().Totals(ctx)
+	r.failed(ctx, taskReadTotals, "Reading the ledger's totals for the metrics pipeline failed", terr)
+	md := r.stats.metrics(now, budgets, err == nil)
+	ms := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics()
+	if terr == nil {
+		r.totals.Append(ms, totals, now)
+	}
+	r.stats.appendBookErrors(ms, r.provider.BookErrors(), now)
+	notificationMetrics(ctx, md, r.notifier, r.outbox, r.stats.start, now)
 	if n, err := r.engine.ActiveFreezes(ctx); err == nil {
-		appendFreezeGauge(md, time.Now(), n)
+		appendFreezeGauge(md, now, n)
 	}
-	if err := next.ConsumeMetrics(ctx, md); err != nil && ctx.Err() == nil {
-		r.set.Logger.Debug("The metrics pipeline refused budget metrics", zap.Error(err))
-	}
+	r.failed(ctx, taskPublish, "The metrics pipeline refused budget metrics", next.ConsumeMetrics(ctx, md))
 }
 
 // Shutdown stops the receiver on the last pipeline's call: it drains the HTTP server, stops the

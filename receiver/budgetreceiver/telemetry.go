@@ -24,6 +24,7 @@ const (
 	NameReportedClipped    = "agentcost_reported_cost_clipped_total"
 	NameEvidenceErrors     = "agentcost_evidence_errors_total"
 	NameEvidenceDropped    = "agentcost_evidence_logs_dropped_total"
+	NameTaskErrors         = "agentcost_receiver_task_errors_total"
 
 	HelpPolicyReloadErrors = "Policy reloads that failed validation or reading; the policy in force stayed."
 	HelpLedgerUnavailable  = "Decisions answered under the ledger_unavailable fail mode (label fail_mode) because the ledger failed."
@@ -31,7 +32,22 @@ const (
 	HelpReportedClipped    = "Lease releases whose actual_cost_usd was above the policy's bound on a reported cost and was clipped to it."
 	HelpEvidenceErrors     = "Cost-evidence records that could not be written."
 	HelpEvidenceDropped    = "Cost-evidence records not sent to the logs pipeline because its queue was full."
+	HelpTaskErrors         = "Failures of the budget receiver's background tasks, by task: settle, notify_expired_approvals, midflight, read_budgets, notify_budget_levels, read_totals, publish."
 )
+
+// The task label values of agentcost_receiver_task_errors_total.
+const (
+	taskSettle          = "settle"
+	taskNotifyApprovals = "notify_expired_approvals"
+	taskMidflight       = "midflight"
+	taskReadBudgets     = "read_budgets"
+	taskNotifyLevels    = "notify_budget_levels"
+	taskReadTotals      = "read_totals"
+	taskPublish         = "publish"
+)
+
+// tasks lists the task label values, in the order they are published.
+var tasks = []string{taskSettle, taskNotifyApprovals, taskMidflight, taskReadBudgets, taskNotifyLevels, taskReadTotals, taskPublish}
 
 // maxAgentLabels bounds the agent label values of the receiver's per-agent counters.
 const maxAgentLabels = 1000
@@ -59,6 +75,7 @@ type stats struct {
 	reloadErrors      uint64
 	evidenceErrors    uint64
 	evidenceDropped   uint64
+	taskErrors        map[string]uint64
 }
 
 func newStats(start time.Time, failMode string) *stats {
@@ -66,6 +83,7 @@ func newStats(start time.Time, failMode string) *stats {
 		start: start, failMode: failMode,
 		decisions: map[decisionKey]uint64{}, durCounts: make([]uint64, len(durationBounds)+1),
 		anomalies: map[string]uint64{}, runAnomalies: map[string]uint64{}, tokenCaps: map[string]uint64{}, clipped: map[string]uint64{},
+		taskErrors: map[string]uint64{},
 	}
 }
 
@@ -139,7 +157,12 @@ func (s *stats) ledgerFailed(mode decide.FailMode) {
 		s.add(&s.ledgerUnavailable[0])
 	}
 }
-func (s *stats) evidenceFailed()      { s.add(&s.evidenceErrors) }
+func (s *stats) evidenceFailed() { s.add(&s.evidenceErrors) }
+func (s *stats) taskFailed(task string) {
+	s.mu.Lock()
+	s.taskErrors[task]++
+	s.mu.Unlock()
+}
 func (s *stats) evidenceLogsDropped() { s.add(&s.evidenceDropped) }
 
 // recorder feeds the engine's reports to the stats and the evidence logs.
@@ -204,16 +227,7 @@ func (s *stats) metrics(now time.Time, budgets decisionapi.BudgetsResponse, have
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	counter := func(name, help string) pmetric.NumberDataPointSlice {
-		m := ms.AppendEmpty()
-		m.SetName(name)
-		m.SetDescription(help)
-		m.SetUnit("1")
-		sum := m.SetEmptySum()
-		sum.SetIsMonotonic(true)
-		sum.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
-		return sum.DataPoints()
-	}
+	counter := func(name, help string) pmetric.NumberDataPointSlice { return costmetrics.Sum(ms, name, help, "1") }
 	point := func(dps pmetric.NumberDataPointSlice, v uint64, attrs ...string) {
 		dp := dps.AppendEmpty()
 		dp.SetStartTimestamp(start)
@@ -273,7 +287,20 @@ func (s *stats) metrics(now time.Time, budgets decisionapi.BudgetsResponse, have
 	point(counter(NamePolicyReloadErrors, HelpPolicyReloadErrors), s.reloadErrors)
 	point(counter(NameEvidenceErrors, HelpEvidenceErrors), s.evidenceErrors)
 	point(counter(NameEvidenceDropped, HelpEvidenceDropped), s.evidenceDropped)
+	taskErrors := counter(NameTaskErrors, HelpTaskErrors)
+	for _, task := range tasks {
+		point(taskErrors, s.taskErrors[task], "task", task)
+	}
 	return md
+}
+
+// appendBookErrors appends agentcost_booking_errors_total: the bookings that failed in this
+// process (the budgetledger extension counts them for the costledger exporter).
+func (s *stats) appendBookErrors(ms pmetric.MetricSlice, n int64, now time.Time) {
+	dp := costmetrics.Sum(ms, costmetrics.NameBookErrors, costmetrics.HelpBookErrors, "1").AppendEmpty()
+	dp.SetStartTimestamp(pcommon.NewTimestampFromTime(s.start))
+	dp.SetTimestamp(pcommon.NewTimestampFromTime(now))
+	dp.SetIntValue(n)
 }
 
 func gauge(ms pmetric.MetricSlice, name, help, unit string) pmetric.NumberDataPointSlice {

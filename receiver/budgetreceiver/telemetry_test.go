@@ -1,6 +1,7 @@
 package budgetreceiver
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -10,13 +11,16 @@ import (
 	"github.com/agentcost/agentcost/internal/costmetrics"
 	"github.com/agentcost/agentcost/internal/ledger"
 	"github.com/agentcost/agentcost/internal/policy"
+	"github.com/agentcost/agentcost/internal/testutil/promtest"
 	"github.com/agentcost/agentcost/pkg/decisionapi"
 )
 
-// TestMetricsThroughExporterRegistry feeds a publication into the costledger exporter's registry
-// (its mirror) next to a span-side call anomaly: agentcost_anomalies_total is one family with
-// the receiver's levels (action, run), and every family gathers without a help or type conflict.
-func TestMetricsThroughExporterRegistry(t *testing.T) {
+// TestMetricsThroughPrometheusExporter feeds a publication, with the ledger's totals of a booked
+// call anomaly, into the contrib prometheus exporter as the shipped configs set it up:
+// agentcost_anomalies_total is one family with the ledger's level (call) and the receiver's
+// (action, run), the names are kept as agentcost names them, and every family gathers without a
+// help or type conflict.
+func TestMetricsThroughPrometheusExporter(t *testing.T) {
 	s := newStats(time.Now().Add(-time.Minute), FailClosed)
 	s.decided(policy.Deny, policy.RuleAgentBudget)
 	s.decided(policy.Allow, "")
@@ -32,9 +36,18 @@ func TestMetricsThroughExporterRegistry(t *testing.T) {
 			{Scope: "agent", BudgetStatus: decisionapi.BudgetStatus{ID: "research-agent", Window: "hour", SpentUSD: 4, LimitUSD: 50, Utilization: 0.08, ForecastUSD: 6}},
 		},
 	}
-	m := costmetrics.New(100)
-	m.RecordSpend(ledger.Spend{Agent: "research-agent", Model: "gpt-4o", Cost: 1, Anomaly: true}, "openai")
-	m.Mirror.Update(s.metrics(time.Now(), budgets, true))
+	now := time.Now()
+	md := s.metrics(now, budgets, true)
+	totals := ledger.Totals{Since: now.Add(-time.Hour), Totals: []ledger.Total{
+		{Family: ledger.TotalAnomalies, Labels: []string{"research-agent", "call"}, Value: 1},
+		{Family: ledger.TotalSpend, Labels: []string{"research-agent", "", "gpt-4o", "openai"}, Value: 1_250_000_001},
+	}}
+	costmetrics.NewPublisher(100).Append(md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics(), totals, now)
+	exp, url := promtest.Exporter(t)
+	if err := exp.ConsumeMetrics(context.Background(), md); err != nil {
+		t.Fatal(err)
+	}
+	m := promtest.Gatherer(promtest.Scrape(t, url))
 
 	want := `
 # HELP agentcost_anomalies_total ` + costmetrics.HelpAnomalies + `
@@ -57,9 +70,12 @@ agentcost_fleet_level 1
 # TYPE agentcost_ledger_unavailable_total counter
 agentcost_ledger_unavailable_total{fail_mode="fail_closed"} 0
 agentcost_ledger_unavailable_total{fail_mode="fail_open"} 0
+# HELP agentcost_spend_usd_total ` + costmetrics.HelpSpend + `
+# TYPE agentcost_spend_usd_total counter
+agentcost_spend_usd_total{agent="research-agent",model="gpt-4o",provider="openai",team=""} 1.250000001
 `
-	names := []string{"agentcost_anomalies_total", "agentcost_budget_spent_usd", "agentcost_decisions_total", "agentcost_fleet_level", NameLedgerUnavailable}
-	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), names...); err != nil {
+	names := []string{"agentcost_anomalies_total", "agentcost_budget_spent_usd", "agentcost_decisions_total", "agentcost_fleet_level", NameLedgerUnavailable, costmetrics.NameSpend}
+	if err := testutil.GatherAndCompare(m, strings.NewReader(want), names...); err != nil {
 		t.Error(err)
 	}
 	// The latency histogram: 3ms falls in the 0.005 bucket, 700ms in the 1 bucket (cumulative).
@@ -83,7 +99,7 @@ agentcost_decision_duration_seconds_bucket{le="+Inf"} 2
 agentcost_decision_duration_seconds_sum 0.703
 agentcost_decision_duration_seconds_count 2
 `
-	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(hist), "agentcost_decision_duration_seconds"); err != nil {
+	if err := testutil.GatherAndCompare(m, strings.NewReader(hist), "agentcost_decision_duration_seconds"); err != nil {
 		t.Error(err)
 	}
 }

@@ -76,6 +76,7 @@ func Run(t *testing.T, b Backend) {
 		{"SameCallConcurrent", testSameCallConcurrent},
 		{"OpenSpend", testOpenSpend},
 		{"RunAnomalies", testRunAnomalies},
+		{"Totals", testTotals},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, b) })
