@@ -45,8 +45,16 @@ func (l *lockedBuffer) String() string {
 // line, which a kill between write and newline leaves (injected here so the test does not depend on
 // the kill's timing), is truncated and reported in the log — and the whole chain verifies; every
 // decision the API answered is in it, and so is its reservation (answered from the reservation
-// journal, which the flusher may not have applied to the ledger file before the kill).
+// journal, which the flusher may not have applied to the ledger file before the kill). It runs in
+// each durability level of the ledger: "process" answers reservations before their fsync, and must
+// lose none of them to kill -9 all the same.
 func TestKill9KeepsTheEvidenceChain(t *testing.T) {
+	for _, durability := range []string{ledger.DurabilityPower, ledger.DurabilityProcess} {
+		t.Run(durability, func(t *testing.T) { testKill9KeepsTheEvidenceChain(t, durability) })
+	}
+}
+
+func testKill9KeepsTheEvidenceChain(t *testing.T, durability string) {
 	bin := buildBinary(t)
 	dir := t.TempDir()
 	policy := filepath.Join(dir, "policy.yaml")
@@ -65,7 +73,7 @@ rules:
 	config := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(config, []byte(fmt.Sprintf(`
 extensions:
-  budgetledger: {directory: %[1]s/ledger, evidence: {directory: %[1]s/evidence, sync: always}}
+  budgetledger: {directory: %[1]s/ledger, durability: %[5]s, evidence: {directory: %[1]s/evidence, sync: always}}
 receivers:
   budget: {endpoint: %[2]s, policy_file: %[3]s}
 exporters:
@@ -75,7 +83,7 @@ service:
   extensions: [budgetledger]
   pipelines:
     metrics: {receivers: [budget], exporters: [costledger]}
-`, dir, api, policy, collectortest.Endpoint(t))), 0o600); err != nil {
+`, dir, api, policy, collectortest.Endpoint(t), durability)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	evDir := filepath.Join(dir, "evidence")

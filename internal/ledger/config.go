@@ -18,10 +18,30 @@ const (
 	BackendRedis    = "redis"
 )
 
+// The durability levels of Config.Durability: what an answered reservation survives.
+const (
+	// DurabilityPower fsyncs a reservation before it is answered: it survives a power cut.
+	DurabilityPower = "power"
+	// DurabilityProcess answers a reservation once it is written to the operating system (the page
+	// cache): it survives kill -9 of the collector; a power cut or kernel crash can lose the
+	// reservations of the last sync_interval, which the syncer fsyncs within that interval.
+	DurabilityProcess = "process"
+)
+
 // Config configures a ledger; its mapstructure keys are the budgetledger extension's YAML keys.
 type Config struct {
 	// Backend is "embedded" (default) or "redis".
 	Backend string `mapstructure:"backend"`
+	// Durability is what an answered decision's reservation survives on the embedded backend:
+	// "power" (default: fsynced before the answer) or "process" (in the page cache before the
+	// answer, fsynced within sync_interval). Every other write of the embedded backend (bookings,
+	// settlements, approvals, freezes) is fsynced before it is answered in both. The Redis backend
+	// acknowledges what the Redis server holds in memory; its durability is the server's
+	// appendfsync and redis.wait_for_replicas (see docs/design.md, "Durability").
+	Durability string `mapstructure:"durability"`
+	// SyncInterval bounds, with durability "process", how long an answered reservation may stay
+	// unsynced (default 100ms).
+	SyncInterval time.Duration `mapstructure:"sync_interval"`
 	// Directory holds the embedded backend's file (ledger.db).
 	Directory string `mapstructure:"directory"`
 	// Redis configures the Redis backend.
@@ -110,6 +130,8 @@ type WaitForReplicasConfig struct {
 func NewDefaultConfig() Config {
 	return Config{
 		Backend:             BackendEmbedded,
+		Durability:          DurabilityPower,
+		SyncInterval:        100 * time.Millisecond,
 		Directory:           "./data/ledger",
 		TimeZone:            "UTC",
 		IdempotencyHorizon:  48 * time.Hour,
@@ -128,6 +150,9 @@ func NewDefaultConfig() Config {
 		},
 	}
 }
+
+// maxSyncInterval bounds sync_interval: what a power cut can take in durability "process".
+const maxSyncInterval = 10 * time.Second
 
 // Validate checks the configuration; each error names the YAML key at fault.
 func (c *Config) Validate() error {
@@ -167,6 +192,14 @@ func (c *Config) Validate() error {
 		}
 	default:
 		errs = append(errs, fmt.Errorf("backend: %q is not %q or %q", c.Backend, BackendEmbedded, BackendRedis))
+	}
+	switch c.Durability {
+	case "", DurabilityPower, DurabilityProcess:
+	default:
+		errs = append(errs, fmt.Errorf("durability: %q is not %q or %q", c.Durability, DurabilityPower, DurabilityProcess))
+	}
+	if c.SyncInterval < 0 || c.SyncInterval > maxSyncInterval {
+		errs = append(errs, fmt.Errorf("sync_interval: %v is not between 0 and %v", c.SyncInterval, maxSyncInterval))
 	}
 	if _, err := c.location(); err != nil {
 		errs = append(errs, err)
@@ -268,6 +301,12 @@ func (c Config) withDefaults() Config {
 	d := NewDefaultConfig()
 	if c.Backend == "" {
 		c.Backend = d.Backend
+	}
+	if c.Durability == "" {
+		c.Durability = d.Durability
+	}
+	if c.SyncInterval == 0 {
+		c.SyncInterval = d.SyncInterval
 	}
 	if c.IdempotencyHorizon == 0 {
 		c.IdempotencyHorizon = d.IdempotencyHorizon

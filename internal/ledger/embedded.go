@@ -188,6 +188,16 @@ func (e *Embedded) maintain() {
 	defer t.Stop()
 	flush := time.NewTicker(flushInterval)
 	defer flush.Stop()
+	// The syncer of durability "process" runs on its own, so that a slow flush or prune cannot
+	// hold an unsynced reservation past SyncInterval.
+	if e.cfg.Durability == DurabilityProcess {
+		synced := make(chan struct{})
+		defer func() { <-synced }()
+		go func() {
+			defer close(synced)
+			e.syncJournal()
+		}()
+	}
 	for {
 		select {
 		case <-e.stop:
@@ -198,6 +208,24 @@ func (e *Embedded) maintain() {
 			e.flushPending()
 		case <-t.C:
 			e.pruneAll()
+		}
+	}
+}
+
+// syncJournal fsyncs the reservation journal every SyncInterval until the ledger closes, when
+// anything was written since the last sync.
+func (e *Embedded) syncJournal() {
+	t := time.NewTicker(e.cfg.SyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.stop:
+			return
+		case <-t.C:
+			if err := e.journal.syncWritten(); err != nil {
+				e.log.Error("Syncing the reservation journal failed; reservations are refused from now on", zap.Error(err))
+				return
+			}
 		}
 	}
 }

@@ -137,6 +137,22 @@ func (j *journal) append(seq uint64, res []byte) error {
 	return nil
 }
 
+// durable returns once record seq is durable, or at once when lazy (the syncer makes it durable
+// within its interval); either way it fails once a sync has failed.
+func (j *journal) durable(seq uint64, lazy bool) error {
+	if !lazy {
+		return j.waitDurable(seq)
+	}
+	j.smu.Lock()
+	defer j.smu.Unlock()
+	return j.syncErr
+}
+
+// syncWritten makes every record written so far durable: the syncer of durability "process".
+func (j *journal) syncWritten() error {
+	return j.waitDurable(j.written.Load())
+}
+
 // waitDurable returns once record seq is durable.
 func (j *journal) waitDurable(seq uint64) error {
 	j.smu.Lock()

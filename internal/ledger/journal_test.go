@@ -15,8 +15,15 @@ import (
 
 func openTestEmbedded(t *testing.T, dir string) *Embedded {
 	t.Helper()
+	return openTestEmbeddedIn(t, dir, DurabilityPower)
+}
+
+// openTestEmbeddedIn opens the embedded ledger in dir with the given durability.
+func openTestEmbeddedIn(t *testing.T, dir, durability string) *Embedded {
+	t.Helper()
 	cfg := NewDefaultConfig()
 	cfg.Directory = dir
+	cfg.Durability = durability
 	cfg.MaintenanceInterval = 24 * time.Hour
 	e, err := OpenEmbedded(cfg, Settings{})
 	if err != nil {
@@ -68,75 +75,84 @@ func reserveN(t *testing.T, e *Embedded, n int, at time.Time) money.Nanos {
 
 // Reservations answered but not yet applied to the bbolt file survive a crash: opening the ledger
 // applies the journal, exactly once, and a record cut short at the end is dropped and reported.
+// With durability "process" they were answered before any fsync, and survive the same way.
 func TestJournalRecoversReservationsAfterCrash(t *testing.T) {
-	for _, tornTail := range []bool{false, true} {
-		t.Run(fmt.Sprintf("torn=%v", tornTail), func(t *testing.T) {
-			dir := t.TempDir()
-			at := time.Now()
-			e := openTestEmbedded(t, dir)
-			e.stopFlushing()
-			sum := reserveN(t, e, 50, at)
-			if n := e.count(t, bucketRes); n != 0 {
-				t.Fatalf("%d reservations reached the file before the crash; the test needs them in the journal only", n)
-			}
-			if st, err := e.State(t.Context(), ScopeAgent, "A", Day, at); err != nil || st.Reserved != sum {
-				t.Fatalf("reserved before the crash %v (%v), want %v", st.Reserved, err, sum)
-			}
-			if st := e.Stats(); st.PendingReservations != 50 || st.JournalBytes == 0 || st.JournalSyncs == 0 || st.JournalSyncTime <= 0 {
-				t.Errorf("stats before the crash: %+v, want 50 pending in a synced journal", st)
-			}
-			e.crash(t)
-			if tornTail {
-				f, err := os.OpenFile(filepath.Join(dir, JournalFileName), os.O_APPEND|os.O_WRONLY, 0)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if _, err := f.Write([]byte{200, 0, 0, 0, 1, 2, 3}); err != nil {
-					t.Fatal(err)
-				}
-				f.Close()
-			}
+	for _, mode := range []string{DurabilityPower, DurabilityProcess} {
+		for _, tornTail := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/torn=%v", mode, tornTail), func(t *testing.T) { testJournalRecovery(t, mode, tornTail) })
+		}
+	}
+}
 
-			e = openTestEmbedded(t, dir)
-			defer e.Close()
-			if st := e.Stats(); st.RecoveredReservations != 50 || st.PendingReservations != 0 || st.JournalBytes != 0 || st.Commits == 0 {
-				t.Errorf("stats after recovery: %+v, want 50 recovered, nothing pending, an empty journal", st)
-			}
-			if n := e.count(t, bucketRes); n != 50 {
-				t.Errorf("%d reservations in the file after recovery, want 50", n)
-			}
-			if fi, err := os.Stat(filepath.Join(dir, JournalFileName)); err != nil || fi.Size() != 0 {
-				t.Errorf("journal after recovery: %v %v, want empty", fi.Size(), err)
-			}
-			for _, w := range []struct {
-				scope Scope
-				id    string
-			}{{ScopeAgent, "A"}, {ScopeFleet, FleetID}} {
-				if st, err := e.State(t.Context(), w.scope, w.id, Day, at); err != nil || st.Reserved != sum {
-					t.Errorf("%s reserved after recovery %v (%v), want %v", w.scope, st.Reserved, err, sum)
-				}
-			}
-			// The recovered reservations behave like any other: a span commits by trace, a
-			// release settles, a repeated id is refused.
-			if r, err := e.Book(t.Context(), []Spend{{TraceID: "trace0", SpanID: "s", Time: at, Agent: "A", Cost: 400}}); err != nil || r.Matched != 1 {
-				t.Errorf("booking against a recovered reservation: %+v %v", r, err)
-			}
-			s, err := e.Release(t.Context(), ReleaseRequest{ID: "d0", Time: at})
-			if err != nil || s.MatchedCost != 400 || s.SpansMatched != 1 {
-				t.Errorf("releasing a recovered reservation: %+v %v", s, err)
-			}
-			if _, err := e.Reserve(t.Context(), ReserveRequest{ID: "d1", Estimate: 1, TTL: time.Hour, Time: at}); err == nil {
-				t.Error("a recovered reservation id was reserved again")
-			}
-			// Reopening again replays nothing twice.
-			if err := e.Close(); err != nil {
-				t.Fatal(err)
-			}
-			e = openTestEmbedded(t, dir)
-			if st, _ := e.State(t.Context(), ScopeAgent, "A", Day, at); st.Reserved != sum-1000 || st.Spent != 400 {
-				t.Errorf("after a clean reopen: reserved %v spent %v, want %v and 400", st.Reserved, st.Spent, sum-1000)
-			}
-		})
+func testJournalRecovery(t *testing.T, mode string, tornTail bool) {
+	dir := t.TempDir()
+	at := time.Now()
+	e := openTestEmbeddedIn(t, dir, mode)
+	e.stopFlushing()
+	sum := reserveN(t, e, 50, at)
+	if n := e.count(t, bucketRes); n != 0 {
+		t.Fatalf("%d reservations reached the file before the crash; the test needs them in the journal only", n)
+	}
+	if st, err := e.State(t.Context(), ScopeAgent, "A", Day, at); err != nil || st.Reserved != sum {
+		t.Fatalf("reserved before the crash %v (%v), want %v", st.Reserved, err, sum)
+	}
+	st := e.Stats()
+	if st.PendingReservations != 50 || st.JournalBytes == 0 {
+		t.Errorf("stats before the crash: %+v, want 50 pending in the journal", st)
+	}
+	if synced := st.JournalSyncs > 0 && st.JournalSyncTime > 0; synced != (mode == DurabilityPower) {
+		t.Errorf("durability %s: %d journal syncs before the answers, want them only in %s", mode, st.JournalSyncs, DurabilityPower)
+	}
+	e.crash(t)
+	if tornTail {
+		f, err := os.OpenFile(filepath.Join(dir, JournalFileName), os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Write([]byte{200, 0, 0, 0, 1, 2, 3}); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+
+	e = openTestEmbedded(t, dir)
+	defer e.Close()
+	if st := e.Stats(); st.RecoveredReservations != 50 || st.PendingReservations != 0 || st.JournalBytes != 0 || st.Commits == 0 {
+		t.Errorf("stats after recovery: %+v, want 50 recovered, nothing pending, an empty journal", st)
+	}
+	if n := e.count(t, bucketRes); n != 50 {
+		t.Errorf("%d reservations in the file after recovery, want 50", n)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, JournalFileName)); err != nil || fi.Size() != 0 {
+		t.Errorf("journal after recovery: %v %v, want empty", fi.Size(), err)
+	}
+	for _, w := range []struct {
+		scope Scope
+		id    string
+	}{{ScopeAgent, "A"}, {ScopeFleet, FleetID}} {
+		if st, err := e.State(t.Context(), w.scope, w.id, Day, at); err != nil || st.Reserved != sum {
+			t.Errorf("%s reserved after recovery %v (%v), want %v", w.scope, st.Reserved, err, sum)
+		}
+	}
+	// The recovered reservations behave like any other: a span commits by trace, a
+	// release settles, a repeated id is refused.
+	if r, err := e.Book(t.Context(), []Spend{{TraceID: "trace0", SpanID: "s", Time: at, Agent: "A", Cost: 400}}); err != nil || r.Matched != 1 {
+		t.Errorf("booking against a recovered reservation: %+v %v", r, err)
+	}
+	s, err := e.Release(t.Context(), ReleaseRequest{ID: "d0", Time: at})
+	if err != nil || s.MatchedCost != 400 || s.SpansMatched != 1 {
+		t.Errorf("releasing a recovered reservation: %+v %v", s, err)
+	}
+	if _, err := e.Reserve(t.Context(), ReserveRequest{ID: "d1", Estimate: 1, TTL: time.Hour, Time: at}); err == nil {
+		t.Error("a recovered reservation id was reserved again")
+	}
+	// Reopening again replays nothing twice.
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e = openTestEmbedded(t, dir)
+	if st, _ := e.State(t.Context(), ScopeAgent, "A", Day, at); st.Reserved != sum-1000 || st.Spent != 400 {
+		t.Errorf("after a clean reopen: reserved %v spent %v, want %v and 400", st.Reserved, st.Spent, sum-1000)
 	}
 }
 
@@ -305,5 +321,64 @@ func TestJournalFailuresAreSticky(t *testing.T) {
 	j.written.Store(6)
 	if err := j.waitDurable(6); err == nil || !strings.Contains(err.Error(), "syncing reservation journal") {
 		t.Errorf("after a failed sync: %v", err)
+	}
+}
+
+// With durability "process" a reservation is answered before any fsync, and the syncer makes it
+// durable within sync_interval (plus the time of the fsync itself) even when the flusher cannot
+// apply it to the bbolt file: here a write transaction held open blocks every commit. (That it is
+// answered before any fsync, and survives kill -9 all the same, TestJournalRecoversReservationsAfterCrash
+// shows.)
+func TestProcessDurabilitySyncsWithinInterval(t *testing.T) {
+	const interval = 50 * time.Millisecond
+	cfg := NewDefaultConfig()
+	cfg.Directory = t.TempDir()
+	cfg.MaintenanceInterval = 24 * time.Hour
+	cfg.Durability, cfg.SyncInterval = DurabilityProcess, interval
+	e, err := OpenEmbedded(cfg, Settings{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	tx, err := e.db.Begin(true) // the flusher's commits wait behind it
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now()
+	for round := range 5 {
+		before := e.Stats()
+		began := time.Now()
+		if _, err := e.Reserve(t.Context(), ReserveRequest{ID: fmt.Sprintf("r%d", round), Estimate: 1, TTL: time.Hour, Time: at, Agent: "A",
+			Checks: []Check{{Scope: ScopeAgent, ID: "A", Window: Day, Limit: money.MaxNanos}}}); err != nil {
+			t.Fatal(err)
+		}
+		answered := time.Since(began)
+		for {
+			e.journal.smu.Lock()
+			synced := e.journal.synced >= e.journal.written.Load()
+			e.journal.smu.Unlock()
+			if synced {
+				break
+			}
+			if time.Since(began) > 5*time.Second {
+				t.Fatalf("round %d: not durable 5 s after the answer", round)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		took := time.Since(began) - answered
+		st := e.Stats()
+		if st.JournalSyncs <= before.JournalSyncs || st.PendingReservations == 0 {
+			t.Fatalf("round %d: made durable by %d syncs with %d pending: not by the syncer", round, st.JournalSyncs-before.JournalSyncs, st.PendingReservations)
+		}
+		// The bound: the interval, plus the fsync that made it durable, plus 25 ms for the
+		// scheduler of a loaded test machine (and this loop's polling).
+		syncTime := st.JournalSyncTime - before.JournalSyncTime
+		if bound := interval + syncTime + 25*time.Millisecond; took > bound {
+			t.Errorf("round %d: durable %v after the answer, bound %v", round, took, bound)
+		}
+		t.Logf("round %d: answered in %v, durable %v later (fsync %v)", round, answered, took, syncTime)
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
 	}
 }

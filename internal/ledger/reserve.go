@@ -58,8 +58,10 @@ func (e *Embedded) Reserve(ctx context.Context, req ReserveRequest) (Reservation
 		}
 	}
 	// A failure from here on leaves the reservation in place (it is journaled and will be
-	// applied); the caller releases it or its TTL frees it.
-	if err := e.journal.waitDurable(seq); err != nil {
+	// applied); the caller releases it or its TTL frees it. With durability "process" the record
+	// is in the page cache now, which a process crash keeps; the syncer fsyncs it within
+	// SyncInterval (a failed sync fails every later reservation, as it does here).
+	if err := e.journal.durable(seq, e.cfg.Durability == DurabilityProcess); err != nil {
 		return Reservation{}, fmt.Errorf("reserving %q: %w", req.ID, err)
 	}
 	out := Reservation{ID: r.ID, TraceID: r.TraceID, Estimate: r.Estimate, CreatedAt: r.CreatedAt, ExpiresAt: r.ExpiresAt,
