@@ -10,6 +10,8 @@ import (
 	"go.opentelemetry.io/collector/extension/extensiontest"
 
 	"github.com/agentcost/agentcost/extension/budgetledgerextension"
+
+	"github.com/agentcost/agentcost/internal/testutil/componentdoc"
 )
 
 // ledgerHost is the host of the generated lifecycle test (metadata.yaml tests::host): a started
@@ -30,4 +32,10 @@ func ledgerHost(t *testing.T) component.Host {
 	}
 	t.Cleanup(func() { _ = ext.Shutdown(context.Background()) })
 	return testHost{Host: componenttest.NewNopHost(), exts: map[component.ID]component.Component{component.MustNewID("budgetledger"): ext}}
+}
+
+// TestREADMEMatchesMetadata: the README's status table and telemetry table say what
+// metadata.yaml (and so the generated code and documentation.md) says.
+func TestREADMEMatchesMetadata(t *testing.T) {
+	componentdoc.Check(t, ".")
 }
