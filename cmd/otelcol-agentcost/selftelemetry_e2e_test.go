@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -126,17 +124,8 @@ service:
 // __name__ and rules select.
 func scrapeNames(t *testing.T, url string) map[string]bool {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
 	names := map[string]bool{}
-	for _, l := range strings.Split(string(body), "\n") {
+	for _, l := range strings.Split(httpGet(t, url), "\n") {
 		if l == "" || strings.HasPrefix(l, "#") {
 			continue
 		}
