@@ -189,7 +189,7 @@ var metricLabels = map[string][]string{
 // collectorMetricLabels are the labels of the collector's own telemetry (job agentcost-collector)
 // that alerting rules group by; the otelcol_ names are not checked against the costledger scrape.
 var collectorMetricLabels = map[string][]string{
-	"otelcol_processor_agentcost_spans_agent_overridden_total": {"sender", "reason"},
+	"otelcol_processor_agentcost_spans_agent_overridden": {"sender", "reason"},
 }
 
 // scrapeLabels are the labels Prometheus adds to every scraped series.

@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"go.opentelemetry.io/collector/component"
+
+	"github.com/agentcost/agentcost/internal/testutil/componentdoc"
 )
 
 // ledgerHost is the host of the generated lifecycle test (metadata.yaml tests::host): a started
@@ -11,4 +13,10 @@ import (
 func ledgerHost(t *testing.T) component.Host {
 	h, _ := startLedger(t)
 	return h
+}
+
+// TestREADMEMatchesMetadata: the README's status table and telemetry table say what
+// metadata.yaml (and so the generated code and documentation.md) says.
+func TestREADMEMatchesMetadata(t *testing.T) {
+	componentdoc.Check(t, ".")
 }

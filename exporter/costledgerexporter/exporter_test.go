@@ -12,7 +12,6 @@ import (
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/exporter/exportertest"
-	"go.opentelemetry.io/collector/extension/extensiontest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -23,6 +22,7 @@ import (
 	"github.com/agentcost/agentcost/internal/ledger"
 	"github.com/agentcost/agentcost/internal/money"
 	"github.com/agentcost/agentcost/internal/testutil/configtest"
+	"github.com/agentcost/agentcost/internal/testutil/ledgertest"
 )
 
 func loadConfig(t *testing.T, name string) *Config {
@@ -59,30 +59,12 @@ func TestLoadConfig(t *testing.T) {
 	}
 }
 
-// host serves the budgetledger extension to the exporter.
-type host struct {
-	component.Host
-	ext map[component.ID]component.Component
-}
-
-func (h host) GetExtensions() map[component.ID]component.Component { return h.ext }
-
+// startLedger starts a budgetledger extension in a temporary directory: a host serving it, and
+// its ledger.
 func startLedger(t *testing.T) (component.Host, ledger.Ledger) {
 	t.Helper()
-	f := budgetledgerextension.NewFactory()
-	cfg := f.CreateDefaultConfig().(*budgetledgerextension.Config)
-	cfg.Directory = t.TempDir()
-	cfg.Evidence.Directory = t.TempDir()
-	ext, err := f.Create(context.Background(), extensiontest.NewNopSettings(f.Type()), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ext.Start(context.Background(), componenttest.NewNopHost()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ext.Shutdown(context.Background()) })
-	return host{Host: componenttest.NewNopHost(), ext: map[component.ID]component.Component{component.MustNewID("budgetledger"): ext}},
-		ext.(budgetledgerextension.Provider).Ledger()
+	ext := ledgertest.Start(t)
+	return ledgertest.Host(ext), ext.(budgetledgerextension.Provider).Ledger()
 }
 
 func testConfig(*testing.T) *Config {

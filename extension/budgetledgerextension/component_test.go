@@ -8,6 +8,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/extension/extensiontest"
+
+	"github.com/agentcost/agentcost/internal/testutil/componentdoc"
 )
 
 // TestComponentLifecycleTempDir is the lifecycle mdatagen would generate (metadata.yaml skips it,
@@ -26,4 +28,10 @@ func TestComponentLifecycleTempDir(t *testing.T) {
 		require.NoError(t, ext.Start(context.Background(), componenttest.NewNopHost()))
 		require.NoError(t, ext.Shutdown(context.Background()))
 	}
+}
+
+// TestREADMEMatchesMetadata: the README's status table and telemetry table say what
+// metadata.yaml (and so the generated code and documentation.md) says.
+func TestREADMEMatchesMetadata(t *testing.T) {
+	componentdoc.Check(t, ".")
 }

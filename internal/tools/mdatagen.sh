@@ -10,8 +10,18 @@
 # `go install ...@v0.159.0` fails on its @latest lookup, so this script builds v0.159.0 from the
 # module cache: download the module, drop the `replace` lines (they point into the collector's
 # monorepo) and build it. The binary is cached in $(go env GOPATH)/bin/mdatagen-v0.159.0.
-# v0.159.0's output builds and passes against the v0.165 APIs; docs/telemetry.md ("Generated
-# metadata") lists where it differs from what v0.165 would generate.
+#
+# v0.159.0's output builds and passes against the v0.165 APIs. Run over the collector's own v0.165
+# components (batchprocessor, memorylimiterprocessor, otlpreceiver, otlphttpexporter) and contrib
+# v0.165.1's filestorage and healthcheckv2 extensions, it writes what they ship, but for:
+#   - a processor's lifecycle test: v0.165 also checks that the next consumer gets the very
+#     context given to the processor; agentcostprocessor's TestComponentContextPropagation does so
+#     by hand;
+#   - an exporter declaring `sending_queue:` in metadata.yaml (v0.165 only) gets a generated
+#     default-queue test; costledger declares none (exporter_test.go checks its queue defaults);
+#   - v0.165 schema keys (`tests::skip_context_propagation`, `config:` schemas) that v0.159
+#     rejects; none is used here;
+#   - import grouping in generated tests (gofmt-equal code).
 set -eu
 
 version=v0.159.0
