@@ -68,7 +68,7 @@ func ParseYAML(data []byte, file string) (*Layer, error) {
 	layer := &Layer{Source: filepath.Base(file), File: file}
 	p.parse(root, layer)
 	if len(p.errs) > 0 {
-		return nil, p.errs
+		return nil, errors.Join(p.errs...) // one problem per line; errors.As finds the first
 	}
 	for _, e := range layer.Entries {
 		e.Source = layer.Source
@@ -85,8 +85,10 @@ func ParseYAML(data []byte, file string) (*Layer, error) {
 type yamlParser struct {
 	file string
 	d    *yamldoc.Decoder
-	// errs are the problems found, one per entry at most.
-	errs FileErrors
+	// errs are the problems found (*FileError), one per entry at most.
+	errs []error
+	// tooLarge is set once the document's node budget is reported.
+	tooLarge bool
 	// high is the current entry's first price above MaxRate.
 	high *FileError
 }
