@@ -183,6 +183,7 @@ func TestLoadRejects(t *testing.T) {
 		{"bad pattern", "pattern: '^[a-z]+$'", "pattern: '^[a-z+$'", "pattern"},
 		{"default response", "'204': {description: none}", "default: {description: none}", "default is not supported"},
 		{"duplicate key", "        ok: {type: boolean}", "        ok: {type: boolean, type: string}", "properties.ok.type: duplicate key (first on line"},
+		{"alias cycle", "        ok: {type: boolean}", "        ok: &c {type: object, properties: {again: *c}}", "nested deeper than 100 levels"},
 		{"not 3.0", "openapi: 3.0.3", "openapi: 3.1.0", "want an OpenAPI 3.0 document"},
 		{"path-level parameters", "  /v1/things:\n    get:", "  /v1/things:\n    parameters: []\n    get:", "path-level parameters are not supported"},
 		{"other media type", "content: {application/json: {schema: {$ref: '#/components/schemas/Thing'}}}", "content: {text/plain: {schema: {type: string}}}", `media type "text/plain" is not supported`},

@@ -171,8 +171,8 @@ func (l *loader) pairs(n *yaml.Node, at string, fn func(k string, v *yaml.Node) 
 	if err := l.y.Pairs(l.y.Node(n), at, func(k string, _, v *yaml.Node) error { return fn(k, v) }, nil); err != nil {
 		return err
 	}
-	if l.y.Stopped() {
-		return errAt(n, at, "document too large (more than its node budget after aliases)")
+	if e := l.y.Stopped(); e != nil {
+		return e
 	}
 	return nil
 }

@@ -87,8 +87,8 @@ type yamlParser struct {
 	d    *yamldoc.Decoder
 	// errs are the problems found (*FileError), one per entry at most.
 	errs []error
-	// tooLarge is set once the document's node budget is reported.
-	tooLarge bool
+	// stopped is set once the end of the walk (yamldoc's node budget or depth) is reported.
+	stopped bool
 	// high is the current entry's first price above MaxRate.
 	high *FileError
 }
@@ -130,8 +130,9 @@ func (p *yamlParser) mapping(n *yaml.Node, model, field string, fn func(key stri
 	if e := (*yamldoc.Error)(nil); errors.As(err, &e) {
 		return &FileError{File: p.file, Line: e.Line, Model: model, Field: e.Field, Err: errors.New(e.Msg)}
 	}
-	if err == nil && p.d.Stopped() {
-		return p.errorf(n, model, field, "document too large (more than its node budget after aliases)")
+	if e := p.d.Stopped(); err == nil && e != nil && !p.stopped {
+		p.stopped = true // reported once; the enclosing walks end without more
+		return &FileError{File: p.file, Line: e.Line, Model: model, Field: field, Err: errors.New(e.Msg)}
 	}
 	return err
 }
