@@ -1,7 +1,8 @@
 // Package yamldoc reads the YAML files the distribution loads (policy and overlay files, price
-// files, policy test cases) one way: a file bounded in size (boundedfile), one document, a walk
-// over its nodes that bounds alias expansion, and every problem reported at once as
-// `file:line: field: message`.
+// files, policy test cases, the OpenAPI document) one way: one document, a walk over its nodes
+// that bounds alias expansion and nesting, and every problem reported at once as
+// `file:line: field: message`. Callers read the files through internal/boundedfile, the one size
+// bound, before parsing.
 //
 // A Decoder walks the node tree for parsers with rules of their own (the policy, the price file);
 // Decode fills typed structs strictly (unknown keys, wrong kinds, bad values and missing required
@@ -19,8 +20,6 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
-
-	"github.com/agentcost/agentcost/internal/boundedfile"
 )
 
 const (
@@ -36,12 +35,6 @@ const (
 	// maxAliasChain bounds how many aliases are followed to reach a node.
 	maxAliasChain = 64
 )
-
-// ReadFile returns the content of the file at path, refusing one above limit bytes
-// (boundedfile.DefaultLimit when limit <= 0) before parsing anything (a *boundedfile.TooLargeError).
-func ReadFile(path string, limit int64) ([]byte, error) {
-	return boundedfile.Read(path, limit)
-}
 
 // Error is one problem in a file, located by file, line and field path.
 type Error struct {
@@ -147,9 +140,6 @@ type Decoder struct {
 func NewDecoder(errs *Errors, file string) *Decoder {
 	return &Decoder{errs: errs, file: file, budget: MinNodes}
 }
-
-// File returns the name of the file the decoder reads.
-func (d *Decoder) File() string { return d.file }
 
 // Stopped returns the problem that ended the walk early (the node budget or MaxDepth exceeded),
 // nil while it goes on. It is recorded already; a parser that stops at its first problem returns it.

@@ -3,14 +3,10 @@ package yamldoc
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"go.yaml.in/yaml/v3"
-
-	"github.com/agentcost/agentcost/internal/boundedfile"
 )
 
 type point struct {
@@ -221,18 +217,5 @@ func TestErrorCapAndOrder(t *testing.T) {
 	var none Errors
 	if none.Err() != nil {
 		t.Error("no problems, but an error")
-	}
-}
-
-func TestReadFileLimit(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "big.yaml")
-	if err := os.WriteFile(path, []byte("title: "+strings.Repeat("x", 200)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ReadFile(path, 100); !errors.Is(err, boundedfile.ErrTooLarge) {
-		t.Fatalf("ReadFile over the limit: %v", err)
-	}
-	if data, err := ReadFile(path, 0); err != nil || len(data) != 207 {
-		t.Fatalf("ReadFile: %d bytes, %v", len(data), err)
 	}
 }
