@@ -26,8 +26,7 @@ type doc struct {
 	Inner  *struct {
 		Tags []string `yaml:"tags"`
 	} `yaml:"inner"`
-	Bomb    nest `yaml:"bomb"`
-	skipped int  //nolint:unused // not read: unexported
+	Bomb nest `yaml:"bomb"`
 }
 
 type nest []nest
