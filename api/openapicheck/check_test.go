@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/agentcost/agentcost/internal/yamldoc"
 )
 
 const testDoc = `
@@ -180,6 +182,8 @@ func TestLoadRejects(t *testing.T) {
 		{"bad type", "ok: {type: boolean}", "ok: {type: bool}", `unknown type "bool"`},
 		{"bad pattern", "pattern: '^[a-z]+$'", "pattern: '^[a-z+$'", "pattern"},
 		{"default response", "'204': {description: none}", "default: {description: none}", "default is not supported"},
+		{"duplicate key", "        ok: {type: boolean}", "        ok: {type: boolean, type: string}", "properties.ok.type: duplicate key (first on line"},
+		{"alias cycle", "        ok: {type: boolean}", "        ok: &c {type: object, properties: {again: *c}}", "nested deeper than 100 levels"},
 		{"not 3.0", "openapi: 3.0.3", "openapi: 3.1.0", "want an OpenAPI 3.0 document"},
 		{"path-level parameters", "  /v1/things:\n    get:", "  /v1/things:\n    parameters: []\n    get:", "path-level parameters are not supported"},
 		{"other media type", "content: {application/json: {schema: {$ref: '#/components/schemas/Thing'}}}", "content: {text/plain: {schema: {type: string}}}", `media type "text/plain" is not supported`},
@@ -193,10 +197,10 @@ func TestLoadRejects(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("Load = %v, want %q", err, c.want)
 			}
-			if ne, ok := err.(*nodeError); ok && c.name == "unsupported keyword" {
+			if c.name == "unsupported keyword" || c.name == "duplicate key" {
 				line := strings.Count(testDoc[:strings.Index(testDoc, c.old)], "\n") + 1
-				if ne.line != line {
-					t.Errorf("error names line %d, the edit is on line %d", ne.line, line)
+				if ne, ok := err.(*yamldoc.Error); !ok || ne.Line != line {
+					t.Errorf("error %#v does not name line %d, the line of the edit", err, line)
 				}
 			}
 		})

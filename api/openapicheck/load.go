@@ -20,6 +20,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/agentcost/agentcost/api"
+	"github.com/agentcost/agentcost/internal/yamldoc"
 )
 
 // Document is a loaded OpenAPI document.
@@ -101,17 +102,17 @@ func CheckRequest(method, path string, body []byte) error {
 }
 
 // Load parses an OpenAPI 3.0 document given as YAML (or JSON) and checks that every $ref resolves,
-// every schema uses only supported keywords, and every path parameter is declared. Errors name
-// the line.
+// every schema uses only supported keywords, and every path parameter is declared. The document is
+// read with yamldoc (one document, no duplicate keys, aliases within a node budget); errors are
+// *yamldoc.Error values naming openapi.yaml, the line and the field.
 func Load(doc []byte) (*Document, error) {
-	var root yaml.Node
-	if err := yaml.Unmarshal(doc, &root); err != nil {
-		return nil, fmt.Errorf("parsing OpenAPI document: %w", err)
+	var errs yamldoc.Errors
+	y := yamldoc.NewDecoder(&errs, docName)
+	root := y.Document(doc, "an OpenAPI document")
+	if root == nil {
+		return nil, errs.Err()
 	}
-	if root.Kind != yaml.DocumentNode || len(root.Content) != 1 {
-		return nil, fmt.Errorf("OpenAPI document is empty")
-	}
-	l := loader{root: root.Content[0], d: &Document{schemas: map[string]*Schema{}}}
+	l := loader{y: y, root: root, d: &Document{schemas: map[string]*Schema{}}}
 	if err := l.load(); err != nil {
 		return nil, err
 	}
@@ -137,74 +138,62 @@ func (d *Document) SchemaNames() []string {
 // Operations returns the document's operations in path, then method order.
 func (d *Document) Operations() []*Operation { return d.ops }
 
+// docName names the document in errors.
+const docName = "openapi.yaml"
+
 type loader struct {
+	y    *yamldoc.Decoder
 	root *yaml.Node
 	d    *Document
 }
 
-type nodeError struct {
-	line int
-	at   string
-	msg  string
-}
-
-func (e *nodeError) Error() string {
-	return fmt.Sprintf("OpenAPI document line %d: %s: %s", e.line, e.at, e.msg)
-}
-
 func errAt(n *yaml.Node, at, format string, args ...any) error {
-	return &nodeError{line: n.Line, at: at, msg: fmt.Sprintf(format, args...)}
+	return &yamldoc.Error{File: docName, Line: n.Line, Field: at, Msg: fmt.Sprintf(format, args...)}
 }
 
 // get returns the value of key in mapping n, or nil.
-func get(n *yaml.Node, key string) *yaml.Node {
-	n = deref(n)
+func (l *loader) get(n *yaml.Node, key string) *yaml.Node {
+	n = l.y.Node(n)
 	if n == nil || n.Kind != yaml.MappingNode {
 		return nil
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		if n.Content[i].Value == key {
-			return deref(n.Content[i+1])
+			return l.y.Node(n.Content[i+1])
 		}
 	}
 	return nil
 }
 
-func deref(n *yaml.Node) *yaml.Node {
-	for n != nil && n.Kind == yaml.AliasNode {
-		n = n.Alias
+// pairs calls fn for each key and value of mapping n (yamldoc.Decoder.Pairs: no duplicate, merge
+// or non-string keys, aliases within the document's node budget).
+func (l *loader) pairs(n *yaml.Node, at string, fn func(k string, v *yaml.Node) error) error {
+	if err := l.y.Pairs(l.y.Node(n), at, func(k string, _, v *yaml.Node) error { return fn(k, v) }, nil); err != nil {
+		return err
 	}
-	return n
-}
-
-// pairs calls fn for each key and value of mapping n.
-func pairs(n *yaml.Node, fn func(k string, v *yaml.Node) error) error {
-	n = deref(n)
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if err := fn(n.Content[i].Value, deref(n.Content[i+1])); err != nil {
-			return err
-		}
+	if e := l.y.Stopped(); e != nil {
+		return e
 	}
 	return nil
 }
 
 func (l *loader) load() error {
-	if v := get(l.root, "openapi"); v == nil || !strings.HasPrefix(v.Value, "3.0") {
+	if v := l.get(l.root, "openapi"); v == nil || !strings.HasPrefix(v.Value, "3.0") {
 		return errAt(l.root, "openapi", "want an OpenAPI 3.0 document")
 	}
-	comps := get(l.root, "components")
-	schemas := get(comps, "schemas")
+	comps := l.get(l.root, "components")
+	schemas := l.get(comps, "schemas")
 	if schemas == nil || schemas.Kind != yaml.MappingNode {
 		return errAt(l.root, "components.schemas", "missing")
 	}
 	// Register names first so that $refs resolve in any order.
-	if err := pairs(schemas, func(k string, v *yaml.Node) error {
+	if err := l.pairs(schemas, "components.schemas", func(k string, v *yaml.Node) error {
 		l.d.schemas[k] = &Schema{Name: k}
 		return nil
 	}); err != nil {
 		return err
 	}
-	if err := pairs(schemas, func(k string, v *yaml.Node) error {
+	if err := l.pairs(schemas, "components.schemas", func(k string, v *yaml.Node) error {
 		s, err := l.schema(v, "components.schemas."+k)
 		if err != nil {
 			return err
@@ -215,15 +204,15 @@ func (l *loader) load() error {
 	}); err != nil {
 		return err
 	}
-	paths := get(l.root, "paths")
+	paths := l.get(l.root, "paths")
 	if paths == nil || paths.Kind != yaml.MappingNode {
 		return errAt(l.root, "paths", "missing")
 	}
-	return pairs(paths, func(p string, item *yaml.Node) error {
+	return l.pairs(paths, "paths", func(p string, item *yaml.Node) error {
 		if !strings.HasPrefix(p, "/") {
 			return errAt(item, "paths."+p, "path must start with /")
 		}
-		return pairs(item, func(method string, opNode *yaml.Node) error {
+		return l.pairs(item, "paths."+p, func(method string, opNode *yaml.Node) error {
 			switch method {
 			case "get", "put", "post", "delete", "patch", "head", "options":
 			case "summary", "description":
@@ -248,30 +237,30 @@ func (l *loader) operation(path, method string, n *yaml.Node) (*Operation, error
 	op := &Operation{Method: method, Path: path, Responses: map[int]string{}, Query: map[string]*Schema{},
 		segments: strings.Split(path, "/"), responses: map[int]*Schema{}}
 	declared := map[string]bool{}
-	if params := get(n, "parameters"); params != nil {
+	if params := l.get(n, "parameters"); params != nil {
 		for i, pn := range params.Content {
 			pat := fmt.Sprintf("%s.parameters[%d]", at, i)
-			pn, err := l.resolve(deref(pn), "parameters", pat)
+			pn, err := l.resolve(l.y.Node(pn), "parameters", pat)
 			if err != nil {
 				return nil, err
 			}
-			name, in := get(pn, "name"), get(pn, "in")
+			name, in := l.get(pn, "name"), l.get(pn, "in")
 			if name == nil || in == nil {
 				return nil, errAt(pn, pat, "a parameter needs name and in")
 			}
-			s, err := l.schema(get(pn, "schema"), pat+".schema")
+			s, err := l.schema(l.get(pn, "schema"), pat+".schema")
 			if err != nil {
 				return nil, err
 			}
 			switch in.Value {
 			case "path":
-				if r := get(pn, "required"); r == nil || r.Value != "true" {
+				if r := l.get(pn, "required"); r == nil || r.Value != "true" {
 					return nil, errAt(pn, pat, "path parameter %q must be required", name.Value)
 				}
 				declared[name.Value] = true
 			case "query":
 				op.Query[name.Value] = s
-				if r := get(pn, "required"); r != nil && r.Value == "true" {
+				if r := l.get(pn, "required"); r != nil && r.Value == "true" {
 					op.QueryRequired = append(op.QueryRequired, name.Value)
 				}
 			case "header", "cookie":
@@ -285,19 +274,19 @@ func (l *loader) operation(path, method string, n *yaml.Node) (*Operation, error
 			return nil, errAt(n, at, "path parameter %s is not declared", seg)
 		}
 	}
-	if rb := get(n, "requestBody"); rb != nil {
+	if rb := l.get(n, "requestBody"); rb != nil {
 		s, name, err := l.jsonContent(rb, at+".requestBody")
 		if err != nil {
 			return nil, err
 		}
 		op.request, op.Request = s, name
-		op.RequestRequired = get(rb, "required") != nil && get(rb, "required").Value == "true"
+		op.RequestRequired = l.get(rb, "required") != nil && l.get(rb, "required").Value == "true"
 	}
-	resps := get(n, "responses")
+	resps := l.get(n, "responses")
 	if resps == nil || len(resps.Content) == 0 {
 		return nil, errAt(n, at, "an operation needs responses")
 	}
-	err := pairs(resps, func(code string, rn *yaml.Node) error {
+	err := l.pairs(resps, at+".responses", func(code string, rn *yaml.Node) error {
 		rat := at + ".responses." + code
 		status, err := strconv.Atoi(code)
 		if err != nil || status < 100 || status > 599 {
@@ -307,11 +296,11 @@ func (l *loader) operation(path, method string, n *yaml.Node) (*Operation, error
 		if err != nil {
 			return err
 		}
-		if get(rn, "description") == nil {
+		if l.get(rn, "description") == nil {
 			return errAt(rn, rat, "a response needs a description")
 		}
-		if h := get(rn, "headers"); h != nil {
-			if err := pairs(h, func(k string, hn *yaml.Node) error {
+		if h := l.get(rn, "headers"); h != nil {
+			if err := l.pairs(h, rat+".headers", func(k string, hn *yaml.Node) error {
 				_, err := l.resolve(hn, "headers", rat+".headers."+k)
 				return err
 			}); err != nil {
@@ -331,17 +320,17 @@ func (l *loader) operation(path, method string, n *yaml.Node) (*Operation, error
 // jsonContent returns the application/json schema of a request body or response (nil without
 // content) and its name when it is a $ref to a named schema.
 func (l *loader) jsonContent(n *yaml.Node, at string) (*Schema, string, error) {
-	content := get(n, "content")
+	content := l.get(n, "content")
 	if content == nil {
 		return nil, "", nil
 	}
 	var s *Schema
-	err := pairs(content, func(mt string, mn *yaml.Node) error {
+	err := l.pairs(content, at+".content", func(mt string, mn *yaml.Node) error {
 		if mt != "application/json" {
 			return errAt(mn, at+".content", "media type %q is not supported", mt)
 		}
 		var err error
-		s, err = l.schema(get(mn, "schema"), at+".content.application/json.schema")
+		s, err = l.schema(l.get(mn, "schema"), at+".content.application/json.schema")
 		return err
 	})
 	if err != nil || s == nil {
@@ -352,7 +341,7 @@ func (l *loader) jsonContent(n *yaml.Node, at string) (*Schema, string, error) {
 
 // resolve follows a $ref into components.<kind>.
 func (l *loader) resolve(n *yaml.Node, kind, at string) (*yaml.Node, error) {
-	ref := get(n, "$ref")
+	ref := l.get(n, "$ref")
 	if ref == nil {
 		return n, nil
 	}
@@ -360,7 +349,7 @@ func (l *loader) resolve(n *yaml.Node, kind, at string) (*yaml.Node, error) {
 	if !strings.HasPrefix(ref.Value, prefix) {
 		return nil, errAt(ref, at, "$ref %q does not point into components.%s", ref.Value, kind)
 	}
-	target := get(get(get(l.root, "components"), kind), strings.TrimPrefix(ref.Value, prefix))
+	target := l.get(l.get(l.get(l.root, "components"), kind), strings.TrimPrefix(ref.Value, prefix))
 	if target == nil {
 		return nil, errAt(ref, at, "$ref %q does not resolve", ref.Value)
 	}
@@ -382,7 +371,7 @@ func (l *loader) schema(n *yaml.Node, at string) (*Schema, error) {
 		return nil, errAt(n, at, "a schema must be a mapping")
 	}
 	s := &Schema{}
-	if ref := get(n, "$ref"); ref != nil {
+	if ref := l.get(n, "$ref"); ref != nil {
 		if len(n.Content) != 2 {
 			return nil, errAt(n, at, "$ref must stand alone (OpenAPI 3.0 ignores its siblings)")
 		}
@@ -393,7 +382,7 @@ func (l *loader) schema(n *yaml.Node, at string) (*Schema, error) {
 		s.Ref = name
 		return s, nil
 	}
-	err := pairs(n, func(k string, v *yaml.Node) error {
+	err := l.pairs(n, at, func(k string, v *yaml.Node) error {
 		kat := at + "." + k
 		if !schemaKeywords[k] {
 			return errAt(v, kat, "unsupported schema keyword")
@@ -422,7 +411,7 @@ func (l *loader) schema(n *yaml.Node, at string) (*Schema, error) {
 			}
 		case "properties":
 			s.Properties = map[string]*Schema{}
-			err = pairs(v, func(pk string, pv *yaml.Node) error {
+			err = l.pairs(v, kat, func(pk string, pv *yaml.Node) error {
 				ps, err := l.schema(pv, kat+"."+pk)
 				s.Properties[pk] = ps
 				return err
@@ -464,7 +453,7 @@ func (l *loader) schema(n *yaml.Node, at string) (*Schema, error) {
 			err = v.Decode(&s.Nullable)
 		}
 		if err != nil {
-			if _, ok := err.(*nodeError); ok {
+			if _, ok := err.(*yamldoc.Error); ok {
 				return err
 			}
 			return errAt(v, kat, "%v", err)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agentcost/agentcost/internal/boundedfile"
 	"github.com/agentcost/agentcost/internal/money"
 	"github.com/agentcost/agentcost/internal/policy"
 	"github.com/agentcost/agentcost/internal/yamldoc"
@@ -143,7 +144,7 @@ func checkCount(s string) error {
 // parseCases reads and validates a cases file. Errors in the file are usage errors listing every
 // problem with its line and field.
 func parseCases(file string) (*casesFile, error) {
-	data, err := yamldoc.ReadFile(file, 0)
+	data, err := boundedfile.Read(file, 0) // the bound every loaded file shares
 	if err != nil {
 		return nil, ioErr(fmt.Errorf("reading cases file: %w", err))
 	}

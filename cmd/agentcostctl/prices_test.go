@@ -195,7 +195,7 @@ func TestPricesLint(t *testing.T) {
 	// the size bound (not an I/O error); a missing file is an I/O error.
 	bad := writeFile(t, dir, "bad.json", "{\"a\": {\"input_cost_per_token\": 1e-6,\n\"output_cost_per_token\": 1000}}")
 	code, out, _ = runCLI(t, "prices", "lint", bad)
-	if code != exitFindings || !strings.Contains(out, "line 2") || !strings.Contains(out, "sanity bound") {
+	if code != exitFindings || !strings.Contains(out, "bad.json:2: ") || !strings.Contains(out, "sanity bound") {
 		t.Errorf("exit %d\n%s", code, out)
 	}
 	big := filepath.Join(dir, "big.json")
@@ -290,7 +290,7 @@ func TestPricesRefresh(t *testing.T) {
 	// An invalid candidate is rejected by the loader, naming the line; nothing is written.
 	bad := writeFile(t, dir, "bad.json", "{\"a\": {\"input_cost_per_token\": 1e-6,\n\"output_cost_per_token\": NaN}}")
 	code, _, errOut = runCLI(t, "prices", "refresh", bad, "--date", "2026-10-01", "--commit", commit, "--dir", pkg, "--write", "--license", lic)
-	if code != exitFindings || !strings.Contains(errOut, "line 2") {
+	if code != exitFindings || !strings.Contains(errOut, "bad.json:2: ") {
 		t.Errorf("exit %d %s", code, errOut)
 	}
 	if _, err := os.Stat(filepath.Join(pkg, "data", "litellm-model-prices-2026-10-01.json")); !os.IsNotExist(err) {

@@ -169,7 +169,7 @@ million tokens, more likely a unit slip than a price. The exit code is 1 when a 
 			fmt.Fprintln(e.stdout)
 		}
 		if !r.Valid {
-			fmt.Fprintf(e.stdout, "%s: invalid: %s\n", r.File, r.Error)
+			fmt.Fprintf(e.stdout, "%s: invalid\n%s\n", r.File, r.Error) // the problems, one per line
 			continue
 		}
 		fmt.Fprintf(e.stdout, "%s: %d priced, %d skipped (%s)\n", r.File, r.Priced, countSkips(r.Counts), pricing.FormatSkips(r.Counts))

@@ -163,24 +163,3 @@ func LoadLimit(withDefault bool, limit int64, paths ...string) (*Table, error) {
 	}
 	return Build(layers...)
 }
-
-// FileErrors lists the problems of one price file, one per entry at most, in file order.
-type FileErrors []*FileError
-
-// Error returns one problem per line.
-func (e FileErrors) Error() string {
-	lines := make([]string, len(e))
-	for i, fe := range e {
-		lines[i] = fe.Error()
-	}
-	return strings.Join(lines, "\n")
-}
-
-// Unwrap returns the individual problems.
-func (e FileErrors) Unwrap() []error {
-	out := make([]error, len(e))
-	for i, fe := range e {
-		out[i] = fe
-	}
-	return out
-}

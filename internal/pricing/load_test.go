@@ -711,17 +711,17 @@ tools:
 		`p.yaml:6: colour: unknown key (want source, models, aliases, fallback or tools)`,
 		`p.yaml:8: tools.t: no price (want per_call_usd and/or per_unit_usd)`,
 	}
-	var fes FileErrors
-	if !errors.As(err, &fes) || len(fes) != len(want) {
+	joined, ok := err.(interface{ Unwrap() []error })
+	if !ok || len(joined.Unwrap()) != len(want) {
 		t.Fatalf("got %v, want %d problems", err, len(want))
 	}
 	for i, w := range want {
-		if !strings.HasPrefix(fes[i].Error(), w) {
-			t.Errorf("problem %d: %q, want %q...", i, fes[i].Error(), w)
+		if got := joined.Unwrap()[i].Error(); !strings.HasPrefix(got, w) {
+			t.Errorf("problem %d: %q, want %q...", i, got, w)
 		}
 	}
 	var fe *FileError
-	if !errors.As(err, &fe) || fe != fes[0] {
+	if !errors.As(err, &fe) || fe != joined.Unwrap()[0] {
 		t.Error("errors.As does not reach the first *FileError")
 	}
 }

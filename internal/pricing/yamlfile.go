@@ -68,7 +68,7 @@ func ParseYAML(data []byte, file string) (*Layer, error) {
 	layer := &Layer{Source: filepath.Base(file), File: file}
 	p.parse(root, layer)
 	if len(p.errs) > 0 {
-		return nil, p.errs
+		return nil, errors.Join(p.errs...) // one problem per line; errors.As finds the first
 	}
 	for _, e := range layer.Entries {
 		e.Source = layer.Source
@@ -85,8 +85,10 @@ func ParseYAML(data []byte, file string) (*Layer, error) {
 type yamlParser struct {
 	file string
 	d    *yamldoc.Decoder
-	// errs are the problems found, one per entry at most.
-	errs FileErrors
+	// errs are the problems found (*FileError), one per entry at most.
+	errs []error
+	// stopped is set once the end of the walk (yamldoc's node budget or depth) is reported.
+	stopped bool
 	// high is the current entry's first price above MaxRate.
 	high *FileError
 }
@@ -128,8 +130,9 @@ func (p *yamlParser) mapping(n *yaml.Node, model, field string, fn func(key stri
 	if e := (*yamldoc.Error)(nil); errors.As(err, &e) {
 		return &FileError{File: p.file, Line: e.Line, Model: model, Field: e.Field, Err: errors.New(e.Msg)}
 	}
-	if err == nil && p.d.Stopped() {
-		return p.errorf(n, model, field, "document too large (more than its node budget after aliases)")
+	if e := p.d.Stopped(); err == nil && e != nil && !p.stopped {
+		p.stopped = true // reported once; the enclosing walks end without more
+		return &FileError{File: p.file, Line: e.Line, Model: model, Field: field, Err: errors.New(e.Msg)}
 	}
 	return err
 }

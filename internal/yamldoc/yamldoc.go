@@ -1,7 +1,8 @@
 // Package yamldoc reads the YAML files the distribution loads (policy and overlay files, price
-// files, policy test cases) one way: a file bounded in size (boundedfile), one document, a walk
-// over its nodes that bounds alias expansion, and every problem reported at once as
-// `file:line: field: message`.
+// files, policy test cases, the OpenAPI document) one way: one document, a walk over its nodes
+// that bounds alias expansion and nesting, and every problem reported at once as
+// `file:line: field: message`. Callers read the files through internal/boundedfile, the one size
+// bound, before parsing.
 //
 // A Decoder walks the node tree for parsers with rules of their own (the policy, the price file);
 // Decode fills typed structs strictly (unknown keys, wrong kinds, bad values and missing required
@@ -19,8 +20,6 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
-
-	"github.com/agentcost/agentcost/internal/boundedfile"
 )
 
 const (
@@ -30,15 +29,12 @@ const (
 	// document's budget is the larger of MinNodes and twice its size in bytes, so that a file
 	// without aliases never reaches it and an alias bomb stops early.
 	MinNodes = 100_000
+	// MaxDepth bounds how deep mappings and lists nest (an alias may make a cycle, which would
+	// nest without end).
+	MaxDepth = 100
 	// maxAliasChain bounds how many aliases are followed to reach a node.
 	maxAliasChain = 64
 )
-
-// ReadFile returns the content of the file at path, refusing one above limit bytes
-// (boundedfile.DefaultLimit when limit <= 0) before parsing anything (a *boundedfile.TooLargeError).
-func ReadFile(path string, limit int64) ([]byte, error) {
-	return boundedfile.Read(path, limit)
-}
 
 // Error is one problem in a file, located by file, line and field path.
 type Error struct {
@@ -135,7 +131,9 @@ type Decoder struct {
 	file   string
 	nodes  int
 	budget int
+	depth  int
 	big    bool
+	stop   *Error // why the walk stopped, when big
 }
 
 // NewDecoder returns a decoder for the file named file whose problems go to errs.
@@ -143,11 +141,16 @@ func NewDecoder(errs *Errors, file string) *Decoder {
 	return &Decoder{errs: errs, file: file, budget: MinNodes}
 }
 
-// File returns the name of the file the decoder reads.
-func (d *Decoder) File() string { return d.file }
+// Stopped returns the problem that ended the walk early (the node budget or MaxDepth exceeded),
+// nil while it goes on. It is recorded already; a parser that stops at its first problem returns it.
+func (d *Decoder) Stopped() *Error { return d.stop }
 
-// Stopped reports whether the document exceeded its node budget; walks end early then.
-func (d *Decoder) Stopped() bool { return d.big }
+// halt ends the walk with a problem.
+func (d *Decoder) halt(n *yaml.Node, format string, args ...any) {
+	d.big = true
+	d.stop = d.errorAt(n, "", format, args...)
+	d.errs.Add(d.stop)
+}
 
 var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
@@ -228,11 +231,26 @@ func (d *Decoder) Node(n *yaml.Node) *yaml.Node {
 	}
 	d.nodes++
 	if d.nodes > d.budget && !d.big {
-		d.big = true
-		d.Fail(n, "", "document too large (more than %d nodes after aliases)", d.budget)
+		d.halt(n, "document too large (more than %d nodes after aliases)", d.budget)
 	}
 	return n
 }
+
+// enter counts a level of nesting; false (reported once) beyond MaxDepth, which stops the walk.
+func (d *Decoder) enter(n *yaml.Node) bool {
+	if d.big {
+		return false
+	}
+	d.depth++
+	if d.depth > MaxDepth {
+		d.depth--
+		d.halt(n, "document nested deeper than %d levels (an alias cycle?)", MaxDepth)
+		return false
+	}
+	return true
+}
+
+func (d *Decoder) leave() { d.depth-- }
 
 // IsNull reports whether n is absent: nil, null, or an alias left unresolved.
 func IsNull(n *yaml.Node) bool {
@@ -295,6 +313,10 @@ func (d *Decoder) Pairs(n *yaml.Node, field string, fn func(key string, k, v *ya
 		}
 		return d.errorAt(n, field, "want a mapping, got %s", what)
 	}
+	if !d.enter(n) {
+		return nil
+	}
+	defer d.leave()
 	seen := make(map[string]int, len(n.Content)/2)
 	for i := 0; i+1 < len(n.Content) && !d.big; i += 2 {
 		k, v := d.Node(n.Content[i]), d.Node(n.Content[i+1])
@@ -361,6 +383,10 @@ func (d *Decoder) Sequence(n *yaml.Node, field string, fn func(i int, v *yaml.No
 		d.Fail(n, field, "want a list, got %s", KindName(n))
 		return false
 	}
+	if !d.enter(n) {
+		return true
+	}
+	defer d.leave()
 	for i, item := range n.Content {
 		if d.big {
 			break
