@@ -309,10 +309,10 @@ func printExplanation(w io.Writer, p *policy.Policy, req policy.Request, ex poli
 	}
 	row(t, "decided by:", by)
 	row(t, "reason:", o.Reason)
-	cons := apiConstraints(o.Constraints)
+	cons := o.Constraints.API()
 	cons.Model = o.Degraded.Model
 	row(t, "constraints:", formatConstraints(cons))
-	if s := retryAfterSec(o.RetryAfter); s > 0 {
+	if s := decisionapi.RetryAfterSec(o.RetryAfter); s > 0 {
 		row(t, "retry after:", strconv.FormatInt(s, 10)+"s")
 	}
 	if c := o.Concurrency; c.Max > 0 {

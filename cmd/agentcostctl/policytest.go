@@ -53,9 +53,9 @@ type caseRequest struct {
 
 // caseApproval is an approval a reviewer granted, which the request refers to.
 type caseApproval struct {
-	ID          string          `yaml:"id"`
-	CostCapUSD  string          `yaml:"cost_cap_usd"`
-	Constraints caseConstraints `yaml:"constraints"`
+	ID          string                  `yaml:"id"`
+	CostCapUSD  string                  `yaml:"cost_cap_usd"`
+	Constraints decisionapi.Constraints `yaml:"constraints"`
 }
 
 type caseState struct {
@@ -74,23 +74,11 @@ type caseExpect struct {
 	RuleID         *string `yaml:"rule_id"`
 	ReasonContains string  `yaml:"reason_contains"`
 	// Constraints is a subset: each constraint given must be returned with that value.
-	Constraints   caseConstraints `yaml:"constraints"`
-	RetryAfterSec *int64          `yaml:"retry_after_sec"`
+	Constraints   decisionapi.Constraints `yaml:"constraints"`
+	RetryAfterSec *int64                  `yaml:"retry_after_sec"`
 	// ReservedUSD is the estimate an allowed answer reserves: the request's, or a degrade
 	// entry's re-estimate.
 	ReservedUSD string `yaml:"reserved_usd"`
-}
-
-type caseConstraints struct {
-	MaxRuntimeSec *int64 `yaml:"max_runtime_sec"`
-	MaxRetries    *int64 `yaml:"max_retries"`
-	MaxConcurrent *int64 `yaml:"max_concurrent"`
-	RateLimit     string `yaml:"rate_limit"`
-	MaxTokens     *int64 `yaml:"max_tokens"`
-	MaxToolCalls  *int64 `yaml:"max_tool_calls"`
-	MaxDepth      *int64 `yaml:"max_depth"`
-	// Model is the cheaper model a degrade entry answers with (expect only).
-	Model string `yaml:"model"`
 }
 
 // spec describes the allowed shape of a YAML node: a scalar checked by leaf, a mapping of fields,
@@ -456,7 +444,7 @@ func runCase(p *policy.Policy, prices policy.Repricer, c *testCase, now string, 
 		res.Failures = append(res.Failures, fmt.Sprintf("reason: %q does not contain %q", o.Reason, x.ReasonContains))
 	}
 	if x.RetryAfterSec != nil {
-		if got := retryAfterSec(o.RetryAfter); got != *x.RetryAfterSec {
+		if got := decisionapi.RetryAfterSec(o.RetryAfter); got != *x.RetryAfterSec {
 			res.Failures = append(res.Failures, fmt.Sprintf("retry_after_sec: got %d, want %d", got, *x.RetryAfterSec))
 		}
 	}
@@ -494,7 +482,7 @@ func caseRequestOf(c *testCase) (policy.Request, error) {
 				return req, fmt.Errorf("approval.cost_cap_usd: %w", err)
 			}
 		}
-		if ap.Constraints, err = policyConstraints(a.Constraints); err != nil {
+		if ap.Constraints, err = policy.ConstraintsFromAPI(a.Constraints); err != nil {
 			return req, fmt.Errorf("approval.constraints: %w", err)
 		}
 		req.ApprovalID, req.Approval = a.ID, ap
@@ -523,29 +511,8 @@ func caseStateOf(c *testCase, at time.Time) policy.State {
 	return st
 }
 
-func policyConstraints(c caseConstraints) (policy.Constraints, error) {
-	lim := func(p *int64) policy.Limit {
-		if p == nil {
-			return policy.Limit{}
-		}
-		return policy.LimitOf(*p)
-	}
-	out := policy.Constraints{
-		MaxRuntimeSec: lim(c.MaxRuntimeSec), MaxRetries: lim(c.MaxRetries), MaxConcurrent: lim(c.MaxConcurrent),
-		MaxTokens: lim(c.MaxTokens), MaxToolCalls: lim(c.MaxToolCalls), MaxDepth: lim(c.MaxDepth),
-	}
-	if c.RateLimit != "" {
-		rl, err := policy.ParseRateLimit(c.RateLimit)
-		if err != nil {
-			return out, err
-		}
-		out.RateLimit = rl
-	}
-	return out, nil
-}
-
 // compareConstraints checks that every expected constraint was returned with its value.
-func compareConstraints(got policy.Constraints, want caseConstraints) []string {
+func compareConstraints(got policy.Constraints, want decisionapi.Constraints) []string {
 	var fails []string
 	for _, f := range [...]struct {
 		name string

@@ -133,7 +133,7 @@ func reviewer(c Caller) string {
 
 // resolve records the reviewer's answer and writes the approval record under the evidence id of
 // the decision that asked for it.
-func (e *Engine) resolve(ctx context.Context, id string, res ledger.Resolution, modified *evidence.Constraints) (decisionapi.Approval, error) {
+func (e *Engine) resolve(ctx context.Context, id string, res ledger.Resolution, modified *decisionapi.Constraints) (decisionapi.Approval, error) {
 	ap, err := e.ledger.ResolveApproval(ctx, id, res)
 	if err != nil {
 		if repeat, ok, rerr := e.repeatedResolve(ctx, id, res, err); ok {

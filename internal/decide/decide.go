@@ -56,7 +56,7 @@ func ledgerErr(op string, err error) error { return &ledgerError{op: op, err: er
 // unavailableError is the 503 of an operation the ledger failed.
 func (e *Engine) unavailableError(error) *decisionapi.APIError {
 	ae := decisionapi.NewError(decisionapi.CodeUnavailable, "the budget ledger is unavailable; retry later")
-	ae.RetryAfterSec = retrySec(e.cfg.RetryAfter)
+	ae.RetryAfterSec = decisionapi.RetryAfterSec(e.cfg.RetryAfter)
 	return ae
 }
 
@@ -387,7 +387,7 @@ func (e *Engine) requestApproval(ctx context.Context, a *action) error {
 			e.warnLedger("withdraw approval", werr) // it expires unanswered (and is notified then)
 		}
 		ae := decisionapi.NewError(decisionapi.CodeUnavailable, "the approval request's notification could not be stored; retry later")
-		ae.RetryAfterSec = retrySec(e.cfg.RetryAfter)
+		ae.RetryAfterSec = decisionapi.RetryAfterSec(e.cfg.RetryAfter)
 		return ae
 	}
 	a.approvalID, a.expiresAt = ap.ID, ap.ExpiresAt
@@ -420,7 +420,7 @@ func (e *Engine) attachApproval(ctx context.Context, a *action) error {
 		if len(d.Constraints) > 0 {
 			var wire decisionapi.Constraints
 			if err := json.Unmarshal(d.Constraints, &wire); err == nil {
-				approved.Constraints, _ = policyConstraints(wire)
+				approved.Constraints, _ = policy.ConstraintsFromAPI(wire)
 			}
 		}
 		if d.HasCostCap {
@@ -453,10 +453,10 @@ func (e *Engine) answer(a *action) decisionapi.DecisionResponse {
 		ExpiresAt:     a.expiresAt,
 	}
 	if a.decision.Allowed() {
-		resp.Constraints = apiConstraints(a.constraints)
+		resp.Constraints = a.constraints.API()
 		resp.Constraints.Model = a.out.Degraded.Model
 	} else {
-		resp.RetryAfterSec = retrySec(a.retry)
+		resp.RetryAfterSec = decisionapi.RetryAfterSec(a.retry)
 	}
 	if a.writesEvidence() {
 		rec := evidence.Record{

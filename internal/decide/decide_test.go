@@ -147,25 +147,6 @@ func TestParseTraceparent(t *testing.T) {
 	}
 }
 
-func TestConstraintsRoundTrip(t *testing.T) {
-	rate, err := policy.ParseRateLimit("20/hour")
-	if err != nil {
-		t.Fatal(err)
-	}
-	in := policy.Constraints{MaxRuntimeSec: policy.LimitOf(120), MaxRetries: policy.LimitOf(0), RateLimit: rate, MaxTokens: policy.LimitOf(5000)}
-	wire := apiConstraints(in)
-	if wire.RateLimit != "20/hour" || *wire.MaxRetries != 0 || wire.MaxConcurrent != nil || *wire.MaxRuntimeSec != 120 {
-		t.Fatalf("apiConstraints = %+v", wire)
-	}
-	back, err := policyConstraints(wire)
-	if err != nil || back != in {
-		t.Errorf("round trip %+v (%v), want %+v", back, err, in)
-	}
-	if _, err := policyConstraints(decisionapi.Constraints{RateLimit: "lots"}); err == nil {
-		t.Error("a bad rate limit converted")
-	}
-}
-
 // TestFailureUndo: a reservation that fails after the concurrency slot was taken gives the slot
 // back before answering under the fail mode.
 func TestFailureUndo(t *testing.T) {
