@@ -90,7 +90,7 @@ func (e *Engine) Approve(ctx context.Context, c Caller, id string, req decisiona
 	if !req.Constraints.IsZero() {
 		res.Constraints, _ = json.Marshal(req.Constraints)
 	}
-	res.CostCap, res.HasCostCap, _ = req.CostCap()
+	res.CostCap, res.HasCostCap = optionalNanos(req.CostCapUSD)
 	if res.HasCostCap {
 		// The cap only lowers what was asked: the estimate is fixed at creation, so reading it
 		// before resolving cannot race.

@@ -110,5 +110,21 @@ func evidenceConstraints(c decisionapi.Constraints) *decisionapi.Constraints {
 	return &c
 }
 
+// nanos converts a dollar amount of a validated request to exact nano-dollars: the one place
+// where the decision API's dollars become money.
+func nanos(usd float64) money.Nanos {
+	n, _ := money.FromUSD(usd) // validated: finite, not negative, in range
+	return n
+}
+
+// optionalNanos converts an optional dollar amount of a validated request, and reports whether it
+// was given.
+func optionalNanos(usd *float64) (money.Nanos, bool) {
+	if usd == nil {
+		return 0, false
+	}
+	return nanos(*usd), true
+}
+
 // usd converts nano-dollars to display dollars.
 func usd(n money.Nanos) float64 { return n.USD() }

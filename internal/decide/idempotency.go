@@ -113,10 +113,9 @@ func (e *Engine) idempotent(ctx context.Context, c Caller, req *decisionapi.Deci
 
 // requestOf is the policy request of a validated wire request (its estimate is valid).
 func requestOf(req *decisionapi.DecisionRequest) policy.Request {
-	est, _ := req.EstimatedCost()
 	return policy.Request{
 		RunID: req.RunID, AgentID: req.AgentID, Action: req.Action, RiskTags: req.RiskTags,
-		EstimatedCost: est, Items: req.Items, Team: req.Team, ApprovalID: req.ApprovalID,
+		EstimatedCost: nanos(req.EstimatedCostUSD), Items: req.Items, Team: req.Team, ApprovalID: req.ApprovalID,
 		Model: req.Model,
 	}
 }

@@ -35,7 +35,7 @@ func (e *Engine) Release(ctx context.Context, c Caller, leaseID string, req deci
 	if err := req.Validate(); err != nil {
 		return decisionapi.ReleaseResponse{}, err
 	}
-	cost, hasCost, _ := req.ActualCost()
+	cost, hasCost := optionalNanos(req.ActualCostUSD)
 	s, err := e.ledger.Release(ctx, ledger.ReleaseRequest{ID: decisionID, ReportedCost: cost, HasReported: hasCost,
 		ReportedLimit: e.cfg.Policy().ReportedCostLimit, Time: e.now()})
 	switch {

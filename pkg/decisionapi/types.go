@@ -4,7 +4,7 @@
 // so the server and its clients share one definition of what is valid.
 //
 // Amounts of money cross the wire as JSON numbers in dollars (display precision); inside agentcost
-// they are converted once to exact nano-dollars with money.FromUSD.
+// the server converts them once, after validation, to exact nano-dollars.
 package decisionapi
 
 import (
