@@ -35,9 +35,10 @@ const (
 // Validate checks the request and returns a *FieldError naming the first invalid field, or nil.
 // (It returns the error interface so that a nil result compares equal to nil.)
 // Required: agent_id and action. estimated_cost_usd must be a finite amount from 0 up to
-// $1,000,000,000 (exact to the nano-dollar); items must not be negative; identifiers are bounded, valid UTF-8 text without
-// control characters or surrounding spaces; the action is a dot-separated topic without
-// whitespace or '*'; risk tags and metadata keys use [A-Za-z0-9._:/-].
+// $1,000,000,000 (exact to the nano-dollar); items must not be negative; identifiers are
+// bounded, valid UTF-8 text without control characters or surrounding spaces; the action is a
+// dot-separated topic without whitespace or '*'; risk tags and metadata keys use
+// [A-Za-z0-9._:/-].
 func (r *DecisionRequest) Validate() error {
 	if err := requiredID("agent_id", r.AgentID); err != nil {
 		return err
