@@ -59,7 +59,7 @@ func (e *Engine) ListApprovals(ctx context.Context, c Caller, state string, page
 	}
 	limit := page.PageSize()
 	// One more than the page tells whether another page follows.
-	aps, err := e.ledger.ListApprovals(ctx, ledger.ApprovalState(st), after, limit+1, e.now())
+	aps, err := e.ledger.ListApprovals(ctx, st, after, limit+1, e.now())
 	if err != nil {
 		e.warnLedger("list approvals", err)
 		return decisionapi.ApprovalList{}, e.unavailableError(err)
@@ -188,9 +188,9 @@ func resolvedEventError(id string) error {
 // which stays a conflict; err is the answer when the event could still not be stored.
 func (e *Engine) repeatedResolve(ctx context.Context, id string, res ledger.Resolution, err error) (_ decisionapi.Approval, ok bool, _ error) {
 	var se *ledger.ApprovalStateError
-	want := ledger.ApprovalDenied
+	want := decisionapi.ApprovalDenied
 	if res.Approve {
-		want = ledger.ApprovalApproved
+		want = decisionapi.ApprovalApproved
 	}
 	if !errors.As(err, &se) || se.State != want {
 		return decisionapi.Approval{}, false, nil
@@ -224,7 +224,7 @@ func wireApproval(ap ledger.Approval) decisionapi.Approval {
 	var payload approvalPayload
 	_ = json.Unmarshal(ap.Payload, &payload)
 	out := decisionapi.Approval{
-		ApprovalID: ap.ID, State: decisionapi.ApprovalState(ap.State), AgentID: ap.Agent, Action: ap.Action,
+		ApprovalID: ap.ID, State: ap.State, AgentID: ap.Agent, Action: ap.Action,
 		RunID: payload.RunID, Team: payload.Team, RiskTags: payload.RiskTags,
 		EstimatedCostUSD: usd(ap.Estimate), Items: ap.Items, RuleID: ap.Rule, Reason: ap.Reason,
 		RequestedBy: ap.Requester, CreatedAt: ap.CreatedAt, ExpiresAt: ap.ExpiresAt,

@@ -412,7 +412,7 @@ func (e *Engine) attachApproval(ctx context.Context, a *action) error {
 		return decisionapi.NewError(decisionapi.CodeForbidden, "approval %q was requested by another agent", ap.ID)
 	case ap.Action != a.req.Action:
 		return (&decisionapi.FieldError{Field: "approval_id", Message: fmt.Sprintf("approval %q is for action %q, not %q", ap.ID, ap.Action, a.req.Action)}).APIError()
-	case ap.State != ledger.ApprovalApproved:
+	case ap.State != decisionapi.ApprovalApproved:
 		return decisionapi.NewError(decisionapi.CodeConflict, "approval %q is %s, not approved", ap.ID, ap.State)
 	}
 	approved := &policy.ApprovedApproval{ID: ap.ID, CostCap: ap.Estimate}

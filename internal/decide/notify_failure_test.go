@@ -103,7 +103,7 @@ func TestApprovalRequestAnswersUnavailableWithoutItsEvent(t *testing.T) {
 	if ae := decisionapi.AsAPIError(err); err == nil || ae.Status != 503 || resp.ApprovalID != "" {
 		t.Fatalf("decision with the outbox failing: %+v %v, want 503", resp, err)
 	}
-	pending, err := l.ListApprovals(ctx, ledger.ApprovalPending, ledger.ApprovalCursor{}, 0, time.Now())
+	pending, err := l.ListApprovals(ctx, decisionapi.ApprovalPending, ledger.ApprovalCursor{}, 0, time.Now())
 	if err != nil || len(pending) != 0 {
 		t.Fatalf("pending approvals after the failed request: %d %v, want 0 (withdrawn)", len(pending), err)
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/agentcost/agentcost/internal/money"
+	"github.com/agentcost/agentcost/pkg/decisionapi"
 )
 
 // Ledger is the budget ledger shared by the costledger exporter and the budget receiver. All methods
@@ -94,7 +95,7 @@ type Ledger interface {
 	// ListApprovals returns up to limit approvals in state as of now (all states when state is
 	// empty) that come after the cursor, oldest first (by ApprovalCursor order); limit <= 0 means
 	// 1000. The last approval's Cursor() continues the list.
-	ListApprovals(ctx context.Context, state ApprovalState, after ApprovalCursor, limit int, now time.Time) ([]Approval, error)
+	ListApprovals(ctx context.Context, state decisionapi.ApprovalState, after ApprovalCursor, limit int, now time.Time) ([]Approval, error)
 	// ResolveApproval approves or denies a pending, unexpired approval. Any other state returns an
 	// *ApprovalStateError (errors.Is ErrConflict).
 	ResolveApproval(ctx context.Context, id string, res Resolution) (Approval, error)

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/agentcost/agentcost/internal/money"
+	"github.com/agentcost/agentcost/pkg/decisionapi"
 )
 
 // anomalyTTL is how long Redis keeps an agent's last anomaly time.
@@ -890,7 +891,7 @@ func (r *Redis) CreateApproval(ctx context.Context, a Approval, maxPending int) 
 	if err := a.validate(); err != nil {
 		return Approval{}, err
 	}
-	a.State, a.Decision, a.ConsumedAt = ApprovalPending, nil, time.Time{}
+	a.State, a.Decision, a.ConsumedAt = decisionapi.ApprovalPending, nil, time.Time{}
 	v, err := json.Marshal(a)
 	if err != nil {
 		return Approval{}, err
@@ -919,7 +920,7 @@ func decodeApproval(id string, m map[string]string) (Approval, error) {
 	if err := json.Unmarshal([]byte(m["json"]), &a); err != nil {
 		return Approval{}, fmt.Errorf("decoding approval %q: %w", id, err)
 	}
-	a.State = ApprovalState(m["state"])
+	a.State = decisionapi.ApprovalState(m["state"])
 	return a, nil
 }
 
@@ -938,8 +939,8 @@ func (r *Redis) GetApproval(ctx context.Context, id string, now time.Time) (Appr
 
 // ListApprovals implements Ledger. It walks the index (id by created µs, which orders like
 // ApprovalCursor) from the cursor in batches, reading each approval, until limit match.
-func (r *Redis) ListApprovals(ctx context.Context, state ApprovalState, after ApprovalCursor, limit int, now time.Time) ([]Approval, error) {
-	if _, err := ParseApprovalState(string(state)); err != nil {
+func (r *Redis) ListApprovals(ctx context.Context, state decisionapi.ApprovalState, after ApprovalCursor, limit int, now time.Time) ([]Approval, error) {
+	if _, err := decisionapi.ParseApprovalState(string(state)); err != nil {
 		return nil, err
 	}
 	if limit <= 0 {
@@ -1038,13 +1039,13 @@ func (r *Redis) transition(ctx context.Context, id string, now time.Time, fn fun
 			return Approval{}, err
 		}
 		stored := a.State
-		if a.State == ApprovalExpired {
+		if a.State == decisionapi.ApprovalExpired {
 			// The stored state is still pending or approved; expiry is computed, not written.
 			m, err := r.client.HGet(ctx, r.approvalKey(id), "state").Result()
 			if err != nil {
 				return Approval{}, r.wrap(err)
 			}
-			stored = ApprovalState(m)
+			stored = decisionapi.ApprovalState(m)
 		}
 		next, err := fn(a)
 		if err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/agentcost/agentcost/internal/ledger"
 	"github.com/agentcost/agentcost/internal/money"
+	"github.com/agentcost/agentcost/pkg/decisionapi"
 )
 
 // Backend describes the backend under test.
@@ -959,7 +960,7 @@ func testApprovals(t *testing.T, b Backend) {
 		return a
 	}
 	a := mk("ap1", time.Hour)
-	if a.State != ledger.ApprovalPending {
+	if a.State != decisionapi.ApprovalPending {
 		t.Fatalf("new approval is %s", a.State)
 	}
 	mk("ap2", time.Hour)
@@ -1003,11 +1004,11 @@ func testApprovals(t *testing.T, b Backend) {
 	if got.Decision == nil || got.Decision.Reviewer == "" || !got.Decision.HasCostCap || got.Decision.CostCap != usd("40") || string(got.Decision.Constraints) != `{"max_tokens":1000}` {
 		t.Fatalf("resolved approval %+v", got)
 	}
-	if (got.State == ledger.ApprovalApproved) != got.Decision.Approved {
+	if (got.State == decisionapi.ApprovalApproved) != got.Decision.Approved {
 		t.Errorf("state %s disagrees with decision %+v", got.State, got.Decision)
 	}
 	// Make the approved path deterministic with ap2.
-	if ap, err := l.ResolveApproval(ctx, "ap2", ledger.Resolution{Approve: true, Reviewer: "alice@example.com", Time: t0.Add(time.Minute)}); err != nil || ap.State != ledger.ApprovalApproved || ap.Decision.Reviewer != "alice@example.com" {
+	if ap, err := l.ResolveApproval(ctx, "ap2", ledger.Resolution{Approve: true, Reviewer: "alice@example.com", Time: t0.Add(time.Minute)}); err != nil || ap.State != decisionapi.ApprovalApproved || ap.Decision.Reviewer != "alice@example.com" {
 		t.Fatalf("approve ap2: %+v %v", ap, err)
 	}
 	if _, err := l.ResolveApproval(ctx, "ap2", ledger.Resolution{Approve: false, Reviewer: "bob", Time: t0.Add(2 * time.Minute)}); !errors.Is(err, ledger.ErrConflict) {
@@ -1032,7 +1033,7 @@ func testApprovals(t *testing.T, b Backend) {
 		t.Errorf("resolving an expired approval: %v, want a conflict", err)
 	}
 	now := t0.Add(4 * time.Minute)
-	states := map[ledger.ApprovalState][]string{}
+	states := map[decisionapi.ApprovalState][]string{}
 	all, err := l.ListApprovals(ctx, "", ledger.ApprovalCursor{}, 0, now)
 	if err != nil {
 		t.Fatal(err)
@@ -1040,15 +1041,15 @@ func testApprovals(t *testing.T, b Backend) {
 	for _, a := range all {
 		states[a.State] = append(states[a.State], a.ID)
 	}
-	if len(all) != 3 || len(states[ledger.ApprovalConsumed]) != 1 || states[ledger.ApprovalConsumed][0] != "ap2" ||
-		len(states[ledger.ApprovalExpired]) != 1 || states[ledger.ApprovalExpired][0] != "ap3" {
+	if len(all) != 3 || len(states[decisionapi.ApprovalConsumed]) != 1 || states[decisionapi.ApprovalConsumed][0] != "ap2" ||
+		len(states[decisionapi.ApprovalExpired]) != 1 || states[decisionapi.ApprovalExpired][0] != "ap3" {
 		t.Errorf("approvals by state: %v", states)
 	}
-	expired, _ := l.ListApprovals(ctx, ledger.ApprovalExpired, ledger.ApprovalCursor{}, 0, now)
+	expired, _ := l.ListApprovals(ctx, decisionapi.ApprovalExpired, ledger.ApprovalCursor{}, 0, now)
 	if len(expired) != 1 || expired[0].ID != "ap3" {
 		t.Errorf("ListApprovals(expired) = %v", expired)
 	}
-	if pending, _ := l.ListApprovals(ctx, ledger.ApprovalPending, ledger.ApprovalCursor{}, 0, now); len(pending) != 0 {
+	if pending, _ := l.ListApprovals(ctx, decisionapi.ApprovalPending, ledger.ApprovalCursor{}, 0, now); len(pending) != 0 {
 		t.Errorf("ListApprovals(pending) = %v", pending)
 	}
 	// An approved but unconsumed approval expires too.
@@ -1059,7 +1060,7 @@ func testApprovals(t *testing.T, b Backend) {
 	if _, err := l.ConsumeApproval(ctx, "ap4", t0.Add(11*time.Minute)); !errors.Is(err, ledger.ErrConflict) {
 		t.Errorf("consuming after expiry: %v, want a conflict", err)
 	}
-	if pending, _ := l.ListApprovals(ctx, ledger.ApprovalPending, ledger.ApprovalCursor{}, 0, t0); len(pending) != 1 || pending[0].ID != "ap3" {
+	if pending, _ := l.ListApprovals(ctx, decisionapi.ApprovalPending, ledger.ApprovalCursor{}, 0, t0); len(pending) != 1 || pending[0].ID != "ap3" {
 		t.Errorf("pending at t0: %v, want ap3 (ap4 is approved)", pending)
 	}
 }
@@ -1254,7 +1255,7 @@ func testPersistence(t *testing.T, b Backend) {
 	if v, ok, _ := l2.PutIfAbsent(ctx, "pk", []byte("w"), time.Hour); ok || string(v) != "v" {
 		t.Errorf("idempotency record after reopening: %q %v", v, ok)
 	}
-	if a, err := l2.GetApproval(ctx, "ap", t0); err != nil || a.State != ledger.ApprovalPending {
+	if a, err := l2.GetApproval(ctx, "ap", t0); err != nil || a.State != decisionapi.ApprovalPending {
 		t.Errorf("approval after reopening: %+v %v", a, err)
 	}
 	if _, ok, _ := l2.LastAnomaly(ctx, "A", ledger.LevelCall); !ok {
