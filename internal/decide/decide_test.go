@@ -273,14 +273,14 @@ func TestLeaseOwnership(t *testing.T) {
 func TestSettleBaseline(t *testing.T) {
 	te := newTestEngine(t, FailClosed)
 	ctx := context.Background()
-	s := ledger.Settlement{ID: "dec_1", Agent: "a", Action: "job.x", Source: ledger.SourceNone, Estimate: money.NanosPerUSD}
+	s := ledger.Settlement{ID: "dec_1", Agent: "a", Action: "job.x", Source: decisionapi.SourceNone, Estimate: money.NanosPerUSD}
 	if out := te.settle(ctx, s); out.FreedUSD != 1 || out.Source != decisionapi.SourceNone {
 		t.Errorf("settlement %+v", out)
 	}
 	if _, n, ok := te.cfg.Baselines.Lookup(baselineKey("a", "job.x")); ok {
 		t.Errorf("a cost-less settlement was observed (%d observations)", n)
 	}
-	s.Source, s.Cost, s.ReportedCost, s.HasReported = ledger.SourceReported, 2*money.NanosPerUSD, 2*money.NanosPerUSD, true
+	s.Source, s.Cost, s.ReportedCost, s.HasReported = decisionapi.SourceReported, 2*money.NanosPerUSD, 2*money.NanosPerUSD, true
 	te.settle(ctx, s)
 	if b, n, ok := te.cfg.Baselines.Lookup(baselineKey("a", "job.x")); !ok || n != 1 || b != 2*money.NanosPerUSD {
 		t.Errorf("baseline %v after one $2 action (%d observations, %v)", b, n, ok)

@@ -45,13 +45,13 @@ func TestAnomalyNotifiedOnce(t *testing.T) {
 	te.cfg.Notifier = rec
 	ctx := context.Background()
 	for i := range 12 {
-		te.settle(ctx, ledger.Settlement{ID: fmt.Sprintf("dec_%d", i), Agent: "a", Action: "job.x", Source: ledger.SourceReported,
+		te.settle(ctx, ledger.Settlement{ID: fmt.Sprintf("dec_%d", i), Agent: "a", Action: "job.x", Source: decisionapi.SourceReported,
 			Cost: money.NanosPerUSD, ReportedCost: money.NanosPerUSD, HasReported: true})
 	}
 	if n := len(rec.of(notify.TypeActionAnomaly)); n != 0 {
 		t.Fatalf("%d anomalies for steady actions", n)
 	}
-	big := ledger.Settlement{ID: "dec_big", Agent: "a", Action: "job.x", Source: ledger.SourceReported,
+	big := ledger.Settlement{ID: "dec_big", Agent: "a", Action: "job.x", Source: decisionapi.SourceReported,
 		Cost: 10 * money.NanosPerUSD, ReportedCost: 10 * money.NanosPerUSD, HasReported: true}
 	te.settle(ctx, big)
 	te.settle(ctx, big)

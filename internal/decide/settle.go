@@ -79,7 +79,7 @@ func (e *Engine) settle(ctx context.Context, s ledger.Settlement) decisionapi.Se
 		ActualCostUSD:    usd(s.Cost),
 		EstimatedCostUSD: usd(s.Estimate),
 		FreedUSD:         usd(s.Estimate - min(s.MatchedCost, s.Estimate)),
-		Source:           decisionapi.CostSource(s.Source),
+		Source:           s.Source,
 		SpansMatched:     s.SpansMatched,
 		InputTokens:      s.Tokens.Input,
 		OutputTokens:     s.Tokens.Output,
@@ -90,11 +90,8 @@ func (e *Engine) settle(ctx context.Context, s ledger.Settlement) decisionapi.Se
 		LeaseID: md[metaLeaseID], ApprovalID: md[metaApprovalID], Reason: string(s.Reason),
 		EstimatedCostUSD: evidence.USD(s.Estimate), ActualCostUSD: evidence.USD(s.Cost), SpansMatched: s.SpansMatched,
 	}
-	switch s.Source {
-	case ledger.SourceSpans:
-		rec.CostSource = evidence.CostFromSpans
-	case ledger.SourceReported:
-		rec.CostSource = evidence.CostReported
+	if s.Source != decisionapi.SourceNone {
+		rec.CostSource = s.Source // a settlement without cost records no source
 	}
 	if s.SpansMatched > 0 {
 		rec.Tokens = &evidence.Tokens{Input: s.Tokens.Input, Output: s.Tokens.Output, CacheRead: s.Tokens.CacheRead,
@@ -117,7 +114,7 @@ func (e *Engine) settle(ctx context.Context, s ledger.Settlement) decisionapi.Se
 		rec.Anomaly = &evidence.Anomaly{Anomalous: true}
 		e.rec.ReportedCostClipped(s.Agent)
 	}
-	if s.Source != ledger.SourceNone && !(s.Source == ledger.SourceReported && s.ReportedClipped) && s.Agent != "" && s.Action != "" {
+	if s.Source != decisionapi.SourceNone && !(s.Source == decisionapi.SourceReported && s.ReportedClipped) && s.Agent != "" && s.Action != "" {
 		r := e.cfg.Baselines.Observe(baselineKey(s.Agent, s.Action), s.Cost)
 		if r.Count > 1 {
 			out.BaselineUSD = usd(r.Baseline)
@@ -139,7 +136,7 @@ func (e *Engine) settle(ctx context.Context, s ledger.Settlement) decisionapi.Se
 			e.warnLedger("record anomaly", err)
 		}
 	}
-	if s.Source != ledger.SourceNone {
+	if s.Source != decisionapi.SourceNone {
 		e.noteRun(s.RunID, s.Agent, md[metaEvidenceID])
 	}
 	if capText, ok := md[metaMaxTokens]; ok {

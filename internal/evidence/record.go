@@ -37,17 +37,6 @@ const (
 	KindUnfreeze Kind = "unfreeze"
 )
 
-// CostSource says where a settlement's actual cost came from.
-type CostSource string
-
-// The cost sources of a settlement.
-const (
-	// CostFromSpans is spend matched from priced spans.
-	CostFromSpans CostSource = "spans"
-	// CostReported is the actual_cost_usd an agent gave on release because no span matched.
-	CostReported CostSource = "reported"
-)
-
 // USD is an exact dollar amount held in nano-dollars and written in JSON as a decimal number with at
 // most nine fraction digits (0.000150225), so a reader parsing the text as a decimal gets it exactly.
 type USD money.Nanos
@@ -140,12 +129,12 @@ type Record struct {
 	CostCapUSD          USD                      `json:"cost_cap_usd,omitempty"`
 
 	// Settlement fields.
-	ActualCostUSD  USD        `json:"actual_cost_usd,omitempty"`
-	CostSource     CostSource `json:"cost_source,omitempty"`
-	Tokens         *Tokens    `json:"tokens,omitempty"`
-	SpansMatched   int64      `json:"spans_matched,omitempty"`
-	Anomaly        *Anomaly   `json:"anomaly,omitempty"`
-	TokenCapBreach bool       `json:"token_cap_breach,omitempty"`
+	ActualCostUSD  USD                    `json:"actual_cost_usd,omitempty"`
+	CostSource     decisionapi.CostSource `json:"cost_source,omitempty"`
+	Tokens         *Tokens                `json:"tokens,omitempty"`
+	SpansMatched   int64                  `json:"spans_matched,omitempty"`
+	Anomaly        *Anomaly               `json:"anomaly,omitempty"`
+	TokenCapBreach bool                   `json:"token_cap_breach,omitempty"`
 	// ReportedCostUSD is the actual_cost_usd a release carried, before clipping; Clipped says it
 	// was above the policy's bound and ActualCostUSD (when the cost came from the report) is the
 	// bound that was booked.

@@ -608,7 +608,7 @@ func (e *Embedded) Release(ctx context.Context, req ReleaseRequest) (Settlement,
 		reported, clipped := clipReported(req, r.Estimate)
 		out, err = e.settle(t, r, ReasonReleased, reported, req.HasReported, req.Time)
 		if req.HasReported {
-			out.ReportedClaimed, out.ReportedClipped = req.ReportedCost, clipped && out.Source == SourceReported
+			out.ReportedClaimed, out.ReportedClipped = req.ReportedCost, clipped && out.Source == decisionapi.SourceReported
 		}
 		return err
 	})

@@ -558,7 +558,7 @@ func decodeReservation(m map[string]string) (*reservation, error) {
 	res.Tokens = Tokens{Input: n("tin"), Output: n("tout"), CacheRead: n("tcr"), CacheWrite: n("tcw"), Reasoning: n("trs")}
 	if m["state"] == "settled" {
 		res.Settled = true
-		res.Source, res.Reason = SettlementSource(m["source"]), SettleReason(m["reason"])
+		res.Source, res.Reason = decisionapi.CostSource(m["source"]), SettleReason(m["reason"])
 		res.Reported, res.HasReported = money.Nanos(n("reported")), m["hasrep"] == "1"
 		res.SettledAt, _ = time.Parse(time.RFC3339Nano, m["settled"])
 	}
@@ -662,7 +662,7 @@ func (r *Redis) Release(ctx context.Context, req ReleaseRequest) (Settlement, er
 	reported, clipped := clipReported(req, money.Nanos(est))
 	s, settled, err := r.settle(ctx, m, ReasonReleased, reported, req.HasReported, req.Time)
 	if settled && req.HasReported {
-		s.ReportedClaimed, s.ReportedClipped = req.ReportedCost, clipped && s.Source == SourceReported
+		s.ReportedClaimed, s.ReportedClipped = req.ReportedCost, clipped && s.Source == decisionapi.SourceReported
 	}
 	return s, err
 }

@@ -570,7 +570,7 @@ func testCommitByDecisionID(t *testing.T, b Backend) {
 		ID: "d1", Agent: "A", RunID: "run-1", Action: "job.research", Metadata: meta, Estimate: usd("10"),
 		MatchedCost: usd("12"), SpansMatched: 2, MaxOutputTokens: 700, AnomalousSpans: 1,
 		Tokens:       ledger.Tokens{Input: 3000, Output: 1000, Reasoning: 100},
-		ReportedCost: usd("99"), HasReported: true, Source: ledger.SourceSpans, Cost: usd("12"), Reason: ledger.ReasonReleased,
+		ReportedCost: usd("99"), HasReported: true, Source: decisionapi.SourceSpans, Cost: usd("12"), Reason: ledger.ReasonReleased,
 	}
 	if !sameSettlement(st, want) {
 		t.Errorf("settlement\n got %+v\nwant %+v", st, want)
@@ -627,7 +627,7 @@ func testCommitByTraceID(t *testing.T, b Backend) {
 		t.Errorf("spent %s reserved %s, want 9.5 and 2.5", s.Spent, s.Reserved)
 	}
 	st := release(t, l, ledger.ReleaseRequest{ID: "d2", Time: at})
-	if st.Source != ledger.SourceSpans || st.Cost != usd("2.5") || st.SpansMatched != 2 || st.TraceID != "trace-2" {
+	if st.Source != decisionapi.SourceSpans || st.Cost != usd("2.5") || st.SpansMatched != 2 || st.TraceID != "trace-2" {
 		t.Errorf("settlement %+v, want 2 spans for 2.5", st)
 	}
 	if s := state(t, l, ledger.ScopeAgent, "B", ledger.Day, at); s.Reserved != 0 || s.Spent != usd("9.5") {
@@ -650,11 +650,11 @@ func testReleaseReportedCost(t *testing.T, b Backend) {
 	reserve(t, l, ledger.ReserveRequest{ID: "rep", Estimate: usd("5"), TTL: time.Minute, Time: at, Checks: checks})
 	reserve(t, l, ledger.ReserveRequest{ID: "none", Estimate: usd("2"), TTL: time.Minute, Time: at, Checks: checks})
 	st := release(t, l, ledger.ReleaseRequest{ID: "rep", ReportedCost: usd("3"), HasReported: true, Time: at.Add(time.Second)})
-	if st.Source != ledger.SourceReported || st.Cost != usd("3") || st.MatchedCost != 0 || st.Agent != "C" || st.Team != "growth" || st.RunID != "run-c" {
+	if st.Source != decisionapi.SourceReported || st.Cost != usd("3") || st.MatchedCost != 0 || st.Agent != "C" || st.Team != "growth" || st.RunID != "run-c" {
 		t.Errorf("settlement %+v, want reported cost 3 attributed to C, growth, run-c", st)
 	}
 	st = release(t, l, ledger.ReleaseRequest{ID: "none", Time: at.Add(time.Second)})
-	if st.Source != ledger.SourceNone || st.Cost != 0 {
+	if st.Source != decisionapi.SourceNone || st.Cost != 0 {
 		t.Errorf("settlement %+v, want none", st)
 	}
 	// The reported cost is booked as model-less spend of the agent, team, run and fleet.
@@ -703,7 +703,7 @@ func testExpireDueSettlesOnce(t *testing.T, b Backend) {
 			defer mu.Unlock()
 			for _, s := range due {
 				seen[s.ID]++
-				if s.Reason != ledger.ReasonExpired || s.Source != ledger.SourceNone || s.Action != "job.x" {
+				if s.Reason != ledger.ReasonExpired || s.Source != decisionapi.SourceNone || s.Action != "job.x" {
 					t.Errorf("settlement %+v", s)
 				}
 			}
@@ -1344,7 +1344,7 @@ func testDecisionIDOfAnotherAgent(t *testing.T, b Backend) {
 		t.Errorf("duplicate: %+v, %v; want one duplicate and no mismatch", r, err)
 	}
 	st := release(t, l, ledger.ReleaseRequest{ID: "da", Time: at.Add(time.Second)})
-	if st.Source != ledger.SourceSpans || st.SpansMatched != 1 || st.Cost != usd("1") {
+	if st.Source != decisionapi.SourceSpans || st.SpansMatched != 1 || st.Cost != usd("1") {
 		t.Errorf("settlement %+v, want A's one span for 1", st)
 	}
 }
@@ -1361,7 +1361,7 @@ func testReportedCostClipped(t *testing.T, b Backend) {
 	reserve(t, l, ledger.ReserveRequest{ID: "fair", Estimate: usd("0.01"), TTL: time.Minute, Time: at, Checks: checks})
 	st := release(t, l, ledger.ReleaseRequest{ID: "big", ReportedCost: usd("999999999"), HasReported: true,
 		ReportedLimit: limit, Time: at.Add(time.Second)})
-	if st.Source != ledger.SourceReported || st.Cost != usd("0.02") || st.ReportedCost != usd("0.02") ||
+	if st.Source != decisionapi.SourceReported || st.Cost != usd("0.02") || st.ReportedCost != usd("0.02") ||
 		st.ReportedClaimed != usd("999999999") || !st.ReportedClipped {
 		t.Errorf("clipped settlement %+v, want cost 0.02 clipped from 999999999", st)
 	}
@@ -1389,7 +1389,7 @@ func testReportedCostClipped(t *testing.T, b Backend) {
 	reserve(t, l, ledger.ReserveRequest{ID: "spans", Estimate: usd("0.01"), TTL: time.Minute, Time: at, Checks: checks})
 	book(t, l, ledger.Spend{TraceID: "tc", SpanID: "1", DecisionID: "spans", Time: at, Agent: "R", Cost: usd("0.005")})
 	st = release(t, l, ledger.ReleaseRequest{ID: "spans", ReportedCost: usd("50"), HasReported: true, ReportedLimit: limit, Time: at.Add(time.Second)})
-	if st.Source != ledger.SourceSpans || st.Cost != usd("0.005") || st.ReportedClipped || st.ReportedClaimed != usd("50") {
+	if st.Source != decisionapi.SourceSpans || st.Cost != usd("0.005") || st.ReportedClipped || st.ReportedClaimed != usd("50") {
 		t.Errorf("settlement with spans %+v, want the spans' 0.005 and the report unclipped", st)
 	}
 }
