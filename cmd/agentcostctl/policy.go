@@ -121,11 +121,20 @@ func parseAgo(s string) (time.Duration, error) {
 	return d, nil
 }
 
-// parseNow returns the evaluation time: --now (RFC 3339) or the clock, in the ledger's time zone.
-func parseNow(now, tz string) (time.Time, error) {
+// loadTZ loads the time zone of a --tz flag; the error is a usage error naming the flag.
+func loadTZ(tz string) (*time.Location, error) {
 	loc, err := time.LoadLocation(tz)
 	if err != nil {
-		return time.Time{}, usageErr("--tz %q: %v", tz, err)
+		return nil, usageErr("--tz %q: %v", tz, err)
+	}
+	return loc, nil
+}
+
+// parseNow returns the evaluation time: --now (RFC 3339) or the clock, in the ledger's time zone.
+func parseNow(now, tz string) (time.Time, error) {
+	loc, err := loadTZ(tz)
+	if err != nil {
+		return time.Time{}, err
 	}
 	t := time.Now()
 	if now != "" {

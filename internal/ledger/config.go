@@ -168,7 +168,7 @@ func (c *Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("backend: %q is not %q or %q", c.Backend, BackendEmbedded, BackendRedis))
 	}
-	if _, err := c.location(); err != nil {
+	if _, err := c.Location(); err != nil {
 		errs = append(errs, err)
 	}
 	for key, d := range map[string]time.Duration{
@@ -252,7 +252,9 @@ func clusterPrefix(prefix string) string {
 	return "{" + base + "}"
 }
 
-func (c *Config) location() (*time.Location, error) {
+// Location loads the time zone that aligns every window: time_zone, UTC when empty. The error
+// names the key.
+func (c *Config) Location() (*time.Location, error) {
 	if c.TimeZone == "" {
 		return time.UTC, nil
 	}

@@ -128,7 +128,7 @@ func OpenEmbedded(cfg Config, set Settings) (*Embedded, error) {
 		return nil, err
 	}
 	set = set.withDefaults()
-	loc, _ := cfg.location()
+	loc, _ := cfg.Location()
 	if err := os.MkdirAll(cfg.Directory, 0o700); err != nil {
 		return nil, fmt.Errorf("creating ledger directory %q: %w", cfg.Directory, err)
 	}

@@ -54,7 +54,7 @@ func OpenRedis(ctx context.Context, cfg Config, set Settings) (*Redis, error) {
 		return nil, err
 	}
 	set = set.withDefaults()
-	loc, _ := cfg.location()
+	loc, _ := cfg.Location()
 	client, where, err := newRedisClient(ctx, cfg.Redis)
 	if err != nil {
 		return nil, err
