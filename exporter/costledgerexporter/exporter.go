@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"sync"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componentstatus"
@@ -20,6 +19,7 @@ import (
 	"github.com/agentcost/agentcost/internal/costmetrics"
 	"github.com/agentcost/agentcost/internal/ledger"
 	"github.com/agentcost/agentcost/internal/money"
+	"github.com/agentcost/agentcost/internal/sharedcomponent"
 )
 
 // costLedger is one pipeline's instance of the exporter; the traces and metrics instances of one
@@ -27,7 +27,7 @@ import (
 type costLedger struct {
 	cfg    *Config
 	set    exporter.Settings
-	server *metricsServer
+	server *sharedcomponent.Component[*metricsServer]
 	ledger ledger.Ledger
 	// booked runs the budgetledger extension's OnBooked hooks after a successful Book.
 	booked func(ctx context.Context, spends []ledger.Spend, res ledger.BookResult) error
@@ -51,19 +51,15 @@ func (e *costLedger) startMetrics(ctx context.Context, host component.Host) erro
 }
 
 func (e *costLedger) start(ctx context.Context, host component.Host) error {
-	s, err := acquireServer(ctx, e.set, e.cfg, host)
-	if err != nil {
-		return err
-	}
-	e.server = s
-	return nil
+	e.server = servers.LoadOrStore(e.cfg, func() *metricsServer { return newMetricsServer(e.set, e.cfg) })
+	return e.server.Start(ctx, host)
 }
 
 func (e *costLedger) shutdown(ctx context.Context) error {
 	if e.server == nil {
 		return nil
 	}
-	err := releaseServer(ctx, e.set, e.server)
+	err := e.server.Shutdown(ctx)
 	e.server = nil
 	return err
 }
@@ -74,7 +70,7 @@ func (e *costLedger) shutdown(ctx context.Context) error {
 func (e *costLedger) pushTraces(ctx context.Context, td ptrace.Traces) error {
 	maxCost, _ := money.FromUSD(e.cfg.MaxCostUSDPerSpan) // validated
 	b := booking.FromTracesWithin(td, maxCost)
-	m := e.server.metrics
+	m := e.server.Unwrap().metrics
 	for _, u := range b.Unpriced {
 		m.RecordUnpriced(u.Model)
 	}
@@ -126,42 +122,39 @@ func (e *costLedger) pushTraces(ctx context.Context, td ptrace.Traces) error {
 
 // pushMetrics keeps the latest budget-state points for the /metrics endpoint.
 func (e *costLedger) pushMetrics(_ context.Context, md pmetric.Metrics) error {
-	e.server.metrics.Mirror.Update(md)
+	e.server.Unwrap().metrics.Mirror.Update(md)
 	return nil
 }
 
-// metricsServer is the one /metrics endpoint of an exporter ID, shared by its traces and metrics
-// instances (the collector's own sharedcomponent helper is internal to the collector module).
+// metricsServer is the one /metrics endpoint of an exporter configuration, shared by its traces
+// and metrics instances through servers.
 type metricsServer struct {
-	refs    int
+	set     exporter.Settings
+	cfg     *Config
 	metrics *costmetrics.Metrics
 	server  *http.Server
 	done    chan struct{}
 }
 
-var (
-	serversMu sync.Mutex
-	servers   = map[component.ID]*metricsServer{}
-)
+// servers holds each configuration's endpoint, shared by its traces and metrics pipelines.
+var servers = sharedcomponent.NewMap[*Config, *metricsServer]()
 
-func acquireServer(ctx context.Context, set exporter.Settings, cfg *Config, host component.Host) (*metricsServer, error) {
-	serversMu.Lock()
-	defer serversMu.Unlock()
-	if s, ok := servers[set.ID]; ok {
-		s.refs++
-		return s, nil
-	}
-	s := &metricsServer{refs: 1, metrics: costmetrics.New(cfg.MaxLabelValues), done: make(chan struct{})}
+func newMetricsServer(set exporter.Settings, cfg *Config) *metricsServer {
+	return &metricsServer{set: set, cfg: cfg, metrics: costmetrics.New(cfg.MaxLabelValues), done: make(chan struct{})}
+}
+
+// Start listens and serves the endpoint.
+func (s *metricsServer) Start(ctx context.Context, host component.Host) error {
 	mux := http.NewServeMux()
-	mux.Handle(cfg.Path, s.metrics.Handler())
-	ln, err := cfg.ToListener(ctx)
+	mux.Handle(s.cfg.Path, s.metrics.Handler())
+	ln, err := s.cfg.ToListener(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("endpoint: listening on %q: %w", cfg.NetAddr.Endpoint, err)
+		return fmt.Errorf("endpoint: listening on %q: %w", s.cfg.NetAddr.Endpoint, err)
 	}
-	s.server, err = cfg.ToServer(ctx, host.GetExtensions(), set.TelemetrySettings, mux)
+	s.server, err = s.cfg.ToServer(ctx, host.GetExtensions(), s.set.TelemetrySettings, mux)
 	if err != nil {
 		_ = ln.Close()
-		return nil, err
+		return err
 	}
 	go func() {
 		defer close(s.done)
@@ -169,22 +162,18 @@ func acquireServer(ctx context.Context, set exporter.Settings, cfg *Config, host
 			componentstatus.ReportStatus(host, componentstatus.NewFatalErrorEvent(err))
 		}
 	}()
-	set.Logger.Info("Prometheus endpoint started", zap.String("endpoint", addr(ln)), zap.String("path", cfg.Path))
-	servers[set.ID] = s
-	return s, nil
+	s.set.Logger.Info("Prometheus endpoint started", zap.String("endpoint", addr(ln)), zap.String("path", s.cfg.Path))
+	return nil
 }
 
-func releaseServer(ctx context.Context, set exporter.Settings, s *metricsServer) error {
-	serversMu.Lock()
-	defer serversMu.Unlock()
-	s.refs--
-	if s.refs > 0 {
+// Shutdown stops the endpoint, if it started.
+func (s *metricsServer) Shutdown(ctx context.Context) error {
+	if s.server == nil {
 		return nil
 	}
-	delete(servers, set.ID)
 	err := s.server.Shutdown(ctx)
 	<-s.done
-	set.Logger.Info("Prometheus endpoint stopped")
+	s.set.Logger.Info("Prometheus endpoint stopped")
 	return err
 }
 

@@ -55,12 +55,12 @@ func createDefaultConfig() component.Config {
 
 func createMetrics(_ context.Context, set receiver.Settings, cfg component.Config, next consumer.Metrics) (receiver.Metrics, error) {
 	r := shared(set, cfg.(*Config))
-	r.setMetrics(next)
+	r.Unwrap().setMetrics(next)
 	return r, nil
 }
 
 func createLogs(_ context.Context, set receiver.Settings, cfg component.Config, next consumer.Logs) (receiver.Logs, error) {
 	r := shared(set, cfg.(*Config))
-	r.setLogs(next)
+	r.Unwrap().setLogs(next)
 	return r, nil
 }

@@ -22,21 +22,20 @@ import (
 	"github.com/agentcost/agentcost/internal/ledger"
 	"github.com/agentcost/agentcost/internal/notify"
 	"github.com/agentcost/agentcost/internal/policy"
+	"github.com/agentcost/agentcost/internal/sharedcomponent"
 )
 
 // budgetReceiver is one receiver ID's single instance: the collector creates it once for a
-// metrics pipeline and once for a logs pipeline, and both get this one object, which serves one
-// HTTP server (the collector's own sharedcomponent helper is internal to the collector module).
+// metrics pipeline and once for a logs pipeline, and both get this one object (through
+// receivers), which serves one HTTP server.
 type budgetReceiver struct {
 	cfg *Config
 	set receiver.Settings
 
-	mu       sync.Mutex
-	metrics  consumer.Metrics
-	logs     consumer.Logs
-	starts   int
-	startErr error
-	running  bool
+	mu      sync.Mutex
+	metrics consumer.Metrics
+	logs    consumer.Logs
+	running bool
 
 	stats   *stats
 	emitter *emitter
@@ -62,21 +61,12 @@ type budgetReceiver struct {
 // baselines are kept in memory only.
 const actionBaselinesKey = "agentcost.action_baselines.v1"
 
-var (
-	receiversMu sync.Mutex
-	receivers   = map[*Config]*budgetReceiver{}
-)
+// receivers holds each configuration's receiver, shared by its metrics and logs pipelines.
+var receivers = sharedcomponent.NewMap[*Config, *budgetReceiver]()
 
 // shared returns the receiver of cfg, creating it for the first pipeline.
-func shared(set receiver.Settings, cfg *Config) *budgetReceiver {
-	receiversMu.Lock()
-	defer receiversMu.Unlock()
-	if r, ok := receivers[cfg]; ok {
-		return r
-	}
-	r := &budgetReceiver{cfg: cfg, set: set}
-	receivers[cfg] = r
-	return r
+func shared(set receiver.Settings, cfg *Config) *sharedcomponent.Component[*budgetReceiver] {
+	return receivers.LoadOrStore(cfg, func() *budgetReceiver { return &budgetReceiver{cfg: cfg, set: set} })
 }
 
 func (r *budgetReceiver) setMetrics(next consumer.Metrics) {
@@ -91,17 +81,12 @@ func (r *budgetReceiver) setLogs(next consumer.Logs) {
 	r.logs = next
 }
 
-// Start starts the receiver on its first call (the other pipeline's call shares the outcome): it
-// finds the ledger, loads the tokens and the policy, and serves the decision API.
+// Start starts the receiver (once: receivers shares the first call's outcome with the other
+// pipeline): it finds the ledger, loads the tokens and the policy, and serves the decision API.
 func (r *budgetReceiver) Start(ctx context.Context, host component.Host) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.starts++
-	if r.starts > 1 {
-		return r.startErr
-	}
-	r.startErr = r.start(ctx, host)
-	return r.startErr
+	return r.start(ctx, host)
 }
 
 func (r *budgetReceiver) start(ctx context.Context, host component.Host) error {
@@ -330,22 +315,11 @@ func (r *budgetReceiver) publish(ctx context.Context) {
 	}
 }
 
-// Shutdown stops the receiver on the last pipeline's call: it drains the HTTP server, stops the
-// tickers and the policy watcher, and flushes the evidence logs.
+// Shutdown stops the receiver (on the last pipeline's call, through receivers): it drains the HTTP
+// server, stops the tickers and the policy watcher, and flushes the evidence logs.
 func (r *budgetReceiver) Shutdown(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.starts > 0 {
-		r.starts--
-	}
-	if r.starts > 0 {
-		return nil
-	}
-	receiversMu.Lock()
-	if receivers[r.cfg] == r {
-		delete(receivers, r.cfg)
-	}
-	receiversMu.Unlock()
 	if !r.running {
 		return nil
 	}

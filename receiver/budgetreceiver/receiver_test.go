@@ -192,10 +192,7 @@ func TestSharedInstance(t *testing.T) {
 	}
 	d := e.decide("", decisionapi.DecisionRequest{AgentID: "a", Action: "job.generate"})
 	e.waitEvidence("decision through the shared instance", func(r evidence.Record) bool { return r.DecisionID == d.DecisionID })
-	receiversMu.Lock()
-	n := len(receivers)
-	receiversMu.Unlock()
-	if n != 1 {
+	if n := receivers.Len(); n != 1 {
 		t.Errorf("%d receivers registered for one configuration", n)
 	}
 }
