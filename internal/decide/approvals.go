@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/agentcost/agentcost/internal/access"
 	"github.com/agentcost/agentcost/internal/evidence"
 	"github.com/agentcost/agentcost/internal/ledger"
 	"github.com/agentcost/agentcost/internal/money"
@@ -37,7 +38,7 @@ func (e *Engine) Approval(ctx context.Context, c Caller, id string) (decisionapi
 	if err != nil {
 		return decisionapi.Approval{}, e.approvalError(id, err)
 	}
-	if c.Role == RoleAgent && ap.Agent != c.Subject {
+	if c.Role == access.RoleAgent && ap.Agent != c.Subject {
 		return decisionapi.Approval{}, decisionapi.NewError(decisionapi.CodeForbidden, "approval %q was requested by another agent", id)
 	}
 	return wireApproval(ap), nil
@@ -46,7 +47,7 @@ func (e *Engine) Approval(ctx context.Context, c Caller, id string) (decisionapi
 // ListApprovals lists one page of the approvals in a state (every state when empty), oldest
 // first; NextCursor continues the list. Reviewers only.
 func (e *Engine) ListApprovals(ctx context.Context, c Caller, state string, page decisionapi.ListParams) (decisionapi.ApprovalList, error) {
-	if c.Role == RoleAgent {
+	if c.Role == access.RoleAgent {
 		return decisionapi.ApprovalList{}, decisionapi.NewError(decisionapi.CodeForbidden, "only reviewers list approvals")
 	}
 	st, err := decisionapi.ParseApprovalState(state)
@@ -118,7 +119,7 @@ func (e *Engine) Deny(ctx context.Context, c Caller, id string, req decisionapi.
 }
 
 func (e *Engine) mayResolve(c Caller, id string) error {
-	if c.Role == RoleAgent {
+	if c.Role == access.RoleAgent {
 		return decisionapi.NewError(decisionapi.CodeForbidden, "agents cannot approve or deny")
 	}
 	return decisionapi.ValidateID("id", id)

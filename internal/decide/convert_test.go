@@ -47,3 +47,14 @@ func TestCostAccessors(t *testing.T) {
 		t.Errorf("CostCap = %d, %v, %v", n, given, err)
 	}
 }
+
+func TestParseFailMode(t *testing.T) {
+	for _, m := range []FailMode{FailClosed, FailOpen} {
+		if got, ok := ParseFailMode(m.String()); !ok || got != m {
+			t.Errorf("ParseFailMode(%q) = %v, %v", m, got, ok)
+		}
+	}
+	if _, ok := ParseFailMode("fail_sideways"); ok {
+		t.Error("an unknown fail mode parsed")
+	}
+}

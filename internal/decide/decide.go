@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/agentcost/agentcost/internal/access"
 	"github.com/agentcost/agentcost/internal/evidence"
 	"github.com/agentcost/agentcost/internal/ledger"
 	"github.com/agentcost/agentcost/internal/notify"
@@ -108,13 +109,13 @@ func (a *action) writesEvidence() bool {
 // *decisionapi.APIError (or carry one): 400 naming the field, 403, 409; a failing ledger is
 // answered under the fail mode, not as an error.
 func (e *Engine) Decide(ctx context.Context, c Caller, req decisionapi.DecisionRequest, traceparent string) (decisionapi.DecisionResponse, error) {
-	if c.Role == RoleReviewer {
+	if c.Role == access.RoleReviewer {
 		return decisionapi.DecisionResponse{}, decisionapi.NewError(decisionapi.CodeForbidden, "reviewers cannot request decisions")
 	}
 	if err := req.Validate(); err != nil {
 		return decisionapi.DecisionResponse{}, err
 	}
-	if c.Role == RoleAgent && req.AgentID != c.Subject {
+	if c.Role == access.RoleAgent && req.AgentID != c.Subject {
 		return decisionapi.DecisionResponse{}, decisionapi.NewError(decisionapi.CodeForbidden,
 			"agent_id %q is not the token's subject: an agent decides only for itself", req.AgentID)
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentcost/agentcost/internal/access"
 	"github.com/agentcost/agentcost/internal/baseline"
 	"github.com/agentcost/agentcost/internal/evidence"
 	"github.com/agentcost/agentcost/internal/ledger"
@@ -241,7 +242,7 @@ func TestIdempotencyAnswers(t *testing.T) {
 func TestLeaseOwnership(t *testing.T) {
 	ctx := context.Background()
 	te := newTestEngine(t, FailClosed)
-	d, err := te.Decide(ctx, Caller{Role: RoleAgent, Subject: "a"}, decisionapi.DecisionRequest{AgentID: "a", Action: "job.x", EstimatedCostUSD: 1}, "")
+	d, err := te.Decide(ctx, Caller{Role: access.RoleAgent, Subject: "a"}, decisionapi.DecisionRequest{AgentID: "a", Action: "job.x", EstimatedCostUSD: 1}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,9 +251,9 @@ func TestLeaseOwnership(t *testing.T) {
 		lease  string
 		status int
 	}{
-		{Caller{Role: RoleAgent, Subject: "b"}, d.LeaseID, http.StatusForbidden},
-		{Caller{Role: RoleAgent, Subject: "a"}, d.LeaseID + "x", http.StatusForbidden},
-		{Caller{Role: RoleReviewer, Subject: "r"}, d.LeaseID, http.StatusForbidden},
+		{Caller{Role: access.RoleAgent, Subject: "b"}, d.LeaseID, http.StatusForbidden},
+		{Caller{Role: access.RoleAgent, Subject: "a"}, d.LeaseID + "x", http.StatusForbidden},
+		{Caller{Role: access.RoleReviewer, Subject: "r"}, d.LeaseID, http.StatusForbidden},
 	} {
 		_, err := te.Release(ctx, tc.caller, tc.lease, decisionapi.ReleaseRequest{})
 		if ae := decisionapi.AsAPIError(err); ae == nil || ae.Status != tc.status {
@@ -263,7 +264,7 @@ func TestLeaseOwnership(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := other.Release(ctx, Caller{Role: RoleAgent, Subject: "a"}, d.LeaseID, decisionapi.ReleaseRequest{})
+	r, err := other.Release(ctx, Caller{Role: access.RoleAgent, Subject: "a"}, d.LeaseID, decisionapi.ReleaseRequest{})
 	if err != nil || r.DecisionID != d.DecisionID {
 		t.Errorf("release through a second engine on the same ledger: %+v %v", r, err)
 	}
@@ -298,7 +299,7 @@ func TestBackends(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			te := newTestEngineOn(t, open(t), FailClosed)
-			agent := Caller{Role: RoleAgent, Subject: "a"}
+			agent := Caller{Role: access.RoleAgent, Subject: "a"}
 			req := decisionapi.DecisionRequest{AgentID: "a", Action: "job.concurrent", EstimatedCostUSD: 1, IdempotencyKey: "once"}
 			first, err := te.Decide(ctx, agent, req, "")
 			if err != nil || !first.Decision.Allowed() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/agentcost/agentcost/internal/access"
 	"github.com/agentcost/agentcost/internal/policy"
 	"github.com/agentcost/agentcost/pkg/decisionapi"
 )
@@ -16,7 +17,7 @@ func (e *Engine) Explain(ctx context.Context, c Caller, req decisionapi.Decision
 	if err := req.Validate(); err != nil {
 		return decisionapi.ExplainResponse{}, err
 	}
-	if c.Role == RoleAgent && req.AgentID != c.Subject {
+	if c.Role == access.RoleAgent && req.AgentID != c.Subject {
 		return decisionapi.ExplainResponse{}, decisionapi.NewError(decisionapi.CodeForbidden,
 			"agent_id %q is not the token's subject: an agent explains only its own decisions", req.AgentID)
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agentcost/agentcost/internal/access"
 	"github.com/agentcost/agentcost/internal/evidence"
 	"github.com/agentcost/agentcost/internal/ledger"
 	"github.com/agentcost/agentcost/pkg/decisionapi"
@@ -19,7 +20,7 @@ import (
 // per-action baseline. An agent may release only leases granted to it.
 // Errors: 400 naming the field, 403, 404 (unknown lease), 409 (already settled), 503.
 func (e *Engine) Release(ctx context.Context, c Caller, leaseID string, req decisionapi.ReleaseRequest) (decisionapi.ReleaseResponse, error) {
-	if c.Role == RoleReviewer {
+	if c.Role == access.RoleReviewer {
 		return decisionapi.ReleaseResponse{}, decisionapi.NewError(decisionapi.CodeForbidden, "reviewers cannot release leases")
 	}
 	if err := decisionapi.ValidateID("id", leaseID); err != nil {
@@ -29,7 +30,7 @@ func (e *Engine) Release(ctx context.Context, c Caller, leaseID string, req deci
 	if !ok || decisionID == "" {
 		return decisionapi.ReleaseResponse{}, decisionapi.NewError(decisionapi.CodeNotFound, "no lease %q", leaseID)
 	}
-	if c.Role == RoleAgent && !hmac.Equal([]byte(mac), []byte(e.leaseMAC(decisionID, c.Subject))) {
+	if c.Role == access.RoleAgent && !hmac.Equal([]byte(mac), []byte(e.leaseMAC(decisionID, c.Subject))) {
 		return decisionapi.ReleaseResponse{}, decisionapi.NewError(decisionapi.CodeForbidden, "lease %q was not granted to agent %q", leaseID, c.Subject)
 	}
 	if err := req.Validate(); err != nil {

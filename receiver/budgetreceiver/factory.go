@@ -11,6 +11,7 @@ import (
 
 	"github.com/agentcost/agentcost/internal/baseline"
 	"github.com/agentcost/agentcost/internal/boundedfile"
+	"github.com/agentcost/agentcost/internal/decide"
 	"github.com/agentcost/agentcost/pkg/decisionapi"
 	"github.com/agentcost/agentcost/receiver/budgetreceiver/internal/metadata"
 )
@@ -47,7 +48,7 @@ func createDefaultConfig() component.Config {
 		MidflightInterval:    time.Second,
 		RunIdle:              10 * time.Minute,
 		Baseline:             BaselineConfig{Settings: baseline.DefaultSettings(5)},
-		LedgerUnavailable:    LedgerUnavailableConfig{Decisions: FailClosed, RetryAfter: 5 * time.Second, Timeout: 500 * time.Millisecond},
+		LedgerUnavailable:    LedgerUnavailableConfig{Decisions: decide.FailClosed.String(), RetryAfter: 5 * time.Second, Timeout: 500 * time.Millisecond},
 		Prices:               PricesConfig{Embedded: true},
 		Notifications:        defaultNotifications(),
 	}

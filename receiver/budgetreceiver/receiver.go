@@ -136,10 +136,7 @@ func (r *budgetReceiver) start(ctx context.Context, host component.Host) error {
 	if err != nil {
 		return err
 	}
-	failMode := decide.FailClosed
-	if r.cfg.LedgerUnavailable.Decisions == FailOpen {
-		failMode = decide.FailOpen
-	}
+	failMode, _ := decide.ParseFailMode(r.cfg.LedgerUnavailable.Decisions) // validated
 	failOpen, err := policy.CompileTopics(r.cfg.LedgerUnavailable.FailOpenTopics)
 	if err != nil {
 		return fmt.Errorf("ledger_unavailable.fail_open_topics: %w", err)

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/agentcost/agentcost/internal/costmetrics"
+	"github.com/agentcost/agentcost/internal/decide"
 	"github.com/agentcost/agentcost/internal/ledger"
 	"github.com/agentcost/agentcost/internal/policy"
 	"github.com/agentcost/agentcost/pkg/decisionapi"
@@ -17,7 +18,7 @@ import (
 // (its mirror) next to a span-side call anomaly: agentcost_anomalies_total is one family with
 // the receiver's levels (action, run), and every family gathers without a help or type conflict.
 func TestMetricsThroughExporterRegistry(t *testing.T) {
-	s := newStats(time.Now().Add(-time.Minute), FailClosed)
+	s := newStats(time.Now().Add(-time.Minute), decide.FailClosed.String())
 	s.decided(policy.Deny, policy.RuleAgentBudget)
 	s.decided(policy.Allow, "")
 	s.decided(policy.Allow, "")
@@ -90,7 +91,7 @@ agentcost_decision_duration_seconds_count 2
 
 // TestAgentLabelBound folds agents past the bound into the overflow value.
 func TestAgentLabelBound(t *testing.T) {
-	s := newStats(time.Now(), FailClosed)
+	s := newStats(time.Now(), decide.FailClosed.String())
 	for i := range maxAgentLabels + 5 {
 		s.actionAnomaly("agent-" + string(rune('a'+i%26)) + strings.Repeat("x", i/26))
 	}
