@@ -10,22 +10,28 @@ import (
 // API returns the decision's wire form.
 func (d Decision) API() decisionapi.Decision { return decisionapi.Decision(d.String()) }
 
+// limitPair is one integer constraint: its policy value and its wire field.
+type limitPair struct {
+	limit *Limit
+	wire  **int64
+}
+
+// limitPairs pairs each integer constraint of c with its wire field in w, in the API's order.
+func limitPairs(c *Constraints, w *decisionapi.Constraints) [6]limitPair {
+	return [...]limitPair{
+		{&c.MaxRuntimeSec, &w.MaxRuntimeSec}, {&c.MaxRetries, &w.MaxRetries}, {&c.MaxConcurrent, &w.MaxConcurrent},
+		{&c.MaxTokens, &w.MaxTokens}, {&c.MaxToolCalls, &w.MaxToolCalls}, {&c.MaxDepth, &w.MaxDepth},
+	}
+}
+
 // API returns the constraints in the decision API's wire form (Model stays empty: only a
 // decision's degrade sets it).
 func (c Constraints) API() decisionapi.Constraints {
-	limit := func(l Limit) *int64 {
-		if n, ok := l.Value(); ok {
-			return decisionapi.Limit(n)
+	var out decisionapi.Constraints
+	for _, f := range limitPairs(&c, &out) {
+		if n, ok := f.limit.Value(); ok {
+			*f.wire = decisionapi.Limit(n)
 		}
-		return nil
-	}
-	out := decisionapi.Constraints{
-		MaxRuntimeSec: limit(c.MaxRuntimeSec),
-		MaxRetries:    limit(c.MaxRetries),
-		MaxConcurrent: limit(c.MaxConcurrent),
-		MaxTokens:     limit(c.MaxTokens),
-		MaxToolCalls:  limit(c.MaxToolCalls),
-		MaxDepth:      limit(c.MaxDepth),
 	}
 	if !c.RateLimit.IsZero() {
 		out.RateLimit = c.RateLimit.String()
@@ -37,19 +43,11 @@ func (c Constraints) API() decisionapi.Constraints {
 // policy's; the wire Model is not a policy constraint and is ignored. The error is the rate
 // limit's when it does not parse.
 func ConstraintsFromAPI(c decisionapi.Constraints) (Constraints, error) {
-	limit := func(p *int64) Limit {
-		if p == nil {
-			return Limit{}
+	var out Constraints
+	for _, f := range limitPairs(&out, &c) {
+		if *f.wire != nil {
+			*f.limit = LimitOf(**f.wire)
 		}
-		return LimitOf(*p)
-	}
-	out := Constraints{
-		MaxRuntimeSec: limit(c.MaxRuntimeSec),
-		MaxRetries:    limit(c.MaxRetries),
-		MaxConcurrent: limit(c.MaxConcurrent),
-		MaxTokens:     limit(c.MaxTokens),
-		MaxToolCalls:  limit(c.MaxToolCalls),
-		MaxDepth:      limit(c.MaxDepth),
 	}
 	if c.RateLimit != "" {
 		r, err := ParseRateLimit(c.RateLimit)

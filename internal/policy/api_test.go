@@ -24,3 +24,15 @@ func TestConstraintsRoundTrip(t *testing.T) {
 		t.Error("a bad rate limit converted")
 	}
 }
+
+// TestConstraintsAPIAllocations: the wire form allocates one pointer per set limit and nothing
+// else (it runs on every allowed decision).
+func TestConstraintsAPIAllocations(t *testing.T) {
+	none, two := Constraints{}, Constraints{MaxRetries: LimitOf(0), MaxTokens: LimitOf(100)}
+	if n := testing.AllocsPerRun(100, func() { _ = none.API() }); n != 0 {
+		t.Errorf("no constraints: %v allocations, want 0", n)
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = two.API() }); n != 2 {
+		t.Errorf("two limits: %v allocations, want 2", n)
+	}
+}
