@@ -9,28 +9,6 @@ import (
 	"github.com/agentcost/agentcost/pkg/decisionapi"
 )
 
-// apiConstraints converts policy constraints to the wire form.
-func apiConstraints(c policy.Constraints) decisionapi.Constraints {
-	ptr := func(l policy.Limit) *int64 {
-		if v, ok := l.Value(); ok {
-			return &v
-		}
-		return nil
-	}
-	out := decisionapi.Constraints{
-		MaxRuntimeSec: ptr(c.MaxRuntimeSec),
-		MaxRetries:    ptr(c.MaxRetries),
-		MaxConcurrent: ptr(c.MaxConcurrent),
-		MaxTokens:     ptr(c.MaxTokens),
-		MaxToolCalls:  ptr(c.MaxToolCalls),
-		MaxDepth:      ptr(c.MaxDepth),
-	}
-	if !c.RateLimit.IsZero() {
-		out.RateLimit = c.RateLimit.String()
-	}
-	return out
-}
-
 // formatConstraints lists the set constraints as "name=value" in the API's order, or "-".
 func formatConstraints(c decisionapi.Constraints) string {
 	var parts []string
@@ -55,14 +33,6 @@ func formatConstraints(c decisionapi.Constraints) string {
 		return "-"
 	}
 	return strings.Join(parts, " ")
-}
-
-// retryAfterSec rounds a retry hint up to whole seconds, as the API sends it.
-func retryAfterSec(d time.Duration) int64 {
-	if d <= 0 {
-		return 0
-	}
-	return int64((d + time.Second - 1) / time.Second)
 }
 
 // apiBudgets converts an outcome's budget checks to the API's per-scope map; the forecast needs
@@ -99,32 +69,7 @@ func apiBudgets(o policy.Outcome, now time.Time) map[string]decisionapi.BudgetSt
 // apiExplanation converts an offline explanation to the body POST /v1/explain answers with, so
 // that both print the same JSON.
 func apiExplanation(ex policy.Explanation, now time.Time) decisionapi.ExplainResponse {
-	o := ex.Outcome
-	r := decisionapi.ExplainResponse{
-		Decision:      decisionapi.Decision(o.Decision.String()),
-		RuleID:        o.RuleID,
-		Reason:        o.Reason,
-		PolicyVersion: o.PolicyVersion,
-		PolicySHA256:  ex.PolicySHA256,
-		Constraints:   apiConstraints(o.Constraints),
-		RetryAfterSec: retryAfterSec(o.RetryAfter),
-		DerivedTags:   ex.DerivedTags,
-		SelectedRule:  ex.SelectedRule,
-		Budget:        apiBudgets(o, now),
-	}
-	if o.Decision.Allowed() {
-		r.Constraints.Model = o.Degraded.Model
-	}
-	for _, rt := range ex.Rules {
-		r.Rules = append(r.Rules, decisionapi.RuleTrace{
-			RuleID: rt.ID, Decision: decisionapi.Decision(rt.Decision.String()),
-			Matched: rt.Matched, Selected: rt.Selected, Why: rt.Why,
-		})
-	}
-	for _, l := range ex.Layers {
-		r.BudgetLayers = append(r.BudgetLayers, decisionapi.LayerTrace{
-			Layer: l.Layer, Verdict: decisionapi.Decision(l.Verdict.String()), Detail: l.Detail,
-		})
-	}
+	r := ex.API()
+	r.Budget = apiBudgets(ex.Outcome, now)
 	return r
 }

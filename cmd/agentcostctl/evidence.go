@@ -373,8 +373,8 @@ func formatRecord(r evidence.Record) string {
 	return strings.Join(parts, "  ")
 }
 
-func formatEvidenceConstraints(c evidence.Constraints) string {
-	s := formatConstraints(decisionapi.Constraints(c))
+func formatEvidenceConstraints(c decisionapi.Constraints) string {
+	s := formatConstraints(c)
 	if s == "-" {
 		return ""
 	}

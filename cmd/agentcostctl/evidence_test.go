@@ -14,6 +14,7 @@ import (
 
 	"github.com/agentcost/agentcost/internal/evidence"
 	"github.com/agentcost/agentcost/internal/money"
+	"github.com/agentcost/agentcost/pkg/decisionapi"
 )
 
 // fixtureAction is one action of an evidence fixture: a decision record and, unless unsettled,
@@ -64,7 +65,7 @@ func writeChain(t fataler, dir string, opts evidence.Options, acts []fixtureActi
 			continue
 		}
 		rec := evidence.Record{Kind: evidence.KindSettlement, EvidenceID: a.id, Time: a.settled,
-			ActualCostUSD: evidence.USD(mustUSD(t, a.actual)), CostSource: evidence.CostFromSpans, SpansMatched: 2,
+			ActualCostUSD: evidence.USD(mustUSD(t, a.actual)), CostSource: decisionapi.SourceSpans, SpansMatched: 2,
 			Tokens: &evidence.Tokens{Input: a.tokensIn, Output: a.tokensOut}}
 		if a.noDecision {
 			rec.AgentID, rec.Action = a.agent, a.action

@@ -88,9 +88,9 @@ password-protected or TLS Redis needs no extra flags.`)
 	if scope == ledger.ScopeRun {
 		w = ledger.Lifetime
 	}
-	loc, err := time.LoadLocation(*tz)
+	loc, err := loadTZ(*tz)
 	if err != nil {
-		return usageErr("--tz %q: %v", *tz, err)
+		return err
 	}
 	now := time.Now().In(loc)
 	when := now

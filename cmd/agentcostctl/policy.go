@@ -121,11 +121,20 @@ func parseAgo(s string) (time.Duration, error) {
 	return d, nil
 }
 
-// parseNow returns the evaluation time: --now (RFC 3339) or the clock, in the ledger's time zone.
-func parseNow(now, tz string) (time.Time, error) {
+// loadTZ loads the time zone of a --tz flag; the error is a usage error naming the flag.
+func loadTZ(tz string) (*time.Location, error) {
 	loc, err := time.LoadLocation(tz)
 	if err != nil {
-		return time.Time{}, usageErr("--tz %q: %v", tz, err)
+		return nil, usageErr("--tz %q: %v", tz, err)
+	}
+	return loc, nil
+}
+
+// parseNow returns the evaluation time: --now (RFC 3339) or the clock, in the ledger's time zone.
+func parseNow(now, tz string) (time.Time, error) {
+	loc, err := loadTZ(tz)
+	if err != nil {
+		return time.Time{}, err
 	}
 	t := time.Now()
 	if now != "" {
@@ -309,10 +318,10 @@ func printExplanation(w io.Writer, p *policy.Policy, req policy.Request, ex poli
 	}
 	row(t, "decided by:", by)
 	row(t, "reason:", o.Reason)
-	cons := apiConstraints(o.Constraints)
+	cons := o.Constraints.API()
 	cons.Model = o.Degraded.Model
 	row(t, "constraints:", formatConstraints(cons))
-	if s := retryAfterSec(o.RetryAfter); s > 0 {
+	if s := decisionapi.RetryAfterSec(o.RetryAfter); s > 0 {
 		row(t, "retry after:", strconv.FormatInt(s, 10)+"s")
 	}
 	if c := o.Concurrency; c.Max > 0 {

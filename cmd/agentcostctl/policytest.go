@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"regexp"
@@ -52,9 +53,9 @@ type caseRequest struct {
 
 // caseApproval is an approval a reviewer granted, which the request refers to.
 type caseApproval struct {
-	ID          string          `yaml:"id,required"`
-	CostCapUSD  string          `yaml:"cost_cap_usd" check:"usd"`
-	Constraints caseConstraints `yaml:"constraints"`
+	ID          string              `yaml:"id,required"`
+	CostCapUSD  string              `yaml:"cost_cap_usd" check:"usd"`
+	Constraints approvalConstraints `yaml:"constraints"`
 }
 
 type caseState struct {
@@ -92,25 +93,11 @@ type caseExpect struct {
 	RuleID         *string `yaml:"rule_id"`
 	ReasonContains string  `yaml:"reason_contains"`
 	// Constraints is a subset: each constraint given must be returned with that value.
-	Constraints   caseConstraints `yaml:"constraints"`
-	RetryAfterSec *int64          `yaml:"retry_after_sec" check:"count"`
+	Constraints   expectConstraints `yaml:"constraints"`
+	RetryAfterSec *int64            `yaml:"retry_after_sec" check:"count"`
 	// ReservedUSD is the estimate an allowed answer reserves: the request's, or a degrade
 	// entry's re-estimate.
 	ReservedUSD string `yaml:"reserved_usd" check:"usd"`
-}
-
-type caseConstraints struct {
-	MaxRuntimeSec *int64 `yaml:"max_runtime_sec" check:"count"`
-	MaxRetries    *int64 `yaml:"max_retries" check:"count"`
-	MaxConcurrent *int64 `yaml:"max_concurrent" check:"count"`
-	RateLimit     string `yaml:"rate_limit" check:"rate"`
-	MaxTokens     *int64 `yaml:"max_tokens" check:"count"`
-	MaxToolCalls  *int64 `yaml:"max_tool_calls" check:"count"`
-	MaxDepth      *int64 `yaml:"max_depth" check:"count"`
-	// Model is the cheaper model a degrade entry answers with (expect only).
-	Model string `yaml:"model"`
-	// Line is the line of the constraints.
-	Line int `yaml:",line"`
 }
 
 // caseChecks are the checks of a cases file's values.
@@ -159,8 +146,7 @@ func parseCases(file string) (*casesFile, error) {
 	return &cf, nil
 }
 
-// checkCases rejects empty and duplicate case names, which would make the report ambiguous, and
-// a model in an approval's constraints (an expectation of degrade only).
+// checkCases rejects empty and duplicate case names, which would make the report ambiguous.
 func checkCases(file string, cf *casesFile) error {
 	var errs yamldoc.Errors
 	d := yamldoc.NewDecoder(&errs, file)
@@ -176,12 +162,32 @@ func checkCases(file string, cf *casesFile) error {
 		default:
 			lines[c.Name] = c.Line
 		}
-		if a := c.Approval; a != nil && a.Constraints.Model != "" {
-			d.FailAt(a.Constraints.Line, yamldoc.Join(field, "approval.constraints.model"),
-				"unknown key (an approval's constraints have no model; expect.constraints.model does)")
-		}
 	}
 	return errs.Err()
+}
+
+// expectConstraints are the constraints a case expects: decisionapi.Constraints, checked as the
+// API checks them.
+type expectConstraints decisionapi.Constraints
+
+// CheckYAML reports a constraint the API would refuse (a count out of range, a malformed rate).
+func (c *expectConstraints) CheckYAML(fail func(field, format string, args ...any)) {
+	var fe *decisionapi.FieldError
+	if err := decisionapi.Constraints(*c).Validate(); errors.As(err, &fe) {
+		fail(fe.Field, "%s", fe.Message)
+	}
+}
+
+// approvalConstraints are the constraints of a case's approval: as expected ones, without a model
+// (only a degrade entry sets one).
+type approvalConstraints expectConstraints
+
+// CheckYAML reports what expectConstraints does, and a model.
+func (c *approvalConstraints) CheckYAML(fail func(field, format string, args ...any)) {
+	(*expectConstraints)(c).CheckYAML(fail)
+	if c.Model != "" {
+		fail("model", "unknown key (an approval's constraints have no model; expect.constraints.model does)")
+	}
 }
 
 // caseResult is the outcome of one case, and its JSON output.
@@ -343,11 +349,11 @@ func runCase(p *policy.Policy, prices policy.Repricer, c *testCase, now string, 
 		res.Failures = append(res.Failures, fmt.Sprintf("reason: %q does not contain %q", o.Reason, x.ReasonContains))
 	}
 	if x.RetryAfterSec != nil {
-		if got := retryAfterSec(o.RetryAfter); got != *x.RetryAfterSec {
+		if got := decisionapi.RetryAfterSec(o.RetryAfter); got != *x.RetryAfterSec {
 			res.Failures = append(res.Failures, fmt.Sprintf("retry_after_sec: got %d, want %d", got, *x.RetryAfterSec))
 		}
 	}
-	res.Failures = append(res.Failures, compareConstraints(o.Constraints, x.Constraints)...)
+	res.Failures = append(res.Failures, compareConstraints(o.Constraints, decisionapi.Constraints(x.Constraints))...)
 	res.Failures = append(res.Failures, compareDegrade(o, req, x)...)
 	res.Pass = len(res.Failures) == 0
 	return res
@@ -381,7 +387,7 @@ func caseRequestOf(c *testCase) (policy.Request, error) {
 				return req, fmt.Errorf("approval.cost_cap_usd: %w", err)
 			}
 		}
-		if ap.Constraints, err = policyConstraints(a.Constraints); err != nil {
+		if ap.Constraints, err = policy.ConstraintsFromAPI(decisionapi.Constraints(a.Constraints)); err != nil {
 			return req, fmt.Errorf("approval.constraints: %w", err)
 		}
 		req.ApprovalID, req.Approval = a.ID, ap
@@ -408,29 +414,8 @@ func caseStateOf(c *testCase, at time.Time) policy.State {
 	return st
 }
 
-func policyConstraints(c caseConstraints) (policy.Constraints, error) {
-	lim := func(p *int64) policy.Limit {
-		if p == nil {
-			return policy.Limit{}
-		}
-		return policy.LimitOf(*p)
-	}
-	out := policy.Constraints{
-		MaxRuntimeSec: lim(c.MaxRuntimeSec), MaxRetries: lim(c.MaxRetries), MaxConcurrent: lim(c.MaxConcurrent),
-		MaxTokens: lim(c.MaxTokens), MaxToolCalls: lim(c.MaxToolCalls), MaxDepth: lim(c.MaxDepth),
-	}
-	if c.RateLimit != "" {
-		rl, err := policy.ParseRateLimit(c.RateLimit)
-		if err != nil {
-			return out, err
-		}
-		out.RateLimit = rl
-	}
-	return out, nil
-}
-
 // compareConstraints checks that every expected constraint was returned with its value.
-func compareConstraints(got policy.Constraints, want caseConstraints) []string {
+func compareConstraints(got policy.Constraints, want decisionapi.Constraints) []string {
 	var fails []string
 	for _, f := range [...]struct {
 		name string

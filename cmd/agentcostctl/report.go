@@ -85,9 +85,9 @@ evidence.directory).
 	if err != nil {
 		return err
 	}
-	loc, err := time.LoadLocation(*tz)
+	loc, err := loadTZ(*tz)
 	if err != nil {
-		return usageErr("--tz %q: %v", *tz, err)
+		return err
 	}
 	now := time.Now().In(loc)
 	from, err := parseTimeArg("since", *since, now, loc)

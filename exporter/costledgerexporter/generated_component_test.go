@@ -38,13 +38,6 @@ func TestComponentLifecycle(t *testing.T) {
 	}{
 
 		{
-			name: "metrics",
-			createFn: func(ctx context.Context, set exporter.Settings, cfg component.Config) (component.Component, error) {
-				return factory.CreateMetrics(ctx, set, cfg)
-			},
-		},
-
-		{
 			name: "traces",
 			createFn: func(ctx context.Context, set exporter.Settings, cfg component.Config) (component.Component, error) {
 				return factory.CreateTraces(ctx, set, cfg)

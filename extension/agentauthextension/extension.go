@@ -66,13 +66,13 @@ func (a *authenticator) Start(context.Context, component.Host) error {
 	a.mu.Lock()
 	a.set = s
 	a.mu.Unlock()
-	roles := map[string]int{}
+	roles := map[access.Role]int{}
 	for _, t := range a.cfg.Tokens {
 		roles[t.Role]++
 	}
 	a.logger.Info("agentauth tokens loaded", zap.Int("tokens", s.Len()),
-		zap.Int(access.RoleAgent, roles[access.RoleAgent]), zap.Int(access.RoleReviewer, roles[access.RoleReviewer]),
-		zap.Int(access.RoleForwarder, roles[access.RoleForwarder]))
+		zap.Int(access.RoleAgent.String(), roles[access.RoleAgent]), zap.Int(access.RoleReviewer.String(), roles[access.RoleReviewer]),
+		zap.Int(access.RoleForwarder.String(), roles[access.RoleForwarder]))
 	return nil
 }
 
@@ -109,7 +109,7 @@ func (a *authenticator) Authenticate(ctx context.Context, sources map[string][]s
 		a.telemetry.ExtensionAgentauthRejections.Add(ctx, 1, metric.WithAttributes(attribute.String("reason", "invalid")))
 		return ctx, ErrUnauthenticated
 	}
-	a.telemetry.ExtensionAgentauthAuthenticated.Add(ctx, 1, metric.WithAttributes(attribute.String("role", id.Role)))
+	a.telemetry.ExtensionAgentauthAuthenticated.Add(ctx, 1, metric.WithAttributes(attribute.String("role", string(id.Role))))
 	info := client.FromContext(ctx)
 	info.Auth = access.NewAuthData(id)
 	return client.NewContext(ctx, info), nil

@@ -99,12 +99,12 @@ func TestAuthenticate(t *testing.T) {
 		subject string
 		reason  string // rejection reason; empty when accepted
 	}{
-		{"grpc agent", map[string][]string{"authorization": {"Bearer " + agentToken}}, access.RoleAgent, "research-agent", ""},
-		{"http agent", map[string][]string{"Authorization": {"Bearer " + agentToken}}, access.RoleAgent, "research-agent", ""},
-		{"lowercase scheme", map[string][]string{"Authorization": {"bearer " + agentToken}}, access.RoleAgent, "research-agent", ""},
-		{"reviewer", map[string][]string{"authorization": {"Bearer " + reviewerToken}}, access.RoleReviewer, "alice@example.com", ""},
-		{"forwarder", map[string][]string{"authorization": {"Bearer " + forwarderToken}}, access.RoleForwarder, "tier1", ""},
-		{"odd header case", map[string][]string{"AUTHORIZATION": {"Bearer " + agentToken}}, access.RoleAgent, "research-agent", ""},
+		{"grpc agent", map[string][]string{"authorization": {"Bearer " + agentToken}}, string(access.RoleAgent), "research-agent", ""},
+		{"http agent", map[string][]string{"Authorization": {"Bearer " + agentToken}}, string(access.RoleAgent), "research-agent", ""},
+		{"lowercase scheme", map[string][]string{"Authorization": {"bearer " + agentToken}}, string(access.RoleAgent), "research-agent", ""},
+		{"reviewer", map[string][]string{"authorization": {"Bearer " + reviewerToken}}, string(access.RoleReviewer), "alice@example.com", ""},
+		{"forwarder", map[string][]string{"authorization": {"Bearer " + forwarderToken}}, string(access.RoleForwarder), "tier1", ""},
+		{"odd header case", map[string][]string{"AUTHORIZATION": {"Bearer " + agentToken}}, string(access.RoleAgent), "research-agent", ""},
 		{"no header", map[string][]string{"content-type": {"application/x-protobuf"}}, "", "", "missing"},
 		{"basic", map[string][]string{"Authorization": {"Basic " + agentToken}}, "", "", "missing"},
 		{"empty bearer", map[string][]string{"Authorization": {"Bearer "}}, "", "", "missing"},
@@ -141,7 +141,7 @@ func TestAuthenticate(t *testing.T) {
 	if n := counter(t, s.tel, "otelcol_extension_agentauth_rejections", "reason", "invalid"); n != 2 {
 		t.Errorf("invalid rejections %d, want 2", n)
 	}
-	if n := counter(t, s.tel, "otelcol_extension_agentauth_authenticated", "role", access.RoleAgent); n != 4 {
+	if n := counter(t, s.tel, "otelcol_extension_agentauth_authenticated", "role", string(access.RoleAgent)); n != 4 {
 		t.Errorf("agent authentications %d, want 4", n)
 	}
 	for _, e := range s.logged.All() {

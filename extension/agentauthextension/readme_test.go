@@ -40,7 +40,7 @@ func TestREADMEConfigs(t *testing.T) {
 		if err := confmap.Validate(cfg); err != nil {
 			t.Fatalf("README config invalid: %v", err)
 		}
-		roles := map[string]int{}
+		roles := map[access.Role]int{}
 		for _, tok := range cfg.Tokens {
 			roles[tok.Role]++
 		}

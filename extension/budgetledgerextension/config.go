@@ -74,15 +74,3 @@ func (cfg *Config) evidenceOptions() evidence.Options {
 		MaxFileBytes: cfg.Evidence.MaxFileBytes,
 	}
 }
-
-// location is the time zone that aligns every window.
-func (cfg *Config) location() (*time.Location, error) {
-	if cfg.TimeZone == "" {
-		return time.UTC, nil
-	}
-	loc, err := time.LoadLocation(cfg.TimeZone)
-	if err != nil {
-		return nil, fmt.Errorf("time_zone: %w", err)
-	}
-	return loc, nil
-}

@@ -82,7 +82,7 @@ type budgetLedger struct {
 var _ Provider = (*budgetLedger)(nil)
 
 func newBudgetLedger(set extension.Settings, cfg *Config) (*budgetLedger, error) {
-	loc, err := cfg.location()
+	loc, err := cfg.Location()
 	if err != nil {
 		return nil, err
 	}

@@ -17,18 +17,34 @@ import (
 	"github.com/agentcost/agentcost/internal/boundedfile"
 )
 
-// Roles of tokens.
+// Role is what an authenticated caller may do: its token's role, or RoleOpen for every caller of
+// an API without access control. It is the one definition of roles: the token lists, the
+// agentcost processor and the decision API's engine all use it.
+type Role string
+
+// The roles. A token has one of agent, reviewer or forwarder.
 const (
+	// RoleOpen is every caller of an API without access control: it may use every endpoint and is
+	// not held to a subject. No token has it.
+	RoleOpen Role = ""
 	// RoleAgent is an agent: it decides and releases for its subject, and its spans are booked to
 	// its subject whatever they claim (and, when the token lists teams, to one of its teams).
-	RoleAgent = "agent"
+	RoleAgent Role = "agent"
 	// RoleReviewer is a reviewer: it lists, approves and denies approvals. It sends no spans: the
 	// agentcost processor refuses OTLP from it.
-	RoleReviewer = "reviewer"
+	RoleReviewer Role = "reviewer"
 	// RoleForwarder is a trusted collector in front (a load-balancing tier, a node collector): it
 	// sends spans on behalf of agents (any, or those listed in agents). The decision API refuses it.
-	RoleForwarder = "forwarder"
+	RoleForwarder Role = "forwarder"
 )
+
+// String returns the role's name: open, agent, reviewer or forwarder.
+func (r Role) String() string {
+	if r == RoleOpen {
+		return "open"
+	}
+	return string(r)
+}
 
 // MinTokenBytes is the shortest token accepted: shorter ones are guessable.
 const MinTokenBytes = 16
@@ -40,7 +56,7 @@ type TokenConfig struct {
 	// TokenFile is a file holding the token (surrounding whitespace is ignored), read at start.
 	TokenFile string `mapstructure:"token_file"`
 	// Role is agent, reviewer or forwarder.
-	Role string `mapstructure:"role"`
+	Role Role `mapstructure:"role"`
 	// Subject is the agent id of an agent token, the reviewer's identity of a reviewer token, the
 	// forwarder's name (used in logs and as the agent of spans it may not forward) of a forwarder
 	// token.
@@ -73,7 +89,7 @@ func Validate(key string, tokens []TokenConfig) error {
 		switch t.Role {
 		case RoleAgent, RoleReviewer, RoleForwarder:
 		default:
-			errs = errors.Join(errs, fmt.Errorf("%s.role: %q is not agent, reviewer or forwarder", k, t.Role))
+			errs = errors.Join(errs, fmt.Errorf("%s.role: %q is not agent, reviewer or forwarder", k, string(t.Role)))
 		}
 		if strings.TrimSpace(t.Subject) == "" {
 			errs = errors.Join(errs, fmt.Errorf("%s.subject: required (the agent id, the reviewer's identity or the forwarder's name)", k))
@@ -106,7 +122,7 @@ func Validate(key string, tokens []TokenConfig) error {
 // Identity is who a token authenticates.
 type Identity struct {
 	// Role is RoleAgent, RoleReviewer or RoleForwarder.
-	Role string
+	Role Role
 	// Subject is the token's subject.
 	Subject string
 	// Agents is a forwarder's allow-list; empty allows every agent.

@@ -49,9 +49,9 @@ func (a *AuthData) GetAttribute(name string) any {
 	case AttrSubject:
 		return a.id.Subject
 	case AttrRole:
-		return a.id.Role
+		return string(a.id.Role)
 	case AttrMembership:
-		return []string{a.id.Role}
+		return []string{string(a.id.Role)}
 	case AttrAgents:
 		return slices.Clone(a.id.Agents)
 	case AttrTeams:

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/agentcost/agentcost/internal/access"
 	"github.com/agentcost/agentcost/internal/evidence"
 	"github.com/agentcost/agentcost/internal/ledger"
 	"github.com/agentcost/agentcost/internal/money"
@@ -37,7 +38,7 @@ func (e *Engine) Approval(ctx context.Context, c Caller, id string) (decisionapi
 	if err != nil {
 		return decisionapi.Approval{}, e.approvalError(id, err)
 	}
-	if c.Role == RoleAgent && ap.Agent != c.Subject {
+	if c.Role == access.RoleAgent && ap.Agent != c.Subject {
 		return decisionapi.Approval{}, decisionapi.NewError(decisionapi.CodeForbidden, "approval %q was requested by another agent", id)
 	}
 	return wireApproval(ap), nil
@@ -46,7 +47,7 @@ func (e *Engine) Approval(ctx context.Context, c Caller, id string) (decisionapi
 // ListApprovals lists one page of the approvals in a state (every state when empty), oldest
 // first; NextCursor continues the list. Reviewers only.
 func (e *Engine) ListApprovals(ctx context.Context, c Caller, state string, page decisionapi.ListParams) (decisionapi.ApprovalList, error) {
-	if c.Role == RoleAgent {
+	if c.Role == access.RoleAgent {
 		return decisionapi.ApprovalList{}, decisionapi.NewError(decisionapi.CodeForbidden, "only reviewers list approvals")
 	}
 	st, err := decisionapi.ParseApprovalState(state)
@@ -59,7 +60,7 @@ func (e *Engine) ListApprovals(ctx context.Context, c Caller, state string, page
 	}
 	limit := page.PageSize()
 	// One more than the page tells whether another page follows.
-	aps, err := e.ledger.ListApprovals(ctx, ledger.ApprovalState(st), after, limit+1, e.now())
+	aps, err := e.ledger.ListApprovals(ctx, st, after, limit+1, e.now())
 	if err != nil {
 		e.warnLedger("list approvals", err)
 		return decisionapi.ApprovalList{}, e.unavailableError(err)
@@ -90,7 +91,7 @@ func (e *Engine) Approve(ctx context.Context, c Caller, id string, req decisiona
 	if !req.Constraints.IsZero() {
 		res.Constraints, _ = json.Marshal(req.Constraints)
 	}
-	res.CostCap, res.HasCostCap, _ = req.CostCap()
+	res.CostCap, res.HasCostCap = optionalNanos(req.CostCapUSD)
 	if res.HasCostCap {
 		// The cap only lowers what was asked: the estimate is fixed at creation, so reading it
 		// before resolving cannot race.
@@ -118,7 +119,7 @@ func (e *Engine) Deny(ctx context.Context, c Caller, id string, req decisionapi.
 }
 
 func (e *Engine) mayResolve(c Caller, id string) error {
-	if c.Role == RoleAgent {
+	if c.Role == access.RoleAgent {
 		return decisionapi.NewError(decisionapi.CodeForbidden, "agents cannot approve or deny")
 	}
 	return decisionapi.ValidateID("id", id)
@@ -133,7 +134,7 @@ func reviewer(c Caller) string {
 
 // resolve records the reviewer's answer and writes the approval record under the evidence id of
 // the decision that asked for it.
-func (e *Engine) resolve(ctx context.Context, id string, res ledger.Resolution, modified *evidence.Constraints) (decisionapi.Approval, error) {
+func (e *Engine) resolve(ctx context.Context, id string, res ledger.Resolution, modified *decisionapi.Constraints) (decisionapi.Approval, error) {
 	ap, err := e.ledger.ResolveApproval(ctx, id, res)
 	if err != nil {
 		if repeat, ok, rerr := e.repeatedResolve(ctx, id, res, err); ok {
@@ -188,9 +189,9 @@ func resolvedEventError(id string) error {
 // which stays a conflict; err is the answer when the event could still not be stored.
 func (e *Engine) repeatedResolve(ctx context.Context, id string, res ledger.Resolution, err error) (_ decisionapi.Approval, ok bool, _ error) {
 	var se *ledger.ApprovalStateError
-	want := ledger.ApprovalDenied
+	want := decisionapi.ApprovalDenied
 	if res.Approve {
-		want = ledger.ApprovalApproved
+		want = decisionapi.ApprovalApproved
 	}
 	if !errors.As(err, &se) || se.State != want {
 		return decisionapi.Approval{}, false, nil
@@ -224,7 +225,7 @@ func wireApproval(ap ledger.Approval) decisionapi.Approval {
 	var payload approvalPayload
 	_ = json.Unmarshal(ap.Payload, &payload)
 	out := decisionapi.Approval{
-		ApprovalID: ap.ID, State: decisionapi.ApprovalState(ap.State), AgentID: ap.Agent, Action: ap.Action,
+		ApprovalID: ap.ID, State: ap.State, AgentID: ap.Agent, Action: ap.Action,
 		RunID: payload.RunID, Team: payload.Team, RiskTags: payload.RiskTags,
 		EstimatedCostUSD: usd(ap.Estimate), Items: ap.Items, RuleID: ap.Rule, Reason: ap.Reason,
 		RequestedBy: ap.Requester, CreatedAt: ap.CreatedAt, ExpiresAt: ap.ExpiresAt,

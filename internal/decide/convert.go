@@ -8,11 +8,9 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"hash"
-	"math"
 	"strings"
 	"time"
 
-	"github.com/agentcost/agentcost/internal/evidence"
 	"github.com/agentcost/agentcost/internal/ledger"
 	"github.com/agentcost/agentcost/internal/money"
 	"github.com/agentcost/agentcost/internal/policy"
@@ -104,73 +102,28 @@ func ledgerID(s policy.Scope, id string) string {
 	return id
 }
 
-// retrySec rounds a retry hint up to whole seconds.
-func retrySec(d time.Duration) int64 {
-	if d <= 0 {
-		return 0
-	}
-	return int64(math.Ceil(d.Seconds()))
-}
-
-// apiConstraints converts policy constraints to the wire shape.
-func apiConstraints(c policy.Constraints) decisionapi.Constraints {
-	limit := func(l policy.Limit) *int64 {
-		if n, ok := l.Value(); ok {
-			return decisionapi.Limit(n)
-		}
-		return nil
-	}
-	out := decisionapi.Constraints{
-		MaxRuntimeSec: limit(c.MaxRuntimeSec),
-		MaxRetries:    limit(c.MaxRetries),
-		MaxConcurrent: limit(c.MaxConcurrent),
-		MaxTokens:     limit(c.MaxTokens),
-		MaxToolCalls:  limit(c.MaxToolCalls),
-		MaxDepth:      limit(c.MaxDepth),
-	}
-	if !c.RateLimit.IsZero() {
-		out.RateLimit = c.RateLimit.String()
-	}
-	return out
-}
-
-// policyConstraints converts validated wire constraints (a reviewer's) to the policy's.
-func policyConstraints(c decisionapi.Constraints) (policy.Constraints, error) {
-	limit := func(p *int64) policy.Limit {
-		if p == nil {
-			return policy.Limit{}
-		}
-		return policy.LimitOf(*p)
-	}
-	out := policy.Constraints{
-		MaxRuntimeSec: limit(c.MaxRuntimeSec),
-		MaxRetries:    limit(c.MaxRetries),
-		MaxConcurrent: limit(c.MaxConcurrent),
-		MaxTokens:     limit(c.MaxTokens),
-		MaxToolCalls:  limit(c.MaxToolCalls),
-		MaxDepth:      limit(c.MaxDepth),
-	}
-	if c.RateLimit != "" {
-		r, err := policy.ParseRateLimit(c.RateLimit)
-		if err != nil {
-			return policy.Constraints{}, err
-		}
-		out.RateLimit = r
-	}
-	return out, nil
-}
-
-// evidenceConstraints converts wire constraints to the evidence shape (the same JSON); nil when
-// none is set.
-func evidenceConstraints(c decisionapi.Constraints) *evidence.Constraints {
+// evidenceConstraints is the constraints member of an evidence record: nil when none is set.
+func evidenceConstraints(c decisionapi.Constraints) *decisionapi.Constraints {
 	if c.IsZero() {
 		return nil
 	}
-	return &evidence.Constraints{
-		MaxRuntimeSec: c.MaxRuntimeSec, MaxRetries: c.MaxRetries, MaxConcurrent: c.MaxConcurrent,
-		RateLimit: c.RateLimit, MaxTokens: c.MaxTokens, MaxToolCalls: c.MaxToolCalls, MaxDepth: c.MaxDepth,
-		Model: c.Model,
+	return &c
+}
+
+// nanos converts a dollar amount of a validated request to exact nano-dollars: the one place
+// where the decision API's dollars become money.
+func nanos(usd float64) money.Nanos {
+	n, _ := money.FromUSD(usd) // validated: finite, not negative, in range
+	return n
+}
+
+// optionalNanos converts an optional dollar amount of a validated request, and reports whether it
+// was given.
+func optionalNanos(usd *float64) (money.Nanos, bool) {
+	if usd == nil {
+		return 0, false
 	}
+	return nanos(*usd), true
 }
 
 // usd converts nano-dollars to display dollars.

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/agentcost/agentcost/internal/access"
 	"github.com/agentcost/agentcost/internal/evidence"
 	"github.com/agentcost/agentcost/internal/ledger"
 	"github.com/agentcost/agentcost/internal/notify"
@@ -56,7 +57,7 @@ func ledgerErr(op string, err error) error { return &ledgerError{op: op, err: er
 // unavailableError is the 503 of an operation the ledger failed.
 func (e *Engine) unavailableError(error) *decisionapi.APIError {
 	ae := decisionapi.NewError(decisionapi.CodeUnavailable, "the budget ledger is unavailable; retry later")
-	ae.RetryAfterSec = retrySec(e.cfg.RetryAfter)
+	ae.RetryAfterSec = decisionapi.RetryAfterSec(e.cfg.RetryAfter)
 	return ae
 }
 
@@ -108,13 +109,13 @@ func (a *action) writesEvidence() bool {
 // *decisionapi.APIError (or carry one): 400 naming the field, 403, 409; a failing ledger is
 // answered under the fail mode, not as an error.
 func (e *Engine) Decide(ctx context.Context, c Caller, req decisionapi.DecisionRequest, traceparent string) (decisionapi.DecisionResponse, error) {
-	if c.Role == RoleReviewer {
+	if c.Role == access.RoleReviewer {
 		return decisionapi.DecisionResponse{}, decisionapi.NewError(decisionapi.CodeForbidden, "reviewers cannot request decisions")
 	}
 	if err := req.Validate(); err != nil {
 		return decisionapi.DecisionResponse{}, err
 	}
-	if c.Role == RoleAgent && req.AgentID != c.Subject {
+	if c.Role == access.RoleAgent && req.AgentID != c.Subject {
 		return decisionapi.DecisionResponse{}, decisionapi.NewError(decisionapi.CodeForbidden,
 			"agent_id %q is not the token's subject: an agent decides only for itself", req.AgentID)
 	}
@@ -387,7 +388,7 @@ func (e *Engine) requestApproval(ctx context.Context, a *action) error {
 			e.warnLedger("withdraw approval", werr) // it expires unanswered (and is notified then)
 		}
 		ae := decisionapi.NewError(decisionapi.CodeUnavailable, "the approval request's notification could not be stored; retry later")
-		ae.RetryAfterSec = retrySec(e.cfg.RetryAfter)
+		ae.RetryAfterSec = decisionapi.RetryAfterSec(e.cfg.RetryAfter)
 		return ae
 	}
 	a.approvalID, a.expiresAt = ap.ID, ap.ExpiresAt
@@ -412,7 +413,7 @@ func (e *Engine) attachApproval(ctx context.Context, a *action) error {
 		return decisionapi.NewError(decisionapi.CodeForbidden, "approval %q was requested by another agent", ap.ID)
 	case ap.Action != a.req.Action:
 		return (&decisionapi.FieldError{Field: "approval_id", Message: fmt.Sprintf("approval %q is for action %q, not %q", ap.ID, ap.Action, a.req.Action)}).APIError()
-	case ap.State != ledger.ApprovalApproved:
+	case ap.State != decisionapi.ApprovalApproved:
 		return decisionapi.NewError(decisionapi.CodeConflict, "approval %q is %s, not approved", ap.ID, ap.State)
 	}
 	approved := &policy.ApprovedApproval{ID: ap.ID, CostCap: ap.Estimate}
@@ -420,7 +421,7 @@ func (e *Engine) attachApproval(ctx context.Context, a *action) error {
 		if len(d.Constraints) > 0 {
 			var wire decisionapi.Constraints
 			if err := json.Unmarshal(d.Constraints, &wire); err == nil {
-				approved.Constraints, _ = policyConstraints(wire)
+				approved.Constraints, _ = policy.ConstraintsFromAPI(wire)
 			}
 		}
 		if d.HasCostCap {
@@ -453,10 +454,10 @@ func (e *Engine) answer(a *action) decisionapi.DecisionResponse {
 		ExpiresAt:     a.expiresAt,
 	}
 	if a.decision.Allowed() {
-		resp.Constraints = apiConstraints(a.constraints)
+		resp.Constraints = a.constraints.API()
 		resp.Constraints.Model = a.out.Degraded.Model
 	} else {
-		resp.RetryAfterSec = retrySec(a.retry)
+		resp.RetryAfterSec = decisionapi.RetryAfterSec(a.retry)
 	}
 	if a.writesEvidence() {
 		rec := evidence.Record{

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentcost/agentcost/internal/access"
 	"github.com/agentcost/agentcost/internal/baseline"
 	"github.com/agentcost/agentcost/internal/evidence"
 	"github.com/agentcost/agentcost/internal/ledger"
@@ -147,25 +148,6 @@ func TestParseTraceparent(t *testing.T) {
 	}
 }
 
-func TestConstraintsRoundTrip(t *testing.T) {
-	rate, err := policy.ParseRateLimit("20/hour")
-	if err != nil {
-		t.Fatal(err)
-	}
-	in := policy.Constraints{MaxRuntimeSec: policy.LimitOf(120), MaxRetries: policy.LimitOf(0), RateLimit: rate, MaxTokens: policy.LimitOf(5000)}
-	wire := apiConstraints(in)
-	if wire.RateLimit != "20/hour" || *wire.MaxRetries != 0 || wire.MaxConcurrent != nil || *wire.MaxRuntimeSec != 120 {
-		t.Fatalf("apiConstraints = %+v", wire)
-	}
-	back, err := policyConstraints(wire)
-	if err != nil || back != in {
-		t.Errorf("round trip %+v (%v), want %+v", back, err, in)
-	}
-	if _, err := policyConstraints(decisionapi.Constraints{RateLimit: "lots"}); err == nil {
-		t.Error("a bad rate limit converted")
-	}
-}
-
 // TestFailureUndo: a reservation that fails after the concurrency slot was taken gives the slot
 // back before answering under the fail mode.
 func TestFailureUndo(t *testing.T) {
@@ -260,7 +242,7 @@ func TestIdempotencyAnswers(t *testing.T) {
 func TestLeaseOwnership(t *testing.T) {
 	ctx := context.Background()
 	te := newTestEngine(t, FailClosed)
-	d, err := te.Decide(ctx, Caller{Role: RoleAgent, Subject: "a"}, decisionapi.DecisionRequest{AgentID: "a", Action: "job.x", EstimatedCostUSD: 1}, "")
+	d, err := te.Decide(ctx, Caller{Role: access.RoleAgent, Subject: "a"}, decisionapi.DecisionRequest{AgentID: "a", Action: "job.x", EstimatedCostUSD: 1}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,9 +251,9 @@ func TestLeaseOwnership(t *testing.T) {
 		lease  string
 		status int
 	}{
-		{Caller{Role: RoleAgent, Subject: "b"}, d.LeaseID, http.StatusForbidden},
-		{Caller{Role: RoleAgent, Subject: "a"}, d.LeaseID + "x", http.StatusForbidden},
-		{Caller{Role: RoleReviewer, Subject: "r"}, d.LeaseID, http.StatusForbidden},
+		{Caller{Role: access.RoleAgent, Subject: "b"}, d.LeaseID, http.StatusForbidden},
+		{Caller{Role: access.RoleAgent, Subject: "a"}, d.LeaseID + "x", http.StatusForbidden},
+		{Caller{Role: access.RoleReviewer, Subject: "r"}, d.LeaseID, http.StatusForbidden},
 	} {
 		_, err := te.Release(ctx, tc.caller, tc.lease, decisionapi.ReleaseRequest{})
 		if ae := decisionapi.AsAPIError(err); ae == nil || ae.Status != tc.status {
@@ -282,7 +264,7 @@ func TestLeaseOwnership(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := other.Release(ctx, Caller{Role: RoleAgent, Subject: "a"}, d.LeaseID, decisionapi.ReleaseRequest{})
+	r, err := other.Release(ctx, Caller{Role: access.RoleAgent, Subject: "a"}, d.LeaseID, decisionapi.ReleaseRequest{})
 	if err != nil || r.DecisionID != d.DecisionID {
 		t.Errorf("release through a second engine on the same ledger: %+v %v", r, err)
 	}
@@ -292,14 +274,14 @@ func TestLeaseOwnership(t *testing.T) {
 func TestSettleBaseline(t *testing.T) {
 	te := newTestEngine(t, FailClosed)
 	ctx := context.Background()
-	s := ledger.Settlement{ID: "dec_1", Agent: "a", Action: "job.x", Source: ledger.SourceNone, Estimate: money.NanosPerUSD}
+	s := ledger.Settlement{ID: "dec_1", Agent: "a", Action: "job.x", Source: decisionapi.SourceNone, Estimate: money.NanosPerUSD}
 	if out := te.settle(ctx, s); out.FreedUSD != 1 || out.Source != decisionapi.SourceNone {
 		t.Errorf("settlement %+v", out)
 	}
 	if _, n, ok := te.cfg.Baselines.Lookup(baselineKey("a", "job.x")); ok {
 		t.Errorf("a cost-less settlement was observed (%d observations)", n)
 	}
-	s.Source, s.Cost, s.ReportedCost, s.HasReported = ledger.SourceReported, 2*money.NanosPerUSD, 2*money.NanosPerUSD, true
+	s.Source, s.Cost, s.ReportedCost, s.HasReported = decisionapi.SourceReported, 2*money.NanosPerUSD, 2*money.NanosPerUSD, true
 	te.settle(ctx, s)
 	if b, n, ok := te.cfg.Baselines.Lookup(baselineKey("a", "job.x")); !ok || n != 1 || b != 2*money.NanosPerUSD {
 		t.Errorf("baseline %v after one $2 action (%d observations, %v)", b, n, ok)
@@ -317,7 +299,7 @@ func TestBackends(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			te := newTestEngineOn(t, open(t), FailClosed)
-			agent := Caller{Role: RoleAgent, Subject: "a"}
+			agent := Caller{Role: access.RoleAgent, Subject: "a"}
 			req := decisionapi.DecisionRequest{AgentID: "a", Action: "job.concurrent", EstimatedCostUSD: 1, IdempotencyKey: "once"}
 			first, err := te.Decide(ctx, agent, req, "")
 			if err != nil || !first.Decision.Allowed() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/agentcost/agentcost/internal/access"
 	"github.com/agentcost/agentcost/internal/evidence"
 	"github.com/agentcost/agentcost/internal/ledger"
 	"github.com/agentcost/agentcost/internal/ledger/ledgertest"
@@ -48,7 +49,7 @@ func TestDegradeReservesReestimate(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			te := newDegradeEngine(t, open(t), FailClosed)
-			agent := Caller{Role: RoleAgent, Subject: "a"}
+			agent := Caller{Role: access.RoleAgent, Subject: "a"}
 			fill, err := te.Decide(ctx, agent, decisionapi.DecisionRequest{AgentID: "a", Action: "job.fill", EstimatedCostUSD: 8}, "")
 			if err != nil || fill.Decision != decisionapi.DecisionAllow {
 				t.Fatalf("fill: %+v %v", fill, err)

@@ -19,6 +19,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/agentcost/agentcost/internal/access"
 	"github.com/agentcost/agentcost/internal/baseline"
 	"github.com/agentcost/agentcost/internal/evidence"
 	"github.com/agentcost/agentcost/internal/ledger"
@@ -26,34 +27,12 @@ import (
 	"github.com/agentcost/agentcost/pkg/decisionapi"
 )
 
-// Role is what an authenticated caller may do.
-type Role uint8
-
-// The roles. RoleOpen is every caller of an API without access control: it may use every endpoint
-// and is not held to a subject.
-const (
-	RoleOpen Role = iota
-	RoleAgent
-	RoleReviewer
-)
-
-// String returns open, agent or reviewer.
-func (r Role) String() string {
-	switch r {
-	case RoleAgent:
-		return "agent"
-	case RoleReviewer:
-		return "reviewer"
-	}
-	return "open"
-}
-
 // Caller is the caller of an operation as the HTTP layer authenticated it.
 type Caller struct {
-	// Role is the token's role.
-	Role Role
+	// Role is the token's role (access.RoleOpen on an API without access control).
+	Role access.Role
 	// Subject is the token's subject: the agent id of an agent, the identity of a reviewer; empty
-	// for RoleOpen.
+	// for access.RoleOpen.
 	Subject string
 	// Teams are the teams an agent may charge (its token's teams), the first its default: a
 	// request naming another team is refused (403), a request naming none is decided for the
@@ -64,7 +43,7 @@ type Caller struct {
 // team returns the team a request of c naming team is decided for, or a 403 naming the team field
 // when c's token does not list it.
 func (c Caller) team(team string) (string, error) {
-	if c.Role != RoleAgent || len(c.Teams) == 0 {
+	if c.Role != access.RoleAgent || len(c.Teams) == 0 {
 		return team, nil
 	}
 	if team == "" {
@@ -92,12 +71,22 @@ const (
 	FailOpen
 )
 
-// String returns fail_closed or fail_open.
+// String returns fail_closed or fail_open, the spelling of ledger_unavailable.decisions.
 func (m FailMode) String() string {
 	if m == FailOpen {
 		return "fail_open"
 	}
 	return "fail_closed"
+}
+
+// ParseFailMode parses the configured spelling of a fail mode: fail_closed or fail_open.
+func ParseFailMode(s string) (FailMode, bool) {
+	for _, m := range [...]FailMode{FailClosed, FailOpen} {
+		if m.String() == s {
+			return m, true
+		}
+	}
+	return FailClosed, false
 }
 
 // EvidenceAppender appends cost-evidence records; *evidence.Writer is one.

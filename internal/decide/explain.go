@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/agentcost/agentcost/internal/access"
 	"github.com/agentcost/agentcost/internal/policy"
 	"github.com/agentcost/agentcost/pkg/decisionapi"
 )
@@ -16,7 +17,7 @@ func (e *Engine) Explain(ctx context.Context, c Caller, req decisionapi.Decision
 	if err := req.Validate(); err != nil {
 		return decisionapi.ExplainResponse{}, err
 	}
-	if c.Role == RoleAgent && req.AgentID != c.Subject {
+	if c.Role == access.RoleAgent && req.AgentID != c.Subject {
 		return decisionapi.ExplainResponse{}, decisionapi.NewError(decisionapi.CodeForbidden,
 			"agent_id %q is not the token's subject: an agent explains only its own decisions", req.AgentID)
 	}
@@ -42,39 +43,14 @@ func (e *Engine) Explain(ctx context.Context, c Caller, req decisionapi.Decision
 		e.warnLedger("gather", err)
 		return decisionapi.ExplainResponse{}, e.unavailableError(err)
 	}
-	ex := policy.Explain(a.p, a.preq, rs.policy, a.now)
-	o := ex.Outcome
-	out := decisionapi.ExplainResponse{
-		Decision:      decisionapi.Decision(o.Decision.String()),
-		RuleID:        o.RuleID,
-		Reason:        o.Reason,
-		PolicyVersion: ex.PolicyVersion,
-		PolicySHA256:  ex.PolicySHA256,
-		Constraints:   apiConstraints(o.Constraints),
-		DerivedTags:   ex.DerivedTags,
-		SelectedRule:  ex.SelectedRule,
-		Budget:        rs.budgetMap(a.p),
-	}
-	if !o.Decision.Allowed() {
-		out.RetryAfterSec = retrySec(o.RetryAfter)
-	} else {
-		out.Constraints.Model = o.Degraded.Model
-	}
-	for _, r := range ex.Rules {
-		out.Rules = append(out.Rules, decisionapi.RuleTrace{
-			RuleID: r.ID, Decision: decisionapi.Decision(r.Decision.String()), Matched: r.Matched, Selected: r.Selected, Why: r.Why,
-		})
-	}
+	out := policy.Explain(a.p, a.preq, rs.policy, a.now).API()
+	out.Budget = rs.budgetMap(a.p)
 	// A freeze is a layer above the policy and the budgets: it is listed first and decides.
 	if f, ok := firstApplying(rs.freezes, a.preq.AgentID, a.preq.Team, a.preq.RunID); ok {
-		out.BudgetLayers = append(out.BudgetLayers, decisionapi.LayerTrace{Layer: layerFreeze, Verdict: decisionapi.DecisionDeny, Detail: freezeReason(f)})
+		freeze := decisionapi.LayerTrace{Layer: layerFreeze, Verdict: decisionapi.DecisionDeny, Detail: freezeReason(f)}
+		out.BudgetLayers = append([]decisionapi.LayerTrace{freeze}, out.BudgetLayers...)
 		out.Decision, out.RuleID, out.Reason = decisionapi.DecisionDeny, RuleFreeze, freezeReason(f)
 		out.Constraints, out.RetryAfterSec = decisionapi.Constraints{}, 0
-	}
-	for _, l := range ex.Layers {
-		out.BudgetLayers = append(out.BudgetLayers, decisionapi.LayerTrace{
-			Layer: l.Layer, Verdict: decisionapi.Decision(l.Verdict.String()), Detail: l.Detail,
-		})
 	}
 	return out, nil
 }

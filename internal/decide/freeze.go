@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/agentcost/agentcost/internal/access"
 	"github.com/agentcost/agentcost/internal/evidence"
 	"github.com/agentcost/agentcost/internal/ledger"
 	"github.com/agentcost/agentcost/internal/policy"
@@ -75,7 +76,7 @@ func (e *Engine) freezeEvidence(kind evidence.Kind, f ledger.Freeze, reviewer st
 // open API) only; the freeze is durable in the ledger before it is answered, and written as a
 // freeze evidence record. Errors: 400 naming the field, 403, 503.
 func (e *Engine) CreateFreeze(ctx context.Context, c Caller, req decisionapi.FreezeRequest) (decisionapi.Freeze, error) {
-	if c.Role == RoleAgent {
+	if c.Role == access.RoleAgent {
 		return decisionapi.Freeze{}, decisionapi.NewError(decisionapi.CodeForbidden, "only reviewers freeze; agents cannot create or lift freezes")
 	}
 	if err := req.Validate(); err != nil {
@@ -107,7 +108,7 @@ func (e *Engine) CreateFreeze(ctx context.Context, c Caller, req decisionapi.Fre
 // Reviewers (and an open API) only; written as an unfreeze evidence record. Errors: 403, 404
 // (unknown freeze), 409 (already lifted or expired), 503.
 func (e *Engine) LiftFreeze(ctx context.Context, c Caller, id string) (decisionapi.Freeze, error) {
-	if c.Role == RoleAgent {
+	if c.Role == access.RoleAgent {
 		return decisionapi.Freeze{}, decisionapi.NewError(decisionapi.CodeForbidden, "only reviewers lift freezes; agents cannot create or lift freezes")
 	}
 	if err := decisionapi.ValidateID("id", id); err != nil {
@@ -140,7 +141,7 @@ func (e *Engine) LiftFreeze(ctx context.Context, c Caller, id string) (decisiona
 // Freezes lists one page of freezes, oldest first: the active ones (state "active") or every one
 // (state empty). Reviewers (and an open API) only.
 func (e *Engine) Freezes(ctx context.Context, c Caller, state string, page decisionapi.ListParams) (decisionapi.FreezeList, error) {
-	if c.Role == RoleAgent {
+	if c.Role == access.RoleAgent {
 		return decisionapi.FreezeList{}, decisionapi.NewError(decisionapi.CodeForbidden, "only reviewers list freezes")
 	}
 	st, err := decisionapi.ParseFreezeState(state)
@@ -189,7 +190,7 @@ func (e *Engine) Lease(ctx context.Context, c Caller, leaseID string) (decisiona
 	if !ok || decisionID == "" {
 		return decisionapi.LeaseStatus{}, decisionapi.NewError(decisionapi.CodeNotFound, "no lease %q", leaseID)
 	}
-	if c.Role == RoleAgent && !hmac.Equal([]byte(mac), []byte(e.leaseMAC(decisionID, c.Subject))) {
+	if c.Role == access.RoleAgent && !hmac.Equal([]byte(mac), []byte(e.leaseMAC(decisionID, c.Subject))) {
 		return decisionapi.LeaseStatus{}, decisionapi.NewError(decisionapi.CodeForbidden, "lease %q was not granted to agent %q", leaseID, c.Subject)
 	}
 	now := e.now()
@@ -203,7 +204,7 @@ func (e *Engine) Lease(ctx context.Context, c Caller, leaseID string) (decisiona
 	}
 	// A MAC for another agent's decision id passes the check above only for that agent; an open
 	// or reviewer caller may read any lease, but the MAC must still be the lease's own.
-	if c.Role != RoleAgent && !hmac.Equal([]byte(mac), []byte(e.leaseMAC(decisionID, li.Agent))) {
+	if c.Role != access.RoleAgent && !hmac.Equal([]byte(mac), []byte(e.leaseMAC(decisionID, li.Agent))) {
 		return decisionapi.LeaseStatus{}, decisionapi.NewError(decisionapi.CodeNotFound, "no lease %q", leaseID)
 	}
 	out := decisionapi.LeaseStatus{LeaseID: leaseID, DecisionID: decisionID, AgentID: li.Agent, State: decisionapi.LeaseOpen, ExpiresAt: li.ExpiresAt.UTC()}

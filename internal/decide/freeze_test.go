@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentcost/agentcost/internal/access"
 	"github.com/agentcost/agentcost/internal/evidence"
 	"github.com/agentcost/agentcost/pkg/decisionapi"
 )
@@ -36,8 +37,8 @@ func TestFreezeLayer(t *testing.T) {
 	rec := &freezeRec{}
 	te.rec = rec
 	ctx := context.Background()
-	reviewer := Caller{Role: RoleReviewer, Subject: "alice"}
-	agent := Caller{Role: RoleAgent, Subject: "a1"}
+	reviewer := Caller{Role: access.RoleReviewer, Subject: "alice"}
+	agent := Caller{Role: access.RoleAgent, Subject: "a1"}
 	req := decisionapi.DecisionRequest{AgentID: "a1", Action: "job.x", EstimatedCostUSD: 0.1}
 
 	if _, err := te.CreateFreeze(ctx, agent, decisionapi.FreezeRequest{Scope: decisionapi.FreezeFleet, Reason: "x"}); !isCode(err, decisionapi.CodeForbidden) {
@@ -103,13 +104,13 @@ func TestFreezeLayer(t *testing.T) {
 func TestFreezeReadWithTheState(t *testing.T) {
 	te := newTestEngine(t, FailClosed)
 	ctx := context.Background()
-	if _, err := te.CreateFreeze(ctx, Caller{Role: RoleOpen}, decisionapi.FreezeRequest{Scope: decisionapi.FreezeFleet, Reason: "r"}); err != nil {
+	if _, err := te.CreateFreeze(ctx, Caller{Role: access.RoleOpen}, decisionapi.FreezeRequest{Scope: decisionapi.FreezeFleet, Reason: "r"}); err != nil {
 		t.Fatal(err)
 	}
 	te.ledger.mu.Lock()
 	te.ledger.fail["read"] = true
 	te.ledger.mu.Unlock()
-	d, err := te.Decide(ctx, Caller{Role: RoleOpen}, decisionapi.DecisionRequest{AgentID: "a1", Action: "job.x"}, "")
+	d, err := te.Decide(ctx, Caller{Role: access.RoleOpen}, decisionapi.DecisionRequest{AgentID: "a1", Action: "job.x"}, "")
 	if err != nil || d.Decision != decisionapi.DecisionDeny || d.RuleID != RuleLedgerUnavailable {
 		t.Fatalf("decision with the ledger down = %+v, %v", d, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentcost/agentcost/internal/access"
 	"github.com/agentcost/agentcost/internal/baseline"
 	"github.com/agentcost/agentcost/internal/ledger"
 	"github.com/agentcost/agentcost/internal/ledger/ledgertest"
@@ -63,7 +64,7 @@ func decideAndRelease(tb testing.TB, te *testEngine, from, n int) {
 func decideAndReleaseKeyed(tb testing.TB, te *testEngine, from, n int, keyed bool) {
 	tb.Helper()
 	ctx := context.Background()
-	agent := Caller{Role: RoleAgent, Subject: "a"}
+	agent := Caller{Role: access.RoleAgent, Subject: "a"}
 	for i := from; i < from+n; i++ {
 		req := decisionapi.DecisionRequest{AgentID: "a", Action: "job.concurrent", EstimatedCostUSD: 0.0001,
 			RunID: fmt.Sprintf("run-%d", i%10)}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/agentcost/agentcost/internal/access"
 	"github.com/agentcost/agentcost/internal/policy"
 	"github.com/agentcost/agentcost/pkg/decisionapi"
 )
@@ -63,7 +64,7 @@ func (a idemAnswer) result() (decisionapi.DecisionResponse, error) {
 // the idempotency key, so that two agents never share a key.
 func idemClaimKey(c Caller, req *decisionapi.DecisionRequest) string {
 	owner := "subject:" + strconv.Quote(c.Subject)
-	if c.Role == RoleOpen {
+	if c.Role == access.RoleOpen {
 		owner = "agent:" + strconv.Quote(req.AgentID)
 	}
 	return "decision-idem/" + owner + "/" + strconv.Quote(req.IdempotencyKey)
@@ -113,10 +114,9 @@ func (e *Engine) idempotent(ctx context.Context, c Caller, req *decisionapi.Deci
 
 // requestOf is the policy request of a validated wire request (its estimate is valid).
 func requestOf(req *decisionapi.DecisionRequest) policy.Request {
-	est, _ := req.EstimatedCost()
 	return policy.Request{
 		RunID: req.RunID, AgentID: req.AgentID, Action: req.Action, RiskTags: req.RiskTags,
-		EstimatedCost: est, Items: req.Items, Team: req.Team, ApprovalID: req.ApprovalID,
+		EstimatedCost: nanos(req.EstimatedCostUSD), Items: req.Items, Team: req.Team, ApprovalID: req.ApprovalID,
 		Model: req.Model,
 	}
 }

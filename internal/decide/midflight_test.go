@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentcost/agentcost/internal/access"
 	"github.com/agentcost/agentcost/internal/baseline"
 	"github.com/agentcost/agentcost/internal/evidence"
 	"github.com/agentcost/agentcost/internal/ledger"
@@ -77,7 +78,7 @@ type testClock struct {
 func (c *testClock) now() time.Time          { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *testClock) advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
-var midAgent = Caller{Role: RoleAgent, Subject: "a"}
+var midAgent = Caller{Role: access.RoleAgent, Subject: "a"}
 
 // midAction decides one action of agent a in run, books spends of cost (USD) against it and returns
 // the decision.

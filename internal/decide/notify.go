@@ -135,7 +135,7 @@ func (e *Engine) NotifyExpiredApprovals(ctx context.Context) (int, error) {
 	defer e.notifyMu.Unlock()
 	n := 0
 	for {
-		aps, err := e.ledger.ListApprovals(ctx, ledger.ApprovalExpired, e.expiredCursor, 100, e.now())
+		aps, err := e.ledger.ListApprovals(ctx, decisionapi.ApprovalExpired, e.expiredCursor, 100, e.now())
 		if err != nil {
 			return n, err
 		}

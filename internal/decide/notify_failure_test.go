@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentcost/agentcost/internal/access"
 	"github.com/agentcost/agentcost/internal/baseline"
 	"github.com/agentcost/agentcost/internal/ledger"
 	"github.com/agentcost/agentcost/internal/ledger/ledgertest"
@@ -99,16 +100,16 @@ func TestApprovalRequestAnswersUnavailableWithoutItsEvent(t *testing.T) {
 	ctx := context.Background()
 	req := decisionapi.DecisionRequest{AgentID: "a", Action: "job.ask", EstimatedCostUSD: 0.1}
 	ob.fail.Store(true)
-	resp, err := e.Decide(ctx, Caller{Role: RoleOpen}, req, "")
+	resp, err := e.Decide(ctx, Caller{Role: access.RoleOpen}, req, "")
 	if ae := decisionapi.AsAPIError(err); err == nil || ae.Status != 503 || resp.ApprovalID != "" {
 		t.Fatalf("decision with the outbox failing: %+v %v, want 503", resp, err)
 	}
-	pending, err := l.ListApprovals(ctx, ledger.ApprovalPending, ledger.ApprovalCursor{}, 0, time.Now())
+	pending, err := l.ListApprovals(ctx, decisionapi.ApprovalPending, ledger.ApprovalCursor{}, 0, time.Now())
 	if err != nil || len(pending) != 0 {
 		t.Fatalf("pending approvals after the failed request: %d %v, want 0 (withdrawn)", len(pending), err)
 	}
 	ob.fail.Store(false)
-	resp, err = e.Decide(ctx, Caller{Role: RoleOpen}, req, "")
+	resp, err = e.Decide(ctx, Caller{Role: access.RoleOpen}, req, "")
 	if err != nil || resp.ApprovalID == "" {
 		t.Fatalf("retry: %+v %v", resp, err)
 	}
@@ -123,11 +124,11 @@ func TestApprovalRequestAnswersUnavailableWithoutItsEvent(t *testing.T) {
 func TestResolveAnswersUnavailableWithoutItsEvent(t *testing.T) {
 	e, l, ob := newNotifyEngine(t)
 	ctx := context.Background()
-	resp, err := e.Decide(ctx, Caller{Role: RoleOpen}, decisionapi.DecisionRequest{AgentID: "a", Action: "job.ask", EstimatedCostUSD: 0.1}, "")
+	resp, err := e.Decide(ctx, Caller{Role: access.RoleOpen}, decisionapi.DecisionRequest{AgentID: "a", Action: "job.ask", EstimatedCostUSD: 0.1}, "")
 	if err != nil || resp.ApprovalID == "" {
 		t.Fatal(resp, err)
 	}
-	alice := Caller{Role: RoleReviewer, Subject: "alice"}
+	alice := Caller{Role: access.RoleReviewer, Subject: "alice"}
 	ob.fail.Store(true)
 	if _, err := e.Approve(ctx, alice, resp.ApprovalID, decisionapi.ApproveRequest{}); decisionapi.AsAPIError(err).Status != 503 {
 		t.Fatalf("approve with the outbox failing: %v, want 503", err)
@@ -147,7 +148,7 @@ func TestResolveAnswersUnavailableWithoutItsEvent(t *testing.T) {
 	if _, err := e.Deny(ctx, alice, resp.ApprovalID, decisionapi.DenyRequest{}); decisionapi.AsAPIError(err).Status != 409 {
 		t.Fatalf("deny after approve: %v, want 409", err)
 	}
-	if _, err := e.Approve(ctx, Caller{Role: RoleReviewer, Subject: "bob"}, resp.ApprovalID, decisionapi.ApproveRequest{}); decisionapi.AsAPIError(err).Status != 409 {
+	if _, err := e.Approve(ctx, Caller{Role: access.RoleReviewer, Subject: "bob"}, resp.ApprovalID, decisionapi.ApproveRequest{}); decisionapi.AsAPIError(err).Status != 409 {
 		t.Fatalf("another reviewer's approve: %v, want 409", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/agentcost/agentcost/internal/access"
 	"github.com/agentcost/agentcost/internal/ledger"
 	"github.com/agentcost/agentcost/internal/money"
 	"github.com/agentcost/agentcost/internal/notify"
@@ -45,13 +46,13 @@ func TestAnomalyNotifiedOnce(t *testing.T) {
 	te.cfg.Notifier = rec
 	ctx := context.Background()
 	for i := range 12 {
-		te.settle(ctx, ledger.Settlement{ID: fmt.Sprintf("dec_%d", i), Agent: "a", Action: "job.x", Source: ledger.SourceReported,
+		te.settle(ctx, ledger.Settlement{ID: fmt.Sprintf("dec_%d", i), Agent: "a", Action: "job.x", Source: decisionapi.SourceReported,
 			Cost: money.NanosPerUSD, ReportedCost: money.NanosPerUSD, HasReported: true})
 	}
 	if n := len(rec.of(notify.TypeActionAnomaly)); n != 0 {
 		t.Fatalf("%d anomalies for steady actions", n)
 	}
-	big := ledger.Settlement{ID: "dec_big", Agent: "a", Action: "job.x", Source: ledger.SourceReported,
+	big := ledger.Settlement{ID: "dec_big", Agent: "a", Action: "job.x", Source: decisionapi.SourceReported,
 		Cost: 10 * money.NanosPerUSD, ReportedCost: 10 * money.NanosPerUSD, HasReported: true}
 	te.settle(ctx, big)
 	te.settle(ctx, big)
@@ -72,7 +73,7 @@ func TestFreezeNotified(t *testing.T) {
 	rec := &recordingNotifier{}
 	te.cfg.Notifier = rec
 	ctx := context.Background()
-	alice := Caller{Role: RoleReviewer, Subject: "alice"}
+	alice := Caller{Role: access.RoleReviewer, Subject: "alice"}
 	f, err := te.CreateFreeze(ctx, alice, decisionapi.FreezeRequest{Scope: decisionapi.FreezeAgent, ScopeID: "a", Reason: "runaway loop"})
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +83,7 @@ func TestFreezeNotified(t *testing.T) {
 		evs[0].Freeze.By != "alice" || evs[0].Freeze.Reason != "runaway loop" || evs[0].Freeze.FreezeID != f.FreezeID {
 		t.Fatalf("freeze events %+v", evs)
 	}
-	if _, err := te.LiftFreeze(ctx, Caller{Role: RoleReviewer, Subject: "bob"}, f.FreezeID); err != nil {
+	if _, err := te.LiftFreeze(ctx, Caller{Role: access.RoleReviewer, Subject: "bob"}, f.FreezeID); err != nil {
 		t.Fatal(err)
 	}
 	evs = rec.of(notify.TypeFreeze)

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/agentcost/agentcost/internal/access"
 	"github.com/agentcost/agentcost/internal/policy"
 	"github.com/agentcost/agentcost/pkg/decisionapi"
 )
@@ -34,7 +35,7 @@ func TestPolicySHA256(t *testing.T) {
 	changed := strings.Replace(enginePolicy, "max_runtime_sec: 60", "max_runtime_sec: 30", 1)
 	var cur atomic.Pointer[policy.Policy]
 	te.cfg.Policy = cur.Load // the policy in force is swapped below, like a hot reload
-	agent := Caller{Role: RoleAgent, Subject: "a"}
+	agent := Caller{Role: access.RoleAgent, Subject: "a"}
 	req := decisionapi.DecisionRequest{AgentID: "a", Action: "job.concurrent", EstimatedCostUSD: 0.01}
 	var seen []string
 	for _, src := range []string{enginePolicy, changed} {

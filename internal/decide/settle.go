@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agentcost/agentcost/internal/access"
 	"github.com/agentcost/agentcost/internal/evidence"
 	"github.com/agentcost/agentcost/internal/ledger"
 	"github.com/agentcost/agentcost/pkg/decisionapi"
@@ -19,7 +20,7 @@ import (
 // per-action baseline. An agent may release only leases granted to it.
 // Errors: 400 naming the field, 403, 404 (unknown lease), 409 (already settled), 503.
 func (e *Engine) Release(ctx context.Context, c Caller, leaseID string, req decisionapi.ReleaseRequest) (decisionapi.ReleaseResponse, error) {
-	if c.Role == RoleReviewer {
+	if c.Role == access.RoleReviewer {
 		return decisionapi.ReleaseResponse{}, decisionapi.NewError(decisionapi.CodeForbidden, "reviewers cannot release leases")
 	}
 	if err := decisionapi.ValidateID("id", leaseID); err != nil {
@@ -29,13 +30,13 @@ func (e *Engine) Release(ctx context.Context, c Caller, leaseID string, req deci
 	if !ok || decisionID == "" {
 		return decisionapi.ReleaseResponse{}, decisionapi.NewError(decisionapi.CodeNotFound, "no lease %q", leaseID)
 	}
-	if c.Role == RoleAgent && !hmac.Equal([]byte(mac), []byte(e.leaseMAC(decisionID, c.Subject))) {
+	if c.Role == access.RoleAgent && !hmac.Equal([]byte(mac), []byte(e.leaseMAC(decisionID, c.Subject))) {
 		return decisionapi.ReleaseResponse{}, decisionapi.NewError(decisionapi.CodeForbidden, "lease %q was not granted to agent %q", leaseID, c.Subject)
 	}
 	if err := req.Validate(); err != nil {
 		return decisionapi.ReleaseResponse{}, err
 	}
-	cost, hasCost, _ := req.ActualCost()
+	cost, hasCost := optionalNanos(req.ActualCostUSD)
 	s, err := e.ledger.Release(ctx, ledger.ReleaseRequest{ID: decisionID, ReportedCost: cost, HasReported: hasCost,
 		ReportedLimit: e.cfg.Policy().ReportedCostLimit, Time: e.now()})
 	switch {
@@ -79,7 +80,7 @@ func (e *Engine) settle(ctx context.Context, s ledger.Settlement) decisionapi.Se
 		ActualCostUSD:    usd(s.Cost),
 		EstimatedCostUSD: usd(s.Estimate),
 		FreedUSD:         usd(s.Estimate - min(s.MatchedCost, s.Estimate)),
-		Source:           decisionapi.CostSource(s.Source),
+		Source:           s.Source,
 		SpansMatched:     s.SpansMatched,
 		InputTokens:      s.Tokens.Input,
 		OutputTokens:     s.Tokens.Output,
@@ -90,11 +91,8 @@ func (e *Engine) settle(ctx context.Context, s ledger.Settlement) decisionapi.Se
 		LeaseID: md[metaLeaseID], ApprovalID: md[metaApprovalID], Reason: string(s.Reason),
 		EstimatedCostUSD: evidence.USD(s.Estimate), ActualCostUSD: evidence.USD(s.Cost), SpansMatched: s.SpansMatched,
 	}
-	switch s.Source {
-	case ledger.SourceSpans:
-		rec.CostSource = evidence.CostFromSpans
-	case ledger.SourceReported:
-		rec.CostSource = evidence.CostReported
+	if s.Source != decisionapi.SourceNone {
+		rec.CostSource = s.Source // a settlement without cost records no source
 	}
 	if s.SpansMatched > 0 {
 		rec.Tokens = &evidence.Tokens{Input: s.Tokens.Input, Output: s.Tokens.Output, CacheRead: s.Tokens.CacheRead,
@@ -117,7 +115,7 @@ func (e *Engine) settle(ctx context.Context, s ledger.Settlement) decisionapi.Se
 		rec.Anomaly = &evidence.Anomaly{Anomalous: true}
 		e.rec.ReportedCostClipped(s.Agent)
 	}
-	if s.Source != ledger.SourceNone && !(s.Source == ledger.SourceReported && s.ReportedClipped) && s.Agent != "" && s.Action != "" {
+	if s.Source != decisionapi.SourceNone && !(s.Source == decisionapi.SourceReported && s.ReportedClipped) && s.Agent != "" && s.Action != "" {
 		r := e.cfg.Baselines.Observe(baselineKey(s.Agent, s.Action), s.Cost)
 		if r.Count > 1 {
 			out.BaselineUSD = usd(r.Baseline)
@@ -139,7 +137,7 @@ func (e *Engine) settle(ctx context.Context, s ledger.Settlement) decisionapi.Se
 			e.warnLedger("record anomaly", err)
 		}
 	}
-	if s.Source != ledger.SourceNone {
+	if s.Source != decisionapi.SourceNone {
 		e.noteRun(s.RunID, s.Agent, md[metaEvidenceID])
 	}
 	if capText, ok := md[metaMaxTokens]; ok {

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/agentcost/agentcost/internal/access"
 	"github.com/agentcost/agentcost/internal/ledger"
 	"github.com/agentcost/agentcost/internal/policy"
 	"github.com/agentcost/agentcost/pkg/decisionapi"
@@ -194,7 +195,7 @@ func (e *Engine) Budgets(ctx context.Context, c Caller, page decisionapi.ListPar
 	if it := (budgetItem{policy.ScopeFleet, "", fleet}); hasFleet && after.before(it) {
 		items = append(items, it)
 	}
-	if c.Role == RoleAgent {
+	if c.Role == access.RoleAgent {
 		if b, ok := p.Budget(policy.ScopeAgent, c.Subject); ok && after.before(budgetItem{scope: policy.ScopeAgent, id: c.Subject}) {
 			items = append(items, budgetItem{policy.ScopeAgent, c.Subject, b})
 		}
@@ -283,7 +284,7 @@ func (e *Engine) budgetIDs(ctx context.Context, p *policy.Policy, s policy.Scope
 func (e *Engine) AllBudgets(ctx context.Context, max int) (all decisionapi.BudgetsResponse, truncated bool, err error) {
 	page := decisionapi.ListParams{Limit: decisionapi.MaxListLimit}
 	for {
-		resp, err := e.Budgets(ctx, Caller{Role: RoleOpen}, page)
+		resp, err := e.Budgets(ctx, Caller{Role: access.RoleOpen}, page)
 		if err != nil {
 			return all, false, err
 		}

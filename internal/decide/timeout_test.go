@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentcost/agentcost/internal/access"
 	"github.com/agentcost/agentcost/internal/baseline"
 	"github.com/agentcost/agentcost/internal/ledger"
 	"github.com/agentcost/agentcost/internal/ledger/ledgertest"
@@ -41,7 +42,7 @@ func TestLedgerTimeoutFailsClosedPromptly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	agent := Caller{Role: RoleAgent, Subject: "a"}
+	agent := Caller{Role: access.RoleAgent, Subject: "a"}
 	req := decisionapi.DecisionRequest{AgentID: "a", Action: "job.x", EstimatedCostUSD: 0.01}
 	if d, err := e.Decide(t.Context(), agent, req, ""); err != nil || d.Decision != decisionapi.DecisionAllow {
 		t.Fatalf("before the stall: %+v %v", d, err)

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/agentcost/agentcost/internal/money"
+	"github.com/agentcost/agentcost/pkg/decisionapi"
 )
 
 var epoch = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
@@ -38,7 +39,7 @@ func decision(i int) Record {
 		RuleID:           "throttle-llm-calls",
 		Reason:           "LLM calls throttled to prevent runaway spend",
 		PolicyVersion:    "v1.9.0",
-		Constraints:      &Constraints{MaxRetries: &retries, MaxTokens: &tokens, RateLimit: "20/hour"},
+		Constraints:      &decisionapi.Constraints{MaxRetries: &retries, MaxTokens: &tokens, RateLimit: "20/hour"},
 		DecisionID:       fmt.Sprintf("dec-%04d", i),
 		TraceID:          "4bf92f3577b34da6a3ce929d0e0e4736",
 	}
@@ -174,7 +175,7 @@ func TestRecordJSON(t *testing.T) {
 		ApprovalID:          "apr-1",
 		Reviewer:            "alice@example.com",
 		Outcome:             "approved",
-		ModifiedConstraints: &Constraints{MaxRetries: &zero},
+		ModifiedConstraints: &decisionapi.Constraints{MaxRetries: &zero},
 		CostCapUSD:          USD(12*money.NanosPerUSD + 5),
 	}
 	w, _ := open(t, t.TempDir(), Options{})

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/agentcost/agentcost/internal/money"
+	"github.com/agentcost/agentcost/pkg/decisionapi"
 )
 
 // Kind is the kind of an evidence record.
@@ -34,17 +35,6 @@ const (
 	KindFreeze Kind = "freeze"
 	// KindUnfreeze records a reviewer lifting a freeze.
 	KindUnfreeze Kind = "unfreeze"
-)
-
-// CostSource says where a settlement's actual cost came from.
-type CostSource string
-
-// The cost sources of a settlement.
-const (
-	// CostFromSpans is spend matched from priced spans.
-	CostFromSpans CostSource = "spans"
-	// CostReported is the actual_cost_usd an agent gave on release because no span matched.
-	CostReported CostSource = "reported"
 )
 
 // USD is an exact dollar amount held in nano-dollars and written in JSON as a decimal number with at
@@ -74,22 +64,6 @@ func (u *USD) UnmarshalJSON(b []byte) error {
 	}
 	*u = USD(n)
 	return nil
-}
-
-// Constraints are the constraints a decision returned or a reviewer set; a nil field is unconstrained
-// (so that a limit of zero, such as max_retries 0, stays distinct from no limit). The JSON shape is
-// the decision API's.
-type Constraints struct {
-	MaxRuntimeSec *int64 `json:"max_runtime_sec,omitempty"`
-	MaxRetries    *int64 `json:"max_retries,omitempty"`
-	MaxConcurrent *int64 `json:"max_concurrent,omitempty"`
-	// RateLimit is "N/period", e.g. "20/hour".
-	RateLimit    string `json:"rate_limit,omitempty"`
-	MaxTokens    *int64 `json:"max_tokens,omitempty"`
-	MaxToolCalls *int64 `json:"max_tool_calls,omitempty"`
-	MaxDepth     *int64 `json:"max_depth,omitempty"`
-	// Model is the cheaper model a policy degrade entry answered with.
-	Model string `json:"model,omitempty"`
 }
 
 // Tokens is the token usage of the spans matched to an action.
@@ -139,28 +113,28 @@ type Record struct {
 	ApprovalID string `json:"approval_id,omitempty"`
 
 	// Decision fields.
-	EstimatedCostUSD USD          `json:"estimated_cost_usd,omitempty"`
-	Decision         string       `json:"decision,omitempty"`
-	RuleID           string       `json:"rule_id,omitempty"`
-	Reason           string       `json:"reason,omitempty"`
-	PolicyVersion    string       `json:"policy_version,omitempty"`
-	PolicySHA256     string       `json:"policy_sha256,omitempty"`
-	Constraints      *Constraints `json:"constraints,omitempty"`
+	EstimatedCostUSD USD                      `json:"estimated_cost_usd,omitempty"`
+	Decision         string                   `json:"decision,omitempty"`
+	RuleID           string                   `json:"rule_id,omitempty"`
+	Reason           string                   `json:"reason,omitempty"`
+	PolicyVersion    string                   `json:"policy_version,omitempty"`
+	PolicySHA256     string                   `json:"policy_sha256,omitempty"`
+	Constraints      *decisionapi.Constraints `json:"constraints,omitempty"`
 
 	// Approval fields.
 	Reviewer string `json:"reviewer,omitempty"`
 	// Outcome is the reviewer's answer: approved or denied.
-	Outcome             string       `json:"outcome,omitempty"`
-	ModifiedConstraints *Constraints `json:"modified_constraints,omitempty"`
-	CostCapUSD          USD          `json:"cost_cap_usd,omitempty"`
+	Outcome             string                   `json:"outcome,omitempty"`
+	ModifiedConstraints *decisionapi.Constraints `json:"modified_constraints,omitempty"`
+	CostCapUSD          USD                      `json:"cost_cap_usd,omitempty"`
 
 	// Settlement fields.
-	ActualCostUSD  USD        `json:"actual_cost_usd,omitempty"`
-	CostSource     CostSource `json:"cost_source,omitempty"`
-	Tokens         *Tokens    `json:"tokens,omitempty"`
-	SpansMatched   int64      `json:"spans_matched,omitempty"`
-	Anomaly        *Anomaly   `json:"anomaly,omitempty"`
-	TokenCapBreach bool       `json:"token_cap_breach,omitempty"`
+	ActualCostUSD  USD                    `json:"actual_cost_usd,omitempty"`
+	CostSource     decisionapi.CostSource `json:"cost_source,omitempty"`
+	Tokens         *Tokens                `json:"tokens,omitempty"`
+	SpansMatched   int64                  `json:"spans_matched,omitempty"`
+	Anomaly        *Anomaly               `json:"anomaly,omitempty"`
+	TokenCapBreach bool                   `json:"token_cap_breach,omitempty"`
 	// ReportedCostUSD is the actual_cost_usd a release carried, before clipping; Clipped says it
 	// was above the policy's bound and ActualCostUSD (when the cost came from the report) is the
 	// bound that was booked.

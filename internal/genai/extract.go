@@ -259,6 +259,33 @@ func Extract(attrs pcommon.Map, name string, res *Resource) Call {
 func (e *Extractor) Extract(attrs pcommon.Map, name string, res *Resource) Call {
 	var c Call
 	var slots [numFields]pcommon.Value
+	hints := c.collect(attrs, &slots)
+	c.readUsage(&slots)
+	if c.rank[fSDKName] != 0 && strings.EqualFold(slots[fSDKName].Str(), "openlit") && hints != 0 {
+		hints |= hOpenLIT
+	}
+	if res != nil && res.openLIT && hints != 0 {
+		hints |= hOpenLIT
+	}
+	c.Dialect = hints.dialect()
+	c.AlreadyPriced = c.rank[fPriced] != 0
+
+	// Only a span that carries usage can repeat its children's usage; skip the lookup otherwise.
+	if c.HasUsage {
+		op := name
+		if c.rank[fOperationID] != 0 {
+			op = slots[fOperationID].Str()
+		}
+		_, c.Aggregate = e.aggregates[op]
+	}
+	c.attribute(&slots, res)
+	e.finish(&c)
+	return c
+}
+
+// collect is the one pass over the attributes: it keeps, per field, the value of its
+// best-ranked key in slots (c.rank records the rank), and returns the dialect hints of the keys.
+func (c *Call) collect(attrs pcommon.Map, slots *[numFields]pcommon.Value) hint {
 	var hints hint
 	attrs.Range(func(k string, v pcommon.Value) bool {
 		if len(k) == 0 || !keyFirstByte[k[0]] {
@@ -284,7 +311,12 @@ func (e *Extractor) Extract(attrs pcommon.Map, name string, res *Resource) Call 
 		}
 		return true
 	})
+	return hints
+}
 
+// readUsage reads the model, the provider, the token usage, the service tier, the reported cost
+// and the modes from the collected values.
+func (c *Call) readUsage(slots *[numFields]pcommon.Value) {
 	if c.rank[fModel] != 0 {
 		c.Model = slots[fModel].Str()
 		c.ModelKey = fieldKeys[fModel][c.rank[fModel]-1].key
@@ -308,25 +340,12 @@ func (e *Extractor) Extract(attrs pcommon.Map, name string, res *Resource) Call 
 	if c.rank[fCost] != 0 {
 		c.ReportedCostUSD, c.HasReportedCost = AmountUSD(slots[fCost])
 	}
-	c.readModes(&slots)
-	if c.rank[fSDKName] != 0 && strings.EqualFold(slots[fSDKName].Str(), "openlit") && hints != 0 {
-		hints |= hOpenLIT
-	}
-	if res != nil && res.openLIT && hints != 0 {
-		hints |= hOpenLIT
-	}
-	c.Dialect = hints.dialect()
-	c.AlreadyPriced = c.rank[fPriced] != 0
+	c.readModes(slots)
+}
 
-	// Only a span that carries usage can repeat its children's usage; skip the lookup otherwise.
-	if c.HasUsage {
-		op := name
-		if c.rank[fOperationID] != 0 {
-			op = slots[fOperationID].Str()
-		}
-		_, c.Aggregate = e.aggregates[op]
-	}
-
+// attribute reads the span's attribution (decision, action, agent, team, run, tenant), falling
+// back to its resource's (res may be nil) where the span names none.
+func (c *Call) attribute(slots *[numFields]pcommon.Value, res *Resource) {
 	c.DecisionID = str(slots[fDecisionID], c.rank[fDecisionID])
 	c.Action = str(slots[fAction], c.rank[fAction])
 	c.Agent = str(slots[fAgent], c.rank[fAgent])
@@ -356,9 +375,6 @@ func (e *Extractor) Extract(attrs pcommon.Map, name string, res *Resource) Call 
 	if c.Tenant == "" && res != nil {
 		c.Tenant = res.tenantID
 	}
-
-	e.finish(&c)
-	return c
 }
 
 // isStringField reports whether a field holds a name, so that only non-empty strings count.

@@ -11,45 +11,24 @@ import (
 	"time"
 
 	"github.com/agentcost/agentcost/internal/money"
+	"github.com/agentcost/agentcost/pkg/decisionapi"
 )
-
-// ApprovalState is where an approval is in its lifecycle: pending → approved → consumed, pending →
-// denied, and pending or approved → expired once ExpiresAt passes.
-type ApprovalState string
-
-// The approval states.
-const (
-	ApprovalPending  ApprovalState = "pending"
-	ApprovalApproved ApprovalState = "approved"
-	ApprovalDenied   ApprovalState = "denied"
-	ApprovalExpired  ApprovalState = "expired"
-	ApprovalConsumed ApprovalState = "consumed"
-)
-
-// ParseApprovalState parses a state name; the empty string is allowed and means every state.
-func ParseApprovalState(s string) (ApprovalState, error) {
-	switch st := ApprovalState(s); st {
-	case "", ApprovalPending, ApprovalApproved, ApprovalDenied, ApprovalExpired, ApprovalConsumed:
-		return st, nil
-	}
-	return "", fmt.Errorf("unknown approval state %q (want pending, approved, denied, expired or consumed)", s)
-}
 
 // Approval is a request for a human decision on one action, and its outcome.
 type Approval struct {
-	ID        string          `json:"id"`
-	Agent     string          `json:"agent"`
-	Action    string          `json:"action"`
-	Estimate  money.Nanos     `json:"estimate"`
-	Items     int64           `json:"items,omitempty"`
-	Rule      string          `json:"rule,omitempty"`
-	Reason    string          `json:"reason,omitempty"`
-	Requester string          `json:"requester,omitempty"`
-	CreatedAt time.Time       `json:"created_at"`
-	ExpiresAt time.Time       `json:"expires_at"`
-	Payload   []byte          `json:"payload,omitempty"`
-	State     ApprovalState   `json:"state"`
-	Decision  *ApprovalResult `json:"decision,omitempty"`
+	ID        string                    `json:"id"`
+	Agent     string                    `json:"agent"`
+	Action    string                    `json:"action"`
+	Estimate  money.Nanos               `json:"estimate"`
+	Items     int64                     `json:"items,omitempty"`
+	Rule      string                    `json:"rule,omitempty"`
+	Reason    string                    `json:"reason,omitempty"`
+	Requester string                    `json:"requester,omitempty"`
+	CreatedAt time.Time                 `json:"created_at"`
+	ExpiresAt time.Time                 `json:"expires_at"`
+	Payload   []byte                    `json:"payload,omitempty"`
+	State     decisionapi.ApprovalState `json:"state"`
+	Decision  *ApprovalResult           `json:"decision,omitempty"`
 	// ConsumedAt is set once the approved action has been allowed through.
 	ConsumedAt time.Time `json:"consumed_at,omitzero"`
 }
@@ -92,8 +71,8 @@ func (r Resolution) validate() error {
 // effective returns the approval's state as of now: pending and approved read as expired once
 // ExpiresAt has passed.
 func (a Approval) effective(now time.Time) Approval {
-	if (a.State == ApprovalPending || a.State == ApprovalApproved) && !now.Before(a.ExpiresAt) {
-		a.State = ApprovalExpired
+	if (a.State == decisionapi.ApprovalPending || a.State == decisionapi.ApprovalApproved) && !now.Before(a.ExpiresAt) {
+		a.State = decisionapi.ApprovalExpired
 	}
 	return a
 }
@@ -201,7 +180,7 @@ func pendingPrefix(agent string) []byte {
 type ApprovalStateError struct {
 	ID string
 	// State is the approval's state when the operation was refused.
-	State ApprovalState
+	State decisionapi.ApprovalState
 	// Op is the refused operation: "resolve" or "consume".
 	Op string
 }
@@ -215,12 +194,12 @@ func (e *ApprovalStateError) Is(target error) bool { return target == ErrConflic
 
 // resolve applies res to a (already brought to its effective state), or refuses.
 func (a Approval) resolve(res Resolution, now time.Time) (Approval, error) {
-	if a.State != ApprovalPending {
+	if a.State != decisionapi.ApprovalPending {
 		return a, &ApprovalStateError{ID: a.ID, State: a.State, Op: "resolve"}
 	}
-	a.State = ApprovalDenied
+	a.State = decisionapi.ApprovalDenied
 	if res.Approve {
-		a.State = ApprovalApproved
+		a.State = decisionapi.ApprovalApproved
 	}
 	a.Decision = &ApprovalResult{
 		Approved: res.Approve, Reviewer: res.Reviewer, At: now, Comment: res.Comment,
@@ -231,10 +210,10 @@ func (a Approval) resolve(res Resolution, now time.Time) (Approval, error) {
 
 // consume marks a consumed, or refuses.
 func (a Approval) consume(now time.Time) (Approval, error) {
-	if a.State != ApprovalApproved {
+	if a.State != decisionapi.ApprovalApproved {
 		return a, &ApprovalStateError{ID: a.ID, State: a.State, Op: "consume"}
 	}
-	a.State = ApprovalConsumed
+	a.State = decisionapi.ApprovalConsumed
 	a.ConsumedAt = now
 	return a, nil
 }

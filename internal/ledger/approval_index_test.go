@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentcost/agentcost/pkg/decisionapi"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -48,7 +49,7 @@ func TestEmbeddedApprovalIndexBackfill(t *testing.T) {
 	defer e.Close()
 	var all []Approval
 	for after := (ApprovalCursor{}); ; {
-		page, err := e.ListApprovals(ctx, ApprovalPending, after, 7, t0)
+		page, err := e.ListApprovals(ctx, decisionapi.ApprovalPending, after, 7, t0)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -201,7 +201,7 @@ func (c *Config) Validate() error {
 	if c.SyncInterval < 0 || c.SyncInterval > maxSyncInterval {
 		errs = append(errs, fmt.Errorf("sync_interval: %v is not between 0 and %v", c.SyncInterval, maxSyncInterval))
 	}
-	if _, err := c.location(); err != nil {
+	if _, err := c.Location(); err != nil {
 		errs = append(errs, err)
 	}
 	for key, d := range map[string]time.Duration{
@@ -285,7 +285,9 @@ func clusterPrefix(prefix string) string {
 	return "{" + base + "}"
 }
 
-func (c *Config) location() (*time.Location, error) {
+// Location loads the time zone that aligns every window: time_zone, UTC when empty. The error
+// names the key.
+func (c *Config) Location() (*time.Location, error) {
 	if c.TimeZone == "" {
 		return time.UTC, nil
 	}

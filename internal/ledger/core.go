@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/agentcost/agentcost/internal/money"
+	"github.com/agentcost/agentcost/pkg/decisionapi"
 )
 
 // counter names one (scope, id, window instance) counter of spent and reserved.
@@ -158,12 +159,12 @@ type reservation struct {
 	Tokens    Tokens      `json:"tokens,omitzero"`
 	Anomalous int64       `json:"anomalous,omitempty"`
 
-	Settled     bool             `json:"settled,omitempty"`
-	Source      SettlementSource `json:"source,omitempty"`
-	Reason      SettleReason     `json:"reason,omitempty"`
-	Reported    money.Nanos      `json:"reported,omitempty"`
-	HasReported bool             `json:"has_reported,omitempty"`
-	SettledAt   time.Time        `json:"settled_at,omitzero"`
+	Settled     bool                   `json:"settled,omitempty"`
+	Source      decisionapi.CostSource `json:"source,omitempty"`
+	Reason      SettleReason           `json:"reason,omitempty"`
+	Reported    money.Nanos            `json:"reported,omitempty"`
+	HasReported bool                   `json:"has_reported,omitempty"`
+	SettledAt   time.Time              `json:"settled_at,omitzero"`
 }
 
 func newReservation(req ReserveRequest, checks []preparedCheck) *reservation {
@@ -217,13 +218,13 @@ func (r *reservation) settle(reason SettleReason, reported money.Nanos, hasRepor
 	r.Remaining = 0
 	switch {
 	case r.Spans > 0:
-		r.Source = SourceSpans
+		r.Source = decisionapi.SourceSpans
 	case hasReported:
-		r.Source = SourceReported
+		r.Source = decisionapi.SourceReported
 	default:
-		r.Source = SourceNone
+		r.Source = decisionapi.SourceNone
 	}
-	return r.Source == SourceReported && reported > 0
+	return r.Source == decisionapi.SourceReported && reported > 0
 }
 
 func (r *reservation) settlement() Settlement {
@@ -235,9 +236,9 @@ func (r *reservation) settlement() Settlement {
 		Source: r.Source, Reason: r.Reason, CreatedAt: r.CreatedAt, ExpiresAt: r.ExpiresAt, SettledAt: r.SettledAt,
 	}
 	switch r.Source {
-	case SourceSpans:
+	case decisionapi.SourceSpans:
 		s.Cost = r.Matched
-	case SourceReported:
+	case decisionapi.SourceReported:
 		s.Cost = r.Reported
 	}
 	return s

@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/agentcost/agentcost/internal/money"
+	"github.com/agentcost/agentcost/pkg/decisionapi"
 )
 
 // FileName is the embedded backend's file inside Config.Directory.
@@ -127,7 +128,7 @@ func OpenEmbedded(cfg Config, set Settings) (*Embedded, error) {
 		return nil, err
 	}
 	set = set.withDefaults()
-	loc, _ := cfg.location()
+	loc, _ := cfg.Location()
 	if err := os.MkdirAll(cfg.Directory, 0o700); err != nil {
 		return nil, fmt.Errorf("creating ledger directory %q: %w", cfg.Directory, err)
 	}
@@ -663,7 +664,7 @@ func (e *Embedded) Release(ctx context.Context, req ReleaseRequest) (Settlement,
 		reported, clipped := clipReported(req, r.Estimate)
 		out, err = e.settle(t, r, ReasonReleased, reported, req.HasReported, req.Time)
 		if req.HasReported {
-			out.ReportedClaimed, out.ReportedClipped = req.ReportedCost, clipped && out.Source == SourceReported
+			out.ReportedClaimed, out.ReportedClipped = req.ReportedCost, clipped && out.Source == decisionapi.SourceReported
 		}
 		return err
 	})
@@ -918,7 +919,7 @@ func (e *Embedded) CreateApproval(ctx context.Context, a Approval, maxPending in
 	if err := a.validate(); err != nil {
 		return Approval{}, err
 	}
-	a.State, a.Decision, a.ConsumedAt = ApprovalPending, nil, time.Time{}
+	a.State, a.Decision, a.ConsumedAt = decisionapi.ApprovalPending, nil, time.Time{}
 	err := e.update(ctx, func(t *txn) error {
 		if t.approvals().Get([]byte(a.ID)) != nil {
 			return fmt.Errorf("approval %q: %w", a.ID, ErrExists)
@@ -981,8 +982,8 @@ func (e *Embedded) GetApproval(ctx context.Context, id string, now time.Time) (A
 
 // ListApprovals implements Ledger. It walks the list-order index from the cursor, reading
 // approvals until limit match the state.
-func (e *Embedded) ListApprovals(ctx context.Context, state ApprovalState, after ApprovalCursor, limit int, now time.Time) ([]Approval, error) {
-	if _, err := ParseApprovalState(string(state)); err != nil {
+func (e *Embedded) ListApprovals(ctx context.Context, state decisionapi.ApprovalState, after ApprovalCursor, limit int, now time.Time) ([]Approval, error) {
+	if _, err := decisionapi.ParseApprovalState(string(state)); err != nil {
 		return nil, err
 	}
 	if limit <= 0 {
@@ -1046,7 +1047,7 @@ func (e *Embedded) transition(ctx context.Context, id string, fn func(Approval) 
 		if out, err = fn(a.effective(now)); err != nil {
 			return err
 		}
-		if a.State == ApprovalPending && out.State != ApprovalPending {
+		if a.State == decisionapi.ApprovalPending && out.State != decisionapi.ApprovalPending {
 			if err := t.approvalsPending().Delete(pendingKey(a.Agent, a.ID)); err != nil {
 				return err
 			}

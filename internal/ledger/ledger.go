@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/agentcost/agentcost/internal/money"
+	"github.com/agentcost/agentcost/pkg/decisionapi"
 )
 
 // Ledger is the budget ledger shared by the costledger exporter and the budget receiver. All methods
@@ -94,7 +95,7 @@ type Ledger interface {
 	// ListApprovals returns up to limit approvals in state as of now (all states when state is
 	// empty) that come after the cursor, oldest first (by ApprovalCursor order); limit <= 0 means
 	// 1000. The last approval's Cursor() continues the list.
-	ListApprovals(ctx context.Context, state ApprovalState, after ApprovalCursor, limit int, now time.Time) ([]Approval, error)
+	ListApprovals(ctx context.Context, state decisionapi.ApprovalState, after ApprovalCursor, limit int, now time.Time) ([]Approval, error)
 	// ResolveApproval approves or denies a pending, unexpired approval. Any other state returns an
 	// *ApprovalStateError (errors.Is ErrConflict).
 	ResolveApproval(ctx context.Context, id string, res Resolution) (Approval, error)
@@ -343,19 +344,6 @@ type ReleaseRequest struct {
 	Time time.Time
 }
 
-// SettlementSource says where a settled cost comes from.
-type SettlementSource string
-
-// The settlement sources.
-const (
-	// SourceSpans: at least one span matched; the cost is their spend.
-	SourceSpans SettlementSource = "spans"
-	// SourceReported: no span matched and the caller reported a cost on release.
-	SourceReported SettlementSource = "reported"
-	// SourceNone: no span matched and no cost was reported.
-	SourceNone SettlementSource = "none"
-)
-
 // SettleReason says what settled a reservation.
 type SettleReason string
 
@@ -382,16 +370,16 @@ type Settlement struct {
 	Tokens          Tokens
 	AnomalousSpans  int64
 	// ReportedCost is the caller's figure when HasReported, clipped to the release's ReportedLimit;
-	// it counts only for SourceReported.
+	// it counts only for decisionapi.SourceReported.
 	ReportedCost money.Nanos
 	HasReported  bool
 	// ReportedClaimed is the figure the caller reported before clipping, and ReportedClipped says
-	// it was above the release's ReportedLimit and counted (SourceReported) clipped; a report
-	// ignored because spans matched is never clipped. Only the call that settled sets them (a
+	// it was above the release's ReportedLimit and counted (decisionapi.SourceReported) clipped; a
+	// report ignored because spans matched is never clipped. Only the call that settled sets them (a
 	// settlement read back with AlreadySettled has the clipped ReportedCost alone).
 	ReportedClaimed money.Nanos
 	ReportedClipped bool
-	Source          SettlementSource
+	Source          decisionapi.CostSource
 	// Cost is the settled cost of the action: MatchedCost, ReportedCost or zero, by Source.
 	Cost      money.Nanos
 	Reason    SettleReason

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/agentcost/agentcost/internal/money"
+	"github.com/agentcost/agentcost/pkg/decisionapi"
 )
 
 // anomalyTTL is how long Redis keeps an agent's last anomaly time.
@@ -53,7 +54,7 @@ func OpenRedis(ctx context.Context, cfg Config, set Settings) (*Redis, error) {
 		return nil, err
 	}
 	set = set.withDefaults()
-	loc, _ := cfg.location()
+	loc, _ := cfg.Location()
 	client, where, err := newRedisClient(ctx, cfg.Redis)
 	if err != nil {
 		return nil, err
@@ -623,7 +624,7 @@ func decodeReservation(m map[string]string) (*reservation, error) {
 	res.Tokens = Tokens{Input: n("tin"), Output: n("tout"), CacheRead: n("tcr"), CacheWrite: n("tcw"), Reasoning: n("trs")}
 	if m["state"] == "settled" {
 		res.Settled = true
-		res.Source, res.Reason = SettlementSource(m["source"]), SettleReason(m["reason"])
+		res.Source, res.Reason = decisionapi.CostSource(m["source"]), SettleReason(m["reason"])
 		res.Reported, res.HasReported = money.Nanos(n("reported")), m["hasrep"] == "1"
 		res.SettledAt, _ = time.Parse(time.RFC3339Nano, m["settled"])
 	}
@@ -727,7 +728,7 @@ func (r *Redis) Release(ctx context.Context, req ReleaseRequest) (Settlement, er
 	reported, clipped := clipReported(req, money.Nanos(est))
 	s, settled, err := r.settle(ctx, m, ReasonReleased, reported, req.HasReported, req.Time)
 	if settled && req.HasReported {
-		s.ReportedClaimed, s.ReportedClipped = req.ReportedCost, clipped && s.Source == SourceReported
+		s.ReportedClaimed, s.ReportedClipped = req.ReportedCost, clipped && s.Source == decisionapi.SourceReported
 	}
 	return s, err
 }
@@ -956,7 +957,7 @@ func (r *Redis) CreateApproval(ctx context.Context, a Approval, maxPending int) 
 	if err := a.validate(); err != nil {
 		return Approval{}, err
 	}
-	a.State, a.Decision, a.ConsumedAt = ApprovalPending, nil, time.Time{}
+	a.State, a.Decision, a.ConsumedAt = decisionapi.ApprovalPending, nil, time.Time{}
 	v, err := json.Marshal(a)
 	if err != nil {
 		return Approval{}, err
@@ -985,7 +986,7 @@ func decodeApproval(id string, m map[string]string) (Approval, error) {
 	if err := json.Unmarshal([]byte(m["json"]), &a); err != nil {
 		return Approval{}, fmt.Errorf("decoding approval %q: %w", id, err)
 	}
-	a.State = ApprovalState(m["state"])
+	a.State = decisionapi.ApprovalState(m["state"])
 	return a, nil
 }
 
@@ -1004,8 +1005,8 @@ func (r *Redis) GetApproval(ctx context.Context, id string, now time.Time) (Appr
 
 // ListApprovals implements Ledger. It walks the index (id by created µs, which orders like
 // ApprovalCursor) from the cursor in batches, reading each approval, until limit match.
-func (r *Redis) ListApprovals(ctx context.Context, state ApprovalState, after ApprovalCursor, limit int, now time.Time) ([]Approval, error) {
-	if _, err := ParseApprovalState(string(state)); err != nil {
+func (r *Redis) ListApprovals(ctx context.Context, state decisionapi.ApprovalState, after ApprovalCursor, limit int, now time.Time) ([]Approval, error) {
+	if _, err := decisionapi.ParseApprovalState(string(state)); err != nil {
 		return nil, err
 	}
 	if limit <= 0 {
@@ -1104,13 +1105,13 @@ func (r *Redis) transition(ctx context.Context, id string, now time.Time, fn fun
 			return Approval{}, err
 		}
 		stored := a.State
-		if a.State == ApprovalExpired {
+		if a.State == decisionapi.ApprovalExpired {
 			// The stored state is still pending or approved; expiry is computed, not written.
 			m, err := r.client.HGet(ctx, r.approvalKey(id), "state").Result()
 			if err != nil {
 				return Approval{}, r.wrap(err)
 			}
-			stored = ApprovalState(m)
+			stored = decisionapi.ApprovalState(m)
 		}
 		next, err := fn(a)
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/agentcost/agentcost/internal/money"
+	"github.com/agentcost/agentcost/pkg/decisionapi"
 )
 
 // The embedded backend stores a reservation record in a compact binary form: a decision writes
@@ -104,7 +105,7 @@ func decodeReservationRecord(v []byte) (*reservation, error) {
 	}
 	flags := d.byte()
 	r.Settled, r.HasReported = flags&1 != 0, flags&2 != 0
-	r.Source, r.Reason = SettlementSource(d.str()), SettleReason(d.str())
+	r.Source, r.Reason = decisionapi.CostSource(d.str()), SettleReason(d.str())
 	r.Reported = money.Nanos(d.varint())
 	r.SettledAt = d.time()
 	switch {

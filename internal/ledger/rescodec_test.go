@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/agentcost/agentcost/pkg/decisionapi"
 )
 
 func fullReservation() *reservation {
@@ -18,7 +20,7 @@ func fullReservation() *reservation {
 		},
 		Estimate: 1_500_000_000, Remaining: -1, CreatedAt: at, ExpiresAt: at.Add(time.Minute),
 		Matched: 1 << 62, Spans: 3, MaxOutput: 4001, Tokens: Tokens{Input: 1, Output: 2, CacheRead: 3, CacheWrite: 4, Reasoning: 5}, Anomalous: 1,
-		Settled: true, Source: SourceReported, Reason: "release", Reported: 7, HasReported: true, SettledAt: at.Add(2 * time.Minute),
+		Settled: true, Source: decisionapi.SourceReported, Reason: "release", Reported: 7, HasReported: true, SettledAt: at.Add(2 * time.Minute),
 	}
 }
 

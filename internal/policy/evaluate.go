@@ -244,70 +244,21 @@ func evaluate(p *Policy, req *Request, st *State, now time.Time, o *Outcome) {
 	o.PolicyVersion = p.version
 	p.degradeRequest(req, st, o)
 	est := req.EstimatedCost
-	derived := p.derivedTags(req)
-
-	// The rule layer: the first matching rule, else default_decision.
-	ri := p.firstMatch(req, st, derived, now)
-	var r *rule
-	var ruleV verdict
-	var cons Constraints
-	if ri >= 0 {
-		r = &p.rules[ri]
-		ruleV = verdict{decision: r.decision, ruleID: r.id, reason: r.reason}
-		cons = r.constraints
-		if r.decision == Throttle && r.anomalyWithin > 0 {
-			ruleV.retry = positive(lastAnomaly(st).Add(r.anomalyWithin).Sub(now))
-		}
-	} else {
-		ruleV = verdict{decision: p.defaultDecision, reason: p.defaultReason}
-	}
-	if ts, ok := p.Topic(req.Action); ok {
-		cons.MaxRuntimeSec = cons.MaxRuntimeSec.Tighter(ts.TimeoutSeconds)
-		cons.MaxRetries = cons.MaxRetries.Tighter(ts.MaxRetries)
-	}
-	approval := req.Approval
-	if approval != nil {
-		cons = cons.Merge(approval.Constraints)
-		if ruleV.decision == RequireApproval {
-			ruleV = verdict{decision: Allow, ruleID: ruleV.ruleID, reason: reasonApproved}
-			o.ApprovalUsed = true
-		}
-	}
+	r, ruleV, cons := p.ruleLayer(req, st, now, o)
 
 	// The budget layers always run; the strictest result wins, budget layers first on ties.
 	var best strictest
 	if p.hasActionMax && est > p.perActionMax {
 		best.offer(verdict{decision: Deny, ruleID: RulePerActionCap, reason: reasonActionCap})
 	}
-	if approval != nil && approval.CostCap > 0 && est > approval.CostCap {
+	if approval := req.Approval; approval != nil && approval.CostCap > 0 && est > approval.CostCap {
 		best.offer(verdict{decision: Deny, ruleID: RuleApprovalCap, reason: reasonApprovalCap})
 	}
 	p.fillBudgets(o, req, st, now)
 	if v, ok := budgetVerdict(o, est, now); ok {
 		best.offer(v)
 	}
-	if p.fleet.Configured() {
-		o.FleetLevel = p.fleetLevel(o.Budgets[ScopeFleet])
-		exempt := p.critical[req.AgentID] || approval != nil
-		retry := positive(o.Budgets[ScopeFleet].ResetsAt.Sub(now))
-		switch {
-		case o.FleetLevel == FleetNormal:
-		case exempt:
-			if o.FleetLevel == FleetPaused && approval != nil && !p.critical[req.AgentID] {
-				o.ApprovalUsed = true
-			}
-		case o.FleetLevel == FleetPaused:
-			best.offer(verdict{decision: Deny, ruleID: RuleFleet, reason: reasonFleetPaused, retry: retry})
-		case p.fleet.throttleRate.IsZero():
-			best.offer(verdict{decision: Throttle, ruleID: RuleFleet, reason: reasonFleetThrottled, retry: retry})
-		default:
-			o.FleetRate = RateCheck{
-				Key:    LimitKey{Fleet: true, AgentID: req.AgentID},
-				Limit:  p.fleet.throttleRate,
-				Reason: reasonFleetRate,
-			}
-		}
-	}
+	p.fleetLayer(req, now, o, &best)
 	best.offer(ruleV)
 
 	o.Decision, o.RuleID, o.Reason, o.RetryAfter = best.v.decision, best.v.ruleID, best.v.reason, best.v.retry
@@ -319,22 +270,89 @@ func evaluate(p *Policy, req *Request, st *State, now time.Time, o *Outcome) {
 	}
 	o.Constraints = cons
 	if o.Decision.Allowed() {
-		key := limitKey(r, req)
-		if n, ok := cons.MaxConcurrent.Value(); ok {
-			ttl, _ := cons.MaxRuntimeSec.Value()
-			o.Concurrency = ConcurrencyLimit{Key: key, Max: n, TTL: time.Duration(ttl) * time.Second}
-		}
-		if !cons.RateLimit.IsZero() {
-			reason := ruleV.reason
-			if r != nil {
-				reason = r.reason
-			}
-			o.RuleRate = RateCheck{Key: key, Limit: cons.RateLimit, Reason: reason}
-		}
+		counters(r, ruleV, req, cons, o)
 	} else {
 		o.FleetRate = RateCheck{}
 	}
 	o.Evidence = o.Decision != Allow || (p.evidenceMin > 0 && est >= p.evidenceMin)
+}
+
+// ruleLayer gives the rule layer's verdict: the first matching rule (nil when default_decision
+// applied) and its verdict, and the constraints of the rule tightened by the topic's settings and
+// merged with an approval's. An approval turns require_approval into allow (o.ApprovalUsed).
+func (p *Policy) ruleLayer(req *Request, st *State, now time.Time, o *Outcome) (*rule, verdict, Constraints) {
+	var r *rule
+	var v verdict
+	var cons Constraints
+	if ri := p.firstMatch(req, st, p.derivedTags(req), now); ri >= 0 {
+		r = &p.rules[ri]
+		v = verdict{decision: r.decision, ruleID: r.id, reason: r.reason}
+		cons = r.constraints
+		if r.decision == Throttle && r.anomalyWithin > 0 {
+			v.retry = positive(lastAnomaly(st).Add(r.anomalyWithin).Sub(now))
+		}
+	} else {
+		v = verdict{decision: p.defaultDecision, reason: p.defaultReason}
+	}
+	if ts, ok := p.Topic(req.Action); ok {
+		cons.MaxRuntimeSec = cons.MaxRuntimeSec.Tighter(ts.TimeoutSeconds)
+		cons.MaxRetries = cons.MaxRetries.Tighter(ts.MaxRetries)
+	}
+	if approval := req.Approval; approval != nil {
+		cons = cons.Merge(approval.Constraints)
+		if v.decision == RequireApproval {
+			v = verdict{decision: Allow, ruleID: v.ruleID, reason: reasonApproved}
+			o.ApprovalUsed = true
+		}
+	}
+	return r, v, cons
+}
+
+// fleetLayer offers the fleet's verdict at its degradation level (o.Budgets is filled): pause
+// denies, throttle throttles or, with a throttle rate, asks for a fleet rate check (o.FleetRate).
+// Critical agents and approved requests are exempt.
+func (p *Policy) fleetLayer(req *Request, now time.Time, o *Outcome, best *strictest) {
+	if !p.fleet.Configured() {
+		return
+	}
+	approval := req.Approval
+	o.FleetLevel = p.fleetLevel(o.Budgets[ScopeFleet])
+	exempt := p.critical[req.AgentID] || approval != nil
+	retry := positive(o.Budgets[ScopeFleet].ResetsAt.Sub(now))
+	switch {
+	case o.FleetLevel == FleetNormal:
+	case exempt:
+		if o.FleetLevel == FleetPaused && approval != nil && !p.critical[req.AgentID] {
+			o.ApprovalUsed = true
+		}
+	case o.FleetLevel == FleetPaused:
+		best.offer(verdict{decision: Deny, ruleID: RuleFleet, reason: reasonFleetPaused, retry: retry})
+	case p.fleet.throttleRate.IsZero():
+		best.offer(verdict{decision: Throttle, ruleID: RuleFleet, reason: reasonFleetThrottled, retry: retry})
+	default:
+		o.FleetRate = RateCheck{
+			Key:    LimitKey{Fleet: true, AgentID: req.AgentID},
+			Limit:  p.fleet.throttleRate,
+			Reason: reasonFleetRate,
+		}
+	}
+}
+
+// counters sets the concurrency slot and the rule's rate check an allowed action must pass, from
+// its constraints, counted per the rule's key.
+func counters(r *rule, ruleV verdict, req *Request, cons Constraints, o *Outcome) {
+	key := limitKey(r, req)
+	if n, ok := cons.MaxConcurrent.Value(); ok {
+		ttl, _ := cons.MaxRuntimeSec.Value()
+		o.Concurrency = ConcurrencyLimit{Key: key, Max: n, TTL: time.Duration(ttl) * time.Second}
+	}
+	if !cons.RateLimit.IsZero() {
+		reason := ruleV.reason
+		if r != nil {
+			reason = r.reason
+		}
+		o.RuleRate = RateCheck{Key: key, Limit: cons.RateLimit, Reason: reason}
+	}
 }
 
 // derivedTags returns a bit per derive_tags entry whose conditions the request meets.

@@ -179,4 +179,14 @@ func (d *Decoder) structValue(n *yaml.Node, field string, v reflect.Value, check
 			d.Fail(n, Join(field, f.name), "missing")
 		}
 	}
+	if c, ok := v.Addr().Interface().(Checker); ok {
+		c.CheckYAML(func(sub, format string, args ...any) { d.Fail(n, Join(field, sub), format, args...) })
+	}
+}
+
+// Checker is a struct that checks its values as a whole once Decode has read them. CheckYAML
+// calls fail for each problem with the field's path below the struct; the problem is reported at
+// the struct's line.
+type Checker interface {
+	CheckYAML(fail func(field, format string, args ...any))
 }

@@ -218,3 +218,28 @@ func TestErrorCapAndOrder(t *testing.T) {
 		t.Error("no problems, but an error")
 	}
 }
+
+// span is a struct that checks itself as a whole once read.
+type span struct {
+	From int `yaml:"from"`
+	To   int `yaml:"to"`
+}
+
+func (s *span) CheckYAML(fail func(field, format string, args ...any)) {
+	if s.To < s.From {
+		fail("to", "%d is before from (%d)", s.To, s.From)
+	}
+}
+
+func TestDecodeRunsChecker(t *testing.T) {
+	var v struct {
+		Spans []span `yaml:"spans"`
+	}
+	err := Decode("f.yaml", []byte("spans:\n  - {from: 1, to: 2}\n  - {from: 5, to: 3}\n"), &v, nil)
+	if err == nil || err.Error() != "f.yaml:3: spans[1].to: 3 is before from (5)" {
+		t.Fatalf("got %v, want the second span's problem at line 3", err)
+	}
+	if len(v.Spans) != 2 || v.Spans[1].To != 3 {
+		t.Fatalf("decoded %+v", v.Spans)
+	}
+}

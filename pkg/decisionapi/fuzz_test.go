@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"testing"
+
+	"github.com/agentcost/agentcost/internal/money"
 )
 
 // FuzzDecodeDecisionRequest feeds arbitrary bodies to the decoder and validator the decision
@@ -45,7 +47,7 @@ func FuzzDecodeDecisionRequest(f *testing.F) {
 			}
 			return
 		}
-		n, cerr := req.EstimatedCost()
+		n, cerr := money.FromUSD(req.EstimatedCostUSD)
 		if cerr != nil || n < 0 {
 			t.Fatalf("valid request with estimate %v: %d %v", req.EstimatedCostUSD, n, cerr)
 		}

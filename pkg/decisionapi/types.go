@@ -4,7 +4,7 @@
 // so the server and its clients share one definition of what is valid.
 //
 // Amounts of money cross the wire as JSON numbers in dollars (display precision); inside agentcost
-// they are converted once to exact nano-dollars with money.FromUSD.
+// the server converts them once, after validation, to exact nano-dollars.
 package decisionapi
 
 import (
@@ -131,27 +131,36 @@ type DecisionResponse struct {
 }
 
 // Constraints are the limits an allowed action runs under. A nil field imposes nothing; a set
-// field may be 0 (max_retries: 0 forbids retries).
+// field may be 0 (max_retries: 0 forbids retries). It is the one wire form of constraints: the
+// decision API's bodies, the evidence records and the policy test cases (YAML) all use it.
 type Constraints struct {
 	// MaxRuntimeSec is the action's deadline in seconds.
-	MaxRuntimeSec *int64 `json:"max_runtime_sec,omitempty"`
+	MaxRuntimeSec *int64 `json:"max_runtime_sec,omitempty" yaml:"max_runtime_sec,omitempty"`
 	// MaxRetries is the number of retries the action may make.
-	MaxRetries *int64 `json:"max_retries,omitempty"`
+	MaxRetries *int64 `json:"max_retries,omitempty" yaml:"max_retries,omitempty"`
 	// MaxConcurrent is the number of such actions that may run at once.
-	MaxConcurrent *int64 `json:"max_concurrent,omitempty"`
+	MaxConcurrent *int64 `json:"max_concurrent,omitempty" yaml:"max_concurrent,omitempty"`
 	// RateLimit is the number of such actions per period, "N/second|minute|hour|day".
-	RateLimit string `json:"rate_limit,omitempty"`
+	RateLimit string `json:"rate_limit,omitempty" yaml:"rate_limit,omitempty"`
 	// MaxTokens is the output tokens per LLM call: what the agent passes as the model API's
 	// max_tokens.
-	MaxTokens *int64 `json:"max_tokens,omitempty"`
+	MaxTokens *int64 `json:"max_tokens,omitempty" yaml:"max_tokens,omitempty"`
 	// MaxToolCalls is the tool calls per run.
-	MaxToolCalls *int64 `json:"max_tool_calls,omitempty"`
+	MaxToolCalls *int64 `json:"max_tool_calls,omitempty" yaml:"max_tool_calls,omitempty"`
 	// MaxDepth is the agent recursion depth per run.
-	MaxDepth *int64 `json:"max_depth,omitempty"`
+	MaxDepth *int64 `json:"max_depth,omitempty" yaml:"max_depth,omitempty"`
 	// Model is the cheaper model the agent must call instead of the request's model: set when a
 	// policy `degrade:` entry swapped it, and the reserved estimate is re-priced for it. Only
 	// decisions set it; an approval's constraints cannot.
-	Model string `json:"model,omitempty"`
+	Model string `json:"model,omitempty" yaml:"model,omitempty"`
+}
+
+// RetryAfterSec rounds a retry hint up to whole seconds, as retry_after_sec carries it; 0 for none.
+func RetryAfterSec(d time.Duration) int64 {
+	if d <= 0 {
+		return 0
+	}
+	return int64((d + time.Second - 1) / time.Second)
 }
 
 // Limit returns a pointer to n, for filling Constraints.

@@ -35,9 +35,10 @@ const (
 // Validate checks the request and returns a *FieldError naming the first invalid field, or nil.
 // (It returns the error interface so that a nil result compares equal to nil.)
 // Required: agent_id and action. estimated_cost_usd must be a finite amount from 0 up to
-// money.MaxNanos; items must not be negative; identifiers are bounded, valid UTF-8 text without
-// control characters or surrounding spaces; the action is a dot-separated topic without
-// whitespace or '*'; risk tags and metadata keys use [A-Za-z0-9._:/-].
+// $1,000,000,000 (exact to the nano-dollar); items must not be negative; identifiers are
+// bounded, valid UTF-8 text without control characters or surrounding spaces; the action is a
+// dot-separated topic without whitespace or '*'; risk tags and metadata keys use
+// [A-Za-z0-9._:/-].
 func (r *DecisionRequest) Validate() error {
 	if err := requiredID("agent_id", r.AgentID); err != nil {
 		return err
@@ -53,7 +54,7 @@ func (r *DecisionRequest) Validate() error {
 			return err
 		}
 	}
-	if _, err := r.EstimatedCost(); err != nil {
+	if err := validUSD("estimated_cost_usd", r.EstimatedCostUSD); err != nil {
 		return err
 	}
 	if r.Items < 0 {
@@ -86,32 +87,16 @@ func (r *DecisionRequest) Validate() error {
 	return nil
 }
 
-// EstimatedCost returns estimated_cost_usd in exact nano-dollars, or a *FieldError when it is
-// negative, not finite or above money.MaxNanos.
-func (r *DecisionRequest) EstimatedCost() (money.Nanos, error) {
-	return usdField("estimated_cost_usd", r.EstimatedCostUSD)
-}
-
 // Validate checks the release request: actual_cost_usd, when given, must be a valid amount, and
 // status one of the outcomes.
 func (r *ReleaseRequest) Validate() error {
-	if _, _, err := r.ActualCost(); err != nil {
+	if err := optionalUSD("actual_cost_usd", r.ActualCostUSD); err != nil {
 		return err
 	}
 	if r.Status != "" && !oneOf(r.Status, SettlementStatuses()) {
 		return fieldErr("status", "unknown status %q (want ok, error, timeout, canceled or panic)", truncate(string(r.Status)))
 	}
 	return nil
-}
-
-// ActualCost returns actual_cost_usd in exact nano-dollars and whether it was given, or a
-// *FieldError when it is invalid.
-func (r *ReleaseRequest) ActualCost() (money.Nanos, bool, error) {
-	if r.ActualCostUSD == nil {
-		return 0, false, nil
-	}
-	n, err := usdField("actual_cost_usd", *r.ActualCostUSD)
-	return n, err == nil, err
 }
 
 // Validate checks the approval: its constraints, cost cap and comment.
@@ -122,20 +107,10 @@ func (r *ApproveRequest) Validate() error {
 	if r.Constraints.Model != "" {
 		return fieldErr("constraints.model", "is set by a policy's degrade entries, not by a reviewer")
 	}
-	if _, _, err := r.CostCap(); err != nil {
+	if err := optionalUSD("cost_cap_usd", r.CostCapUSD); err != nil {
 		return err
 	}
 	return validProse("comment", r.Comment, MaxTextBytes)
-}
-
-// CostCap returns cost_cap_usd in exact nano-dollars and whether it was given, or a *FieldError
-// when it is invalid.
-func (r *ApproveRequest) CostCap() (money.Nanos, bool, error) {
-	if r.CostCapUSD == nil {
-		return 0, false, nil
-	}
-	n, err := usdField("cost_cap_usd", *r.CostCapUSD)
-	return n, err == nil, err
 }
 
 // Validate checks the denial's reason.
@@ -179,15 +154,24 @@ func ParseApprovalState(s string) (ApprovalState, error) {
 // *FieldError naming field.
 func ValidateID(field, id string) error { return requiredID(field, id) }
 
-func usdField(field string, usd float64) (money.Nanos, error) {
-	n, err := money.FromUSD(usd)
-	if err != nil {
+// validUSD checks a dollar amount: finite, not negative, at most money.MaxNanos once exact. The
+// server converts valid amounts to nano-dollars itself; the API carries only dollars.
+func validUSD(field string, usd float64) error {
+	if _, err := money.FromUSD(usd); err != nil {
 		if err == money.ErrNegative {
-			return 0, fieldErr(field, "must not be negative, got %v", usd)
+			return fieldErr(field, "must not be negative, got %v", usd)
 		}
-		return 0, fieldErr(field, "%v", err)
+		return fieldErr(field, "%v", err)
 	}
-	return n, nil
+	return nil
+}
+
+// optionalUSD checks a dollar amount when it is given.
+func optionalUSD(field string, usd *float64) error {
+	if usd == nil {
+		return nil
+	}
+	return validUSD(field, *usd)
 }
 
 func requiredID(field, s string) error {

@@ -5,8 +5,6 @@ import (
 	"math"
 	"strings"
 	"testing"
-
-	"github.com/agentcost/agentcost/internal/money"
 )
 
 func validRequest() DecisionRequest {
@@ -90,27 +88,6 @@ func TestDecisionRequestValidate(t *testing.T) {
 	}
 }
 
-func TestEstimatedCostIsExact(t *testing.T) {
-	cases := []struct {
-		usd  float64
-		want money.Nanos
-	}{
-		{0.1, 100_000_000},
-		{1.25, 1_250_000_000},
-		{0.000000001, 1},
-		{0.0000000015, 2}, // half-even: 1.5 nano-dollars rounds to 2
-		{0.0000000025, 2}, // 2.5 rounds to 2
-		{999_999_999.5, money.MaxNanos - money.NanosPerUSD/2},
-	}
-	for _, c := range cases {
-		r := DecisionRequest{EstimatedCostUSD: c.usd}
-		got, err := r.EstimatedCost()
-		if err != nil || got != c.want {
-			t.Errorf("EstimatedCost(%v) = %d, %v; want %d", c.usd, got, err, c.want)
-		}
-	}
-}
-
 func TestOtherRequestsValidate(t *testing.T) {
 	neg, ok, big := -1.0, 2.5, 2e9
 	cases := []struct {
@@ -148,21 +125,6 @@ func TestOtherRequestsValidate(t *testing.T) {
 				t.Errorf("field %q, want %q", fe.Field, c.field)
 			}
 		})
-	}
-}
-
-func TestCostAccessors(t *testing.T) {
-	cost := 0.3
-	n, given, err := (&ReleaseRequest{ActualCostUSD: &cost}).ActualCost()
-	if err != nil || !given || n != 300_000_000 {
-		t.Errorf("ActualCost = %d, %v, %v", n, given, err)
-	}
-	if _, given, err := (&ReleaseRequest{}).ActualCost(); given || err != nil {
-		t.Errorf("absent ActualCost = %v, %v", given, err)
-	}
-	n, given, err = (&ApproveRequest{CostCapUSD: &cost}).CostCap()
-	if err != nil || !given || n != 300_000_000 {
-		t.Errorf("CostCap = %d, %v, %v", n, given, err)
 	}
 }
 

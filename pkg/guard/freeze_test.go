@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentcost/agentcost/internal/access"
 	"github.com/agentcost/agentcost/internal/baseline"
 	"github.com/agentcost/agentcost/internal/decide"
 	"github.com/agentcost/agentcost/internal/ledger/ledgertest"
@@ -32,7 +33,7 @@ func realAPI(t *testing.T) (*decide.Engine, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	open := decide.Caller{Role: decide.RoleOpen}
+	open := decide.Caller{Role: access.RoleOpen}
 	reply := func(w http.ResponseWriter, v any, err error) {
 		if err != nil {
 			decisionapi.WriteError(w, err)
@@ -90,7 +91,7 @@ func TestFreezeStopsARunningAction(t *testing.T) {
 		})
 	}()
 	d := <-started
-	f, err := eng.CreateFreeze(context.Background(), decide.Caller{Role: decide.RoleReviewer, Subject: "alice"},
+	f, err := eng.CreateFreeze(context.Background(), decide.Caller{Role: access.RoleReviewer, Subject: "alice"},
 		decisionapi.FreezeRequest{Scope: decisionapi.FreezeAgent, ScopeID: "research-agent", Reason: "runaway loop"})
 	if err != nil {
 		t.Fatal(err)
@@ -128,7 +129,7 @@ func TestLeaseWatchOff(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = c.Run(context.Background(), Action{Name: "job.x"}, func(ctx context.Context, d *Decision) error {
-		if _, err := eng.CreateFreeze(ctx, decide.Caller{Role: decide.RoleOpen}, decisionapi.FreezeRequest{Scope: decisionapi.FreezeFleet, Reason: "r"}); err != nil {
+		if _, err := eng.CreateFreeze(ctx, decide.Caller{Role: access.RoleOpen}, decisionapi.FreezeRequest{Scope: decisionapi.FreezeFleet, Reason: "r"}); err != nil {
 			return err
 		}
 		st, err := c.Lease(ctx, d.LeaseID)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/agentcost/agentcost/pkg/decisionapi"
@@ -24,6 +25,19 @@ const (
 	userAgent        = "agentcost-guard-go/1"
 )
 
+// retryBackoff is the wait between attempts of one call when the server names none: 250ms, then
+// doubling, each randomized by ±50% so that clients failing together do not retry together.
+func retryBackoff() *backoff.ExponentialBackOff {
+	b := &backoff.ExponentialBackOff{
+		InitialInterval:     250 * time.Millisecond,
+		RandomizationFactor: 0.5,
+		Multiplier:          2,
+		MaxInterval:         backoff.DefaultMaxInterval,
+	}
+	b.Reset()
+	return b
+}
+
 // do sends one API call, retrying transient failures with the same body (decision requests carry
 // an idempotency key, so a retry never reserves twice), and decodes a 2xx JSON body into out.
 // Other statuses return a *decisionapi.APIError.
@@ -35,15 +49,17 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 			return fmt.Errorf("guard: encoding %s %s: %w", method, path, err)
 		}
 	}
-	backoff := 250 * time.Millisecond
+	var b *backoff.ExponentialBackOff
 	for attempt := 1; ; attempt++ {
 		wait, err := c.once(ctx, method, path, body, out)
 		if err == nil || wait < 0 || attempt == maxAttempts || ctx.Err() != nil {
 			return err
 		}
-		if wait == 0 {
-			wait = backoff
-			backoff *= 2
+		if wait == 0 { // no Retry-After: back off exponentially, with jitter
+			if b == nil {
+				b = retryBackoff()
+			}
+			wait = b.NextBackOff()
 		}
 		if wait > c.maxRetryWait {
 			return err

@@ -142,7 +142,7 @@ func (p *costProcessor) overridden(ctx context.Context, id access.Identity, st *
 		return
 	}
 	p.logger.Warn("Spans claimed another agent than their authenticated sender; booked to the sender",
-		zap.String("sender", id.Subject), zap.String("role", id.Role), zap.String("claimed_agent", st.Claimed),
+		zap.String("sender", id.Subject), zap.String("role", string(id.Role)), zap.String("claimed_agent", st.Claimed),
 		zap.String("booked_to", st.BookedTo), zap.Int64("spans", st.AgentOverridden), zap.String("reason", reason))
 }
 
@@ -158,7 +158,7 @@ func (p *costProcessor) teamOverridden(ctx context.Context, id access.Identity, 
 		return
 	}
 	p.logger.Warn("Spans claimed a team their agent token does not list; booked to the token's default team",
-		zap.String("sender", id.Subject), zap.String("role", id.Role), zap.String("claimed_team", st.ClaimedTeam),
+		zap.String("sender", id.Subject), zap.String("role", string(id.Role)), zap.String("claimed_team", st.ClaimedTeam),
 		zap.String("booked_to", st.TeamBookedTo), zap.Int64("spans", st.TeamOverridden))
 }
 
@@ -191,9 +191,9 @@ var errReviewerSpans = consumererror.NewPermanent(status.Error(codes.PermissionD
 // log line (at most every logInterval) names the sender, never its token.
 func (p *costProcessor) forbidden(ctx context.Context, id access.Identity, td ptrace.Traces) error {
 	n := int64(td.SpanCount())
-	p.telemetry.ProcessorAgentcostSpansForbidden.Add(ctx, n, metric.WithAttributes(attribute.String("sender", id.Subject), attribute.String("role", id.Role)))
+	p.telemetry.ProcessorAgentcostSpansForbidden.Add(ctx, n, metric.WithAttributes(attribute.String("sender", id.Subject), attribute.String("role", string(id.Role))))
 	if p.forbiddenLog.allow() {
-		p.logger.Warn("Spans sent with a reviewer token refused", zap.String("sender", id.Subject), zap.String("role", id.Role), zap.Int64("spans", n))
+		p.logger.Warn("Spans sent with a reviewer token refused", zap.String("sender", id.Subject), zap.String("role", string(id.Role)), zap.Int64("spans", n))
 	}
 	return errReviewerSpans
 }

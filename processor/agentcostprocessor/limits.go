@@ -70,7 +70,7 @@ func (p *costProcessor) overLimit(ctx context.Context, st *costing.Stats) {
 		zap.Int64("max_tokens_per_count", p.cfg.Limits.MaxTokensPerCount),
 		zap.Float64("max_cost_usd_per_span", p.cfg.Limits.MaxCostUSDPerSpan)}
 	if id, authed := sender(ctx); authed {
-		fields = append(fields, zap.String("sender", id.Subject), zap.String("role", id.Role))
+		fields = append(fields, zap.String("sender", id.Subject), zap.String("role", string(id.Role)))
 	}
 	p.logger.Warn("Spans beyond the processor's limits were not priced or booked", fields...)
 }

@@ -41,7 +41,7 @@ func (p *costProcessor) logUnpriced(ctx context.Context, td ptrace.Traces, st *c
 
 func senderFields(ctx context.Context, fields []zap.Field) []zap.Field {
 	if id, authed := sender(ctx); authed {
-		fields = append(fields, zap.String("sender", id.Subject), zap.String("role", id.Role))
+		fields = append(fields, zap.String("sender", id.Subject), zap.String("role", string(id.Role)))
 	}
 	return fields
 }

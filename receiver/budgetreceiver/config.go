@@ -19,6 +19,7 @@ import (
 	"github.com/agentcost/agentcost/extension/agentauthextension"
 	"github.com/agentcost/agentcost/internal/access"
 	"github.com/agentcost/agentcost/internal/baseline"
+	"github.com/agentcost/agentcost/internal/decide"
 	"github.com/agentcost/agentcost/internal/policy"
 )
 
@@ -27,12 +28,6 @@ const (
 	RoleAgent     = access.RoleAgent
 	RoleReviewer  = access.RoleReviewer
 	RoleForwarder = access.RoleForwarder
-)
-
-// Fail modes of ledger_unavailable.decisions.
-const (
-	FailClosed = "fail_closed"
-	FailOpen   = "fail_open"
 )
 
 // Config is the configuration of the budget receiver.
@@ -211,9 +206,7 @@ func (cfg *Config) Validate() error {
 	if cfg.MaxInFlightPerCaller < 0 || (cfg.MaxInFlight >= 1 && cfg.MaxInFlightPerCaller > cfg.MaxInFlight) {
 		add("max_in_flight_per_caller: %d must be between 0 (a quarter of max_in_flight) and max_in_flight (%d)", cfg.MaxInFlightPerCaller, cfg.MaxInFlight)
 	}
-	switch cfg.LedgerUnavailable.Decisions {
-	case FailClosed, FailOpen:
-	default:
+	if _, ok := decide.ParseFailMode(cfg.LedgerUnavailable.Decisions); !ok {
 		add("ledger_unavailable.decisions: %q is not fail_closed or fail_open", cfg.LedgerUnavailable.Decisions)
 	}
 	if _, err := policy.CompileTopics(cfg.LedgerUnavailable.FailOpenTopics); err != nil {

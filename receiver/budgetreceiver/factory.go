@@ -13,6 +13,7 @@ import (
 
 	"github.com/agentcost/agentcost/internal/baseline"
 	"github.com/agentcost/agentcost/internal/boundedfile"
+	"github.com/agentcost/agentcost/internal/decide"
 	"github.com/agentcost/agentcost/pkg/decisionapi"
 	"github.com/agentcost/agentcost/receiver/budgetreceiver/internal/metadata"
 )
@@ -50,7 +51,7 @@ func createDefaultConfig() component.Config {
 		MidflightInterval:    time.Second,
 		RunIdle:              10 * time.Minute,
 		Baseline:             BaselineConfig{Settings: baseline.DefaultSettings(5)},
-		LedgerUnavailable:    LedgerUnavailableConfig{Decisions: FailClosed, RetryAfter: 5 * time.Second, Timeout: 500 * time.Millisecond},
+		LedgerUnavailable:    LedgerUnavailableConfig{Decisions: decide.FailClosed.String(), RetryAfter: 5 * time.Second, Timeout: 500 * time.Millisecond},
 		Prices:               PricesConfig{Embedded: true},
 		Notifications:        defaultNotifications(),
 	}
@@ -58,12 +59,12 @@ func createDefaultConfig() component.Config {
 
 func createMetrics(_ context.Context, set receiver.Settings, cfg component.Config, next consumer.Metrics) (receiver.Metrics, error) {
 	r := shared(set, cfg.(*Config))
-	r.setMetrics(next)
+	r.Unwrap().setMetrics(next)
 	return r, nil
 }
 
 func createLogs(_ context.Context, set receiver.Settings, cfg component.Config, next consumer.Logs) (receiver.Logs, error) {
 	r := shared(set, cfg.(*Config))
-	r.setLogs(next)
+	r.Unwrap().setLogs(next)
 	return r, nil
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/agentcost/agentcost/internal/access"
 	"github.com/agentcost/agentcost/internal/decide"
 	"github.com/agentcost/agentcost/internal/evidence"
 	"github.com/agentcost/agentcost/pkg/decisionapi"
@@ -211,7 +212,7 @@ func TestFreezePaging(t *testing.T) {
 func TestLeaseCheckHasItsOwnBound(t *testing.T) {
 	e := startEnv(t, testPolicy, withAccess, func(cfg *Config) { cfg.MaxInFlight = 4 })
 	d := e.decide(researchToken, decisionapi.DecisionRequest{AgentID: "research-agent", Action: "job.x", EstimatedCostUSD: 0.1})
-	agent := decide.Caller{Role: decide.RoleAgent, Subject: "research-agent"}
+	agent := decide.Caller{Role: access.RoleAgent, Subject: "research-agent"}
 	for e.r.api.slots.acquire(agent) {
 		defer e.r.api.slots.release(agent)
 	}

@@ -33,6 +33,7 @@ import (
 	"github.com/agentcost/agentcost/internal/evidence"
 	"github.com/agentcost/agentcost/internal/ledger"
 	"github.com/agentcost/agentcost/internal/money"
+	"github.com/agentcost/agentcost/internal/sharedcomponent"
 	"github.com/agentcost/agentcost/pkg/decisionapi"
 	"github.com/agentcost/agentcost/receiver/budgetreceiver/internal/metadata"
 )
@@ -243,7 +244,7 @@ func startEnv(t *testing.T, policyYAML string, tune ...func(*Config)) *env {
 		}
 	})
 	t.Cleanup(e.stop)
-	e.r = mr.(*budgetReceiver)
+	e.r = mr.(*sharedcomponent.Component[*budgetReceiver]).Unwrap()
 	e.base = "http://" + e.r.addr.String()
 	return e
 }

@@ -332,7 +332,7 @@ func TestPerCallerShare(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newServer(nil, creds, 1024, 8, newStats(time.Now(), FailClosed))
+	s := newServer(nil, creds, 1024, 8, newStats(time.Now(), decide.FailClosed.String()))
 	s.setLimits(requestLimits{}) // the default share: a quarter of 8
 	release := make(chan struct{})
 	entered := make(chan struct{}, 16)
@@ -392,8 +392,8 @@ func TestPerCallerShare(t *testing.T) {
 // TestSlots checks the slot accounting: the total bound, the per-caller share, the open caller
 // held to the total only, and release.
 func TestSlots(t *testing.T) {
-	a, b := decide.Caller{Role: decide.RoleAgent, Subject: "a"}, decide.Caller{Role: decide.RoleAgent, Subject: "b"}
-	open := decide.Caller{Role: decide.RoleOpen}
+	a, b := decide.Caller{Role: access.RoleAgent, Subject: "a"}, decide.Caller{Role: access.RoleAgent, Subject: "b"}
+	open := decide.Caller{Role: access.RoleOpen}
 	s := newSlots(4, 0) // share: 1
 	if !s.acquire(a) || s.acquire(a) || !s.acquire(b) {
 		t.Fatal("share of one per caller not enforced")

@@ -23,21 +23,21 @@ import (
 	"github.com/agentcost/agentcost/internal/ledger"
 	"github.com/agentcost/agentcost/internal/notify"
 	"github.com/agentcost/agentcost/internal/policy"
+	"github.com/agentcost/agentcost/internal/pricing"
+	"github.com/agentcost/agentcost/internal/sharedcomponent"
 )
 
 // budgetReceiver is one receiver ID's single instance: the collector creates it once for a
-// metrics pipeline and once for a logs pipeline, and both get this one object, which serves one
-// HTTP server (the collector's own sharedcomponent helper is internal to the collector module).
+// metrics pipeline and once for a logs pipeline, and both get this one object (through
+// receivers), which serves one HTTP server.
 type budgetReceiver struct {
 	cfg *Config
 	set receiver.Settings
 
-	mu       sync.Mutex
-	metrics  consumer.Metrics
-	logs     consumer.Logs
-	starts   int
-	startErr error
-	running  bool
+	mu      sync.Mutex
+	metrics consumer.Metrics
+	logs    consumer.Logs
+	running bool
 
 	stats *stats
 	// provider is the budgetledger extension: the ledger's totals and the booking errors.
@@ -67,21 +67,12 @@ type budgetReceiver struct {
 // baselines are kept in memory only.
 const actionBaselinesKey = "agentcost.action_baselines.v1"
 
-var (
-	receiversMu sync.Mutex
-	receivers   = map[*Config]*budgetReceiver{}
-)
+// receivers holds each configuration's receiver, shared by its metrics and logs pipelines.
+var receivers = sharedcomponent.NewMap[*Config, *budgetReceiver]()
 
 // shared returns the receiver of cfg, creating it for the first pipeline.
-func shared(set receiver.Settings, cfg *Config) *budgetReceiver {
-	receiversMu.Lock()
-	defer receiversMu.Unlock()
-	if r, ok := receivers[cfg]; ok {
-		return r
-	}
-	r := &budgetReceiver{cfg: cfg, set: set}
-	receivers[cfg] = r
-	return r
+func shared(set receiver.Settings, cfg *Config) *sharedcomponent.Component[*budgetReceiver] {
+	return receivers.LoadOrStore(cfg, func() *budgetReceiver { return &budgetReceiver{cfg: cfg, set: set} })
 }
 
 func (r *budgetReceiver) setMetrics(next consumer.Metrics) {
@@ -96,21 +87,15 @@ func (r *budgetReceiver) setLogs(next consumer.Logs) {
 	r.logs = next
 }
 
-// Start starts the receiver on its first call (the other pipeline's call shares the outcome): it
-// finds the ledger, loads the tokens and the policy, and serves the decision API.
+// Start starts the receiver (once: receivers shares the first call's outcome with the other
+// pipeline): it finds the ledger, loads the tokens and the policy, and serves the decision API.
 func (r *budgetReceiver) Start(ctx context.Context, host component.Host) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.starts++
-	if r.starts > 1 {
-		return r.startErr
-	}
-	r.startErr = r.start(ctx, host)
-	return r.startErr
+	return r.start(ctx, host)
 }
 
 func (r *budgetReceiver) start(ctx context.Context, host component.Host) error {
-	log := r.set.Logger
 	provider, err := budgetledgerextension.Find(host, r.cfg.Ledger)
 	if err != nil {
 		return err
@@ -123,12 +108,32 @@ func (r *budgetReceiver) start(ctx context.Context, host component.Host) error {
 	}
 	r.stats = newStats(time.Now(), r.cfg.LedgerUnavailable.Decisions)
 	r.provider, r.totals = provider, costmetrics.NewPublisher(r.cfg.MaxLabelValues)
-	r.emitter = newEmitter(r.logs, log)
+	r.emitter = newEmitter(r.logs, r.set.Logger)
 	prices, err := r.cfg.Prices.load(r.cfg.MaxFileBytes)
 	if err != nil {
 		return err
 	}
-	r.watcher, err = policy.NewWatcher(policy.WatcherConfig{
+	if r.watcher, err = r.watchPolicy(prices); err != nil {
+		return fmt.Errorf("policy_file: %w", err)
+	}
+	baselines, err := r.startEngine(ctx, host, provider, prices)
+	if err != nil {
+		return err
+	}
+	if err := r.serve(ctx, host, provider, creds, baselines); err != nil {
+		return err
+	}
+	r.runBackground(provider)
+	r.running = true
+	r.logStarted(creds)
+	return nil
+}
+
+// watchPolicy loads the policy and watches its files for changes; a reload that fails keeps the
+// policy in force and is counted.
+func (r *budgetReceiver) watchPolicy(prices *pricing.Table) (*policy.Watcher, error) {
+	log := r.set.Logger
+	return policy.NewWatcher(policy.WatcherConfig{
 		Check:        func(p *policy.Policy) error { return p.CheckModels(prices.Knows) },
 		Path:         r.cfg.PolicyFile,
 		Overlays:     r.cfg.PolicyOverlays,
@@ -142,43 +147,40 @@ func (r *budgetReceiver) start(ctx context.Context, host component.Host) error {
 			log.Info("Policy reloaded", zap.String("policy_version", p.Version()), zap.String("policy_hash", p.Hash()))
 		},
 	})
-	if err != nil {
-		return fmt.Errorf("policy_file: %w", err)
-	}
+}
+
+// startEngine builds the decision engine over the ledger, the evidence writer, the baselines, the
+// fail mode and the notifier; it returns the per-action baselines, which the keeper persists.
+func (r *budgetReceiver) startEngine(ctx context.Context, host component.Host, provider budgetledgerextension.Provider, prices *pricing.Table) (*baseline.Store, error) {
 	bcfg, err := r.cfg.Baseline.config()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	baselines, err := baseline.New(bcfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	runBaselines, err := baseline.New(bcfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	failMode := decide.FailClosed
-	if r.cfg.LedgerUnavailable.Decisions == FailOpen {
-		failMode = decide.FailOpen
-	}
+	failMode, _ := decide.ParseFailMode(r.cfg.LedgerUnavailable.Decisions) // validated
 	failOpen, err := policy.CompileTopics(r.cfg.LedgerUnavailable.FailOpenTopics)
 	if err != nil {
-		return fmt.Errorf("ledger_unavailable.fail_open_topics: %w", err)
+		return nil, fmt.Errorf("ledger_unavailable.fail_open_topics: %w", err)
 	}
 	failClosed, err := policy.CompileTopics(r.cfg.LedgerUnavailable.FailClosedTopics)
 	if err != nil {
-		return fmt.Errorf("ledger_unavailable.fail_closed_topics: %w", err)
+		return nil, fmt.Errorf("ledger_unavailable.fail_closed_topics: %w", err)
 	}
 	r.notifier, err = newNotifier(ctx, r.cfg.Notifications, provider.Ledger(), host, r.set.TelemetrySettings)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	r.outbox, _ = provider.Ledger().(ledger.Outbox)
 	var appender decide.EvidenceAppender
-	evidenceDir := ""
 	if w := provider.Evidence(); w != nil {
 		appender = w
-		evidenceDir = w.Dir()
 	}
 	r.engine, err = decide.New(ctx, decide.Config{
 		Policy:         r.watcher.Policy,
@@ -197,16 +199,20 @@ func (r *budgetReceiver) start(ctx context.Context, host component.Host) error {
 		LedgerTimeout: r.cfg.LedgerUnavailable.Timeout,
 		Recorder:      recorder{stats: r.stats, emitter: r.emitter},
 		Notifier:      r.notifierOrNil(),
-		Logger:        log,
+		Logger:        r.set.Logger,
 		Prices:        prices,
 	})
-	if err != nil {
-		return err
-	}
+	return baselines, err
+}
 
+// serve listens on the endpoint and serves the decision API, once the per-action baselines are
+// restored from storage.
+func (r *budgetReceiver) serve(ctx context.Context, host component.Host, provider budgetledgerextension.Provider, creds *access.Set, baselines *baseline.Store) error {
 	srv := newServer(r.engine, creds, r.cfg.bodyLimit(), r.cfg.MaxInFlight, r.stats)
 	srv.setLimits(r.cfg.requestLimits())
-	srv.evidenceDir = evidenceDir
+	if w := provider.Evidence(); w != nil {
+		srv.evidenceDir = w.Dir()
+	}
 	r.api = srv
 	ln, err := r.cfg.ToListener(ctx)
 	if err != nil {
@@ -220,11 +226,10 @@ func (r *budgetReceiver) start(ctx context.Context, host component.Host) error {
 	// Restore the per-action baselines before the first request is served.
 	if id := r.cfg.Baseline.Storage; id != nil {
 		if r.keeper, err = baseline.StartKeeper(ctx, host, *id, component.KindReceiver, r.set.ID, baselines,
-			actionBaselinesKey, time.Minute, log); err != nil {
+			actionBaselinesKey, time.Minute, r.set.Logger); err != nil {
 			_ = ln.Close()
 			return err
 		}
-
 	}
 	r.addr = ln.Addr()
 	r.served = make(chan struct{})
@@ -234,7 +239,12 @@ func (r *budgetReceiver) start(ctx context.Context, host component.Host) error {
 			componentstatus.ReportStatus(host, componentstatus.NewFatalErrorEvent(err))
 		}
 	}()
+	return nil
+}
 
+// runBackground starts the evidence emitter, the policy watcher, the settle, mid-flight and
+// publish tickers, and the notifier with its check of booked spend.
+func (r *budgetReceiver) runBackground(provider budgetledgerextension.Provider) {
 	bg, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	r.emitter.start()
@@ -252,8 +262,11 @@ func (r *budgetReceiver) start(ctx context.Context, host component.Host) error {
 			return err
 		})
 	}
-	r.running = true
+}
 
+// logStarted logs the start, and warns when the API is open.
+func (r *budgetReceiver) logStarted(creds *access.Set) {
+	log := r.set.Logger
 	p := r.watcher.Policy()
 	log.Info("Budget receiver started",
 		zap.String("endpoint", r.addr.String()),
@@ -266,7 +279,6 @@ func (r *budgetReceiver) start(ctx context.Context, host component.Host) error {
 		log.Warn("The decision API is open: no access tokens are configured, so anyone who can reach the loopback endpoint may decide, release and approve",
 			zap.String("endpoint", r.addr.String()))
 	}
-	return nil
 }
 
 // every runs fn every interval until ctx is done.
@@ -349,22 +361,11 @@ func (r *budgetReceiver) publish(ctx context.Context) {
 	r.failed(ctx, taskPublish, "The metrics pipeline refused budget metrics", next.ConsumeMetrics(ctx, md))
 }
 
-// Shutdown stops the receiver on the last pipeline's call: it drains the HTTP server, stops the
-// tickers and the policy watcher, and flushes the evidence logs.
+// Shutdown stops the receiver (on the last pipeline's call, through receivers): it drains the HTTP
+// server, stops the tickers and the policy watcher, and flushes the evidence logs.
 func (r *budgetReceiver) Shutdown(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.starts > 0 {
-		r.starts--
-	}
-	if r.starts > 0 {
-		return nil
-	}
-	receiversMu.Lock()
-	if receivers[r.cfg] == r {
-		delete(receivers, r.cfg)
-	}
-	receiversMu.Unlock()
 	if !r.running {
 		return nil
 	}

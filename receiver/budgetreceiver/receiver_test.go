@@ -102,7 +102,7 @@ func TestHotReload(t *testing.T) {
 // TestLedgerUnavailable: with the ledger gone, fail_closed denies with the reason and fail_open
 // answers the rule result without a lease; both count in a metric; other endpoints answer 503.
 func TestLedgerUnavailable(t *testing.T) {
-	for _, mode := range []string{FailClosed, FailOpen} {
+	for _, mode := range []string{decide.FailClosed.String(), decide.FailOpen.String()} {
 		t.Run(mode, func(t *testing.T) {
 			e := startEnv(t, testPolicy, withAccess, func(cfg *Config) { cfg.LedgerUnavailable.Decisions = mode })
 			if err := e.ledger.Close(); err != nil {
@@ -110,11 +110,11 @@ func TestLedgerUnavailable(t *testing.T) {
 			}
 			d := e.decide(researchToken, research("job.generate", 1))
 			switch mode {
-			case FailClosed:
+			case decide.FailClosed.String():
 				if d.Decision != decisionapi.DecisionDeny || d.RuleID != decide.RuleLedgerUnavailable || d.RetryAfterSec != 5 || !strings.Contains(d.Reason, "unavailable") {
 					t.Errorf("fail_closed: %+v", d)
 				}
-			case FailOpen:
+			case decide.FailOpen.String():
 				if d.Decision != decisionapi.DecisionAllowWithConstraints || d.LeaseID != "" || d.RuleID != "cap-tokens" || *d.Constraints.MaxTokens != 1000 {
 					t.Errorf("fail_open: %+v, want the rule's allow_with_constraints without a lease", d)
 				}
@@ -192,10 +192,7 @@ func TestSharedInstance(t *testing.T) {
 	}
 	d := e.decide("", decisionapi.DecisionRequest{AgentID: "a", Action: "job.generate"})
 	e.waitEvidence("decision through the shared instance", func(r evidence.Record) bool { return r.DecisionID == d.DecisionID })
-	receiversMu.Lock()
-	n := len(receivers)
-	receiversMu.Unlock()
-	if n != 1 {
+	if n := receivers.Len(); n != 1 {
 		t.Errorf("%d receivers registered for one configuration", n)
 	}
 }
@@ -299,7 +296,7 @@ func TestConfigUnmarshal(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.Ledger != component.MustNewIDWithName("budgetledger", "shared") || cfg.Baseline.Warmup != 7 || cfg.Baseline.Multiplier != 3 ||
-		cfg.LedgerUnavailable.Decisions != FailOpen || cfg.MaxRequestBytes != 64<<10 {
+		cfg.LedgerUnavailable.Decisions != decide.FailOpen.String() || cfg.MaxRequestBytes != 64<<10 {
 		t.Errorf("config %+v", cfg)
 	}
 	creds, err := cfg.Access.load(nil)

@@ -69,11 +69,11 @@ const (
 	reviewers
 )
 
-func (r roles) admit(role decide.Role) bool {
+func (r roles) admit(role access.Role) bool {
 	switch role {
-	case decide.RoleAgent:
+	case access.RoleAgent:
 		return r&agents != 0
-	case decide.RoleReviewer:
+	case access.RoleReviewer:
 		return r&reviewers != 0
 	}
 	return true
@@ -121,7 +121,7 @@ func (s *server) route(mux *http.ServeMux, path string, ep endpoint) {
 			decisionapi.WriteError(w, decisionapi.NewError(decisionapi.CodeUnauthorized, "a valid bearer token is required"))
 			return
 		}
-		if caller.Role == decide.RoleOpen {
+		if caller.Role == access.RoleOpen {
 			if err := s.checkOpen(r); err != nil {
 				decisionapi.WriteError(w, err)
 				return
@@ -272,7 +272,7 @@ type slots struct {
 
 // slotKey is whom a slot is held for: the caller's role and subject.
 type slotKey struct {
-	role    decide.Role
+	role    access.Role
 	subject string
 }
 
@@ -301,7 +301,7 @@ func (s *slots) acquire(c decide.Caller) bool {
 	if s.total >= s.max {
 		return false
 	}
-	if c.Role != decide.RoleOpen {
+	if c.Role != access.RoleOpen {
 		k := keyOf(c)
 		if s.held[k] >= s.perCaller {
 			return false
@@ -317,7 +317,7 @@ func (s *slots) release(c decide.Caller) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.total--
-	if c.Role != decide.RoleOpen {
+	if c.Role != access.RoleOpen {
 		k := keyOf(c)
 		if n := s.held[k] - 1; n > 0 {
 			s.held[k] = n
@@ -332,7 +332,7 @@ func (s *slots) release(c decide.Caller) {
 // credential of the API: it is answered 401 like an unknown token.
 func (s *server) authenticate(r *http.Request) (decide.Caller, bool) {
 	if s.creds == nil {
-		return decide.Caller{Role: decide.RoleOpen}, true
+		return decide.Caller{Role: access.RoleOpen}, true
 	}
 	token, ok := access.BearerToken(r.Header.Get("Authorization"))
 	if !ok {
@@ -343,9 +343,9 @@ func (s *server) authenticate(r *http.Request) (decide.Caller, bool) {
 	case !ok:
 		return decide.Caller{}, false
 	case id.Role == access.RoleAgent:
-		return decide.Caller{Role: decide.RoleAgent, Subject: id.Subject, Teams: id.Teams}, true
+		return decide.Caller{Role: access.RoleAgent, Subject: id.Subject, Teams: id.Teams}, true
 	case id.Role == access.RoleReviewer:
-		return decide.Caller{Role: decide.RoleReviewer, Subject: id.Subject}, true
+		return decide.Caller{Role: access.RoleReviewer, Subject: id.Subject}, true
 	}
 	return decide.Caller{}, false
 }

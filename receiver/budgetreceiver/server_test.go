@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentcost/agentcost/internal/access"
 	"github.com/agentcost/agentcost/internal/decide"
 	"github.com/agentcost/agentcost/pkg/decisionapi"
 )
@@ -142,8 +143,8 @@ func TestBadRequests(t *testing.T) {
 
 // TestInFlightBound answers 429 with Retry-After once max_in_flight requests are being served.
 func TestInFlightBound(t *testing.T) {
-	s := newServer(nil, nil, 1024, 1, newStats(time.Now(), FailClosed))
-	if !s.slots.acquire(decide.Caller{Role: decide.RoleOpen}) { // one request is being served
+	s := newServer(nil, nil, 1024, 1, newStats(time.Now(), decide.FailClosed.String()))
+	if !s.slots.acquire(decide.Caller{Role: access.RoleOpen}) { // one request is being served
 		t.Fatal("the first slot was refused")
 	}
 	rec := httptest.NewRecorder()

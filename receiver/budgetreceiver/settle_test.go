@@ -37,7 +37,7 @@ func TestSettlementAnomaly(t *testing.T) {
 	rec := e.waitEvidence("anomalous settlement", func(r evidence.Record) bool {
 		return r.Kind == evidence.KindSettlement && r.Anomaly != nil && r.Anomaly.Anomalous
 	})
-	if rec.EvidenceID != s.EvidenceID || rec.ActualCostUSD.Nanos() != usd(t, "0.4") || rec.CostSource != evidence.CostReported ||
+	if rec.EvidenceID != s.EvidenceID || rec.ActualCostUSD.Nanos() != usd(t, "0.4") || rec.CostSource != decisionapi.SourceReported ||
 		rec.Anomaly.BaselineUSD.Nanos() != usd(t, "0.1") || rec.AgentID != "research-agent" || rec.Action != "job.crawl" {
 		t.Errorf("settlement record %+v", rec)
 	}

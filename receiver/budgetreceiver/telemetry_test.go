@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/agentcost/agentcost/internal/costmetrics"
+	"github.com/agentcost/agentcost/internal/decide"
 	"github.com/agentcost/agentcost/internal/ledger"
 	"github.com/agentcost/agentcost/internal/policy"
 	"github.com/agentcost/agentcost/internal/testutil/promtest"
@@ -21,7 +22,7 @@ import (
 // (action, run), the names are kept as agentcost names them, and every family gathers without a
 // help or type conflict.
 func TestMetricsThroughPrometheusExporter(t *testing.T) {
-	s := newStats(time.Now().Add(-time.Minute), FailClosed)
+	s := newStats(time.Now().Add(-time.Minute), decide.FailClosed.String())
 	s.decided(policy.Deny, policy.RuleAgentBudget)
 	s.decided(policy.Allow, "")
 	s.decided(policy.Allow, "")
@@ -106,7 +107,7 @@ agentcost_decision_duration_seconds_count 2
 
 // TestAgentLabelBound folds agents past the bound into the overflow value.
 func TestAgentLabelBound(t *testing.T) {
-	s := newStats(time.Now(), FailClosed)
+	s := newStats(time.Now(), decide.FailClosed.String())
 	for i := range maxAgentLabels + 5 {
 		s.actionAnomaly("agent-" + string(rune('a'+i%26)) + strings.Repeat("x", i/26))
 	}

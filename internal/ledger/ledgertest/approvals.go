@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/agentcost/agentcost/internal/ledger"
+	"github.com/agentcost/agentcost/pkg/decisionapi"
 )
 
 // testApprovalPendingCap floods one agent's approvals from many goroutines: exactly the cap are
@@ -42,7 +43,7 @@ func testApprovalPendingCap(t *testing.T, b Backend) {
 	if created.Load() != limit || capped.Load() != 40-limit {
 		t.Fatalf("created %d and capped %d of 40, want %d created", created.Load(), capped.Load(), limit)
 	}
-	pending, err := l.ListApprovals(ctx, ledger.ApprovalPending, ledger.ApprovalCursor{}, 0, t0)
+	pending, err := l.ListApprovals(ctx, decisionapi.ApprovalPending, ledger.ApprovalCursor{}, 0, t0)
 	if err != nil || len(pending) != limit {
 		t.Fatalf("pending after the flood: %d, %v; want %d", len(pending), err, limit)
 	}
@@ -110,7 +111,7 @@ func testApprovalPaging(t *testing.T, b Backend) {
 		}
 	}
 	now := t0.Add(10 * time.Second)
-	walk := func(state ledger.ApprovalState, limit int) []ledger.Approval {
+	walk := func(state decisionapi.ApprovalState, limit int) []ledger.Approval {
 		var all []ledger.Approval
 		var after ledger.ApprovalCursor
 		for pages := 0; ; pages++ {
@@ -149,13 +150,13 @@ func testApprovalPaging(t *testing.T, b Backend) {
 		if len(seen) != len(want) {
 			t.Fatalf("limit %d: listed %d approvals of %d", limit, len(seen), len(want))
 		}
-		denied := walk(ledger.ApprovalDenied, limit)
-		pending := walk(ledger.ApprovalPending, limit)
+		denied := walk(decisionapi.ApprovalDenied, limit)
+		pending := walk(decisionapi.ApprovalPending, limit)
 		if len(denied) != (n+2)/3 || len(pending) != n-(n+2)/3 {
 			t.Fatalf("limit %d: %d denied and %d pending, want %d and %d", limit, len(denied), len(pending), (n+2)/3, n-(n+2)/3)
 		}
 		for _, a := range pending {
-			if a.State != ledger.ApprovalPending {
+			if a.State != decisionapi.ApprovalPending {
 				t.Fatalf("pending page holds %s %s", a.ID, a.State)
 			}
 		}

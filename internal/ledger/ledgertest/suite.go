@@ -13,6 +13,7 @@ import (
 
 	"github.com/agentcost/agentcost/internal/ledger"
 	"github.com/agentcost/agentcost/internal/money"
+	"github.com/agentcost/agentcost/pkg/decisionapi"
 )
 
 // Backend describes the backend under test.
@@ -570,7 +571,7 @@ func testCommitByDecisionID(t *testing.T, b Backend) {
 		ID: "d1", Agent: "A", RunID: "run-1", Action: "job.research", Metadata: meta, Estimate: usd("10"),
 		MatchedCost: usd("12"), SpansMatched: 2, MaxOutputTokens: 700, AnomalousSpans: 1,
 		Tokens:       ledger.Tokens{Input: 3000, Output: 1000, Reasoning: 100},
-		ReportedCost: usd("99"), HasReported: true, Source: ledger.SourceSpans, Cost: usd("12"), Reason: ledger.ReasonReleased,
+		ReportedCost: usd("99"), HasReported: true, Source: decisionapi.SourceSpans, Cost: usd("12"), Reason: ledger.ReasonReleased,
 	}
 	if !sameSettlement(st, want) {
 		t.Errorf("settlement\n got %+v\nwant %+v", st, want)
@@ -627,7 +628,7 @@ func testCommitByTraceID(t *testing.T, b Backend) {
 		t.Errorf("spent %s reserved %s, want 9.5 and 2.5", s.Spent, s.Reserved)
 	}
 	st := release(t, l, ledger.ReleaseRequest{ID: "d2", Time: at})
-	if st.Source != ledger.SourceSpans || st.Cost != usd("2.5") || st.SpansMatched != 2 || st.TraceID != "trace-2" {
+	if st.Source != decisionapi.SourceSpans || st.Cost != usd("2.5") || st.SpansMatched != 2 || st.TraceID != "trace-2" {
 		t.Errorf("settlement %+v, want 2 spans for 2.5", st)
 	}
 	if s := state(t, l, ledger.ScopeAgent, "B", ledger.Day, at); s.Reserved != 0 || s.Spent != usd("9.5") {
@@ -650,11 +651,11 @@ func testReleaseReportedCost(t *testing.T, b Backend) {
 	reserve(t, l, ledger.ReserveRequest{ID: "rep", Estimate: usd("5"), TTL: time.Minute, Time: at, Checks: checks})
 	reserve(t, l, ledger.ReserveRequest{ID: "none", Estimate: usd("2"), TTL: time.Minute, Time: at, Checks: checks})
 	st := release(t, l, ledger.ReleaseRequest{ID: "rep", ReportedCost: usd("3"), HasReported: true, Time: at.Add(time.Second)})
-	if st.Source != ledger.SourceReported || st.Cost != usd("3") || st.MatchedCost != 0 || st.Agent != "C" || st.Team != "growth" || st.RunID != "run-c" {
+	if st.Source != decisionapi.SourceReported || st.Cost != usd("3") || st.MatchedCost != 0 || st.Agent != "C" || st.Team != "growth" || st.RunID != "run-c" {
 		t.Errorf("settlement %+v, want reported cost 3 attributed to C, growth, run-c", st)
 	}
 	st = release(t, l, ledger.ReleaseRequest{ID: "none", Time: at.Add(time.Second)})
-	if st.Source != ledger.SourceNone || st.Cost != 0 {
+	if st.Source != decisionapi.SourceNone || st.Cost != 0 {
 		t.Errorf("settlement %+v, want none", st)
 	}
 	// The reported cost is booked as model-less spend of the agent, team, run and fleet.
@@ -703,7 +704,7 @@ func testExpireDueSettlesOnce(t *testing.T, b Backend) {
 			defer mu.Unlock()
 			for _, s := range due {
 				seen[s.ID]++
-				if s.Reason != ledger.ReasonExpired || s.Source != ledger.SourceNone || s.Action != "job.x" {
+				if s.Reason != ledger.ReasonExpired || s.Source != decisionapi.SourceNone || s.Action != "job.x" {
 					t.Errorf("settlement %+v", s)
 				}
 			}
@@ -960,7 +961,7 @@ func testApprovals(t *testing.T, b Backend) {
 		return a
 	}
 	a := mk("ap1", time.Hour)
-	if a.State != ledger.ApprovalPending {
+	if a.State != decisionapi.ApprovalPending {
 		t.Fatalf("new approval is %s", a.State)
 	}
 	mk("ap2", time.Hour)
@@ -1004,11 +1005,11 @@ func testApprovals(t *testing.T, b Backend) {
 	if got.Decision == nil || got.Decision.Reviewer == "" || !got.Decision.HasCostCap || got.Decision.CostCap != usd("40") || string(got.Decision.Constraints) != `{"max_tokens":1000}` {
 		t.Fatalf("resolved approval %+v", got)
 	}
-	if (got.State == ledger.ApprovalApproved) != got.Decision.Approved {
+	if (got.State == decisionapi.ApprovalApproved) != got.Decision.Approved {
 		t.Errorf("state %s disagrees with decision %+v", got.State, got.Decision)
 	}
 	// Make the approved path deterministic with ap2.
-	if ap, err := l.ResolveApproval(ctx, "ap2", ledger.Resolution{Approve: true, Reviewer: "alice@example.com", Time: t0.Add(time.Minute)}); err != nil || ap.State != ledger.ApprovalApproved || ap.Decision.Reviewer != "alice@example.com" {
+	if ap, err := l.ResolveApproval(ctx, "ap2", ledger.Resolution{Approve: true, Reviewer: "alice@example.com", Time: t0.Add(time.Minute)}); err != nil || ap.State != decisionapi.ApprovalApproved || ap.Decision.Reviewer != "alice@example.com" {
 		t.Fatalf("approve ap2: %+v %v", ap, err)
 	}
 	if _, err := l.ResolveApproval(ctx, "ap2", ledger.Resolution{Approve: false, Reviewer: "bob", Time: t0.Add(2 * time.Minute)}); !errors.Is(err, ledger.ErrConflict) {
@@ -1033,7 +1034,7 @@ func testApprovals(t *testing.T, b Backend) {
 		t.Errorf("resolving an expired approval: %v, want a conflict", err)
 	}
 	now := t0.Add(4 * time.Minute)
-	states := map[ledger.ApprovalState][]string{}
+	states := map[decisionapi.ApprovalState][]string{}
 	all, err := l.ListApprovals(ctx, "", ledger.ApprovalCursor{}, 0, now)
 	if err != nil {
 		t.Fatal(err)
@@ -1041,15 +1042,15 @@ func testApprovals(t *testing.T, b Backend) {
 	for _, a := range all {
 		states[a.State] = append(states[a.State], a.ID)
 	}
-	if len(all) != 3 || len(states[ledger.ApprovalConsumed]) != 1 || states[ledger.ApprovalConsumed][0] != "ap2" ||
-		len(states[ledger.ApprovalExpired]) != 1 || states[ledger.ApprovalExpired][0] != "ap3" {
+	if len(all) != 3 || len(states[decisionapi.ApprovalConsumed]) != 1 || states[decisionapi.ApprovalConsumed][0] != "ap2" ||
+		len(states[decisionapi.ApprovalExpired]) != 1 || states[decisionapi.ApprovalExpired][0] != "ap3" {
 		t.Errorf("approvals by state: %v", states)
 	}
-	expired, _ := l.ListApprovals(ctx, ledger.ApprovalExpired, ledger.ApprovalCursor{}, 0, now)
+	expired, _ := l.ListApprovals(ctx, decisionapi.ApprovalExpired, ledger.ApprovalCursor{}, 0, now)
 	if len(expired) != 1 || expired[0].ID != "ap3" {
 		t.Errorf("ListApprovals(expired) = %v", expired)
 	}
-	if pending, _ := l.ListApprovals(ctx, ledger.ApprovalPending, ledger.ApprovalCursor{}, 0, now); len(pending) != 0 {
+	if pending, _ := l.ListApprovals(ctx, decisionapi.ApprovalPending, ledger.ApprovalCursor{}, 0, now); len(pending) != 0 {
 		t.Errorf("ListApprovals(pending) = %v", pending)
 	}
 	// An approved but unconsumed approval expires too.
@@ -1060,7 +1061,7 @@ func testApprovals(t *testing.T, b Backend) {
 	if _, err := l.ConsumeApproval(ctx, "ap4", t0.Add(11*time.Minute)); !errors.Is(err, ledger.ErrConflict) {
 		t.Errorf("consuming after expiry: %v, want a conflict", err)
 	}
-	if pending, _ := l.ListApprovals(ctx, ledger.ApprovalPending, ledger.ApprovalCursor{}, 0, t0); len(pending) != 1 || pending[0].ID != "ap3" {
+	if pending, _ := l.ListApprovals(ctx, decisionapi.ApprovalPending, ledger.ApprovalCursor{}, 0, t0); len(pending) != 1 || pending[0].ID != "ap3" {
 		t.Errorf("pending at t0: %v, want ap3 (ap4 is approved)", pending)
 	}
 }
@@ -1255,7 +1256,7 @@ func testPersistence(t *testing.T, b Backend) {
 	if v, ok, _ := l2.PutIfAbsent(ctx, "pk", []byte("w"), time.Hour); ok || string(v) != "v" {
 		t.Errorf("idempotency record after reopening: %q %v", v, ok)
 	}
-	if a, err := l2.GetApproval(ctx, "ap", t0); err != nil || a.State != ledger.ApprovalPending {
+	if a, err := l2.GetApproval(ctx, "ap", t0); err != nil || a.State != decisionapi.ApprovalPending {
 		t.Errorf("approval after reopening: %+v %v", a, err)
 	}
 	if _, ok, _ := l2.LastAnomaly(ctx, "A", ledger.LevelCall); !ok {
@@ -1344,7 +1345,7 @@ func testDecisionIDOfAnotherAgent(t *testing.T, b Backend) {
 		t.Errorf("duplicate: %+v, %v; want one duplicate and no mismatch", r, err)
 	}
 	st := release(t, l, ledger.ReleaseRequest{ID: "da", Time: at.Add(time.Second)})
-	if st.Source != ledger.SourceSpans || st.SpansMatched != 1 || st.Cost != usd("1") {
+	if st.Source != decisionapi.SourceSpans || st.SpansMatched != 1 || st.Cost != usd("1") {
 		t.Errorf("settlement %+v, want A's one span for 1", st)
 	}
 }
@@ -1361,7 +1362,7 @@ func testReportedCostClipped(t *testing.T, b Backend) {
 	reserve(t, l, ledger.ReserveRequest{ID: "fair", Estimate: usd("0.01"), TTL: time.Minute, Time: at, Checks: checks})
 	st := release(t, l, ledger.ReleaseRequest{ID: "big", ReportedCost: usd("999999999"), HasReported: true,
 		ReportedLimit: limit, Time: at.Add(time.Second)})
-	if st.Source != ledger.SourceReported || st.Cost != usd("0.02") || st.ReportedCost != usd("0.02") ||
+	if st.Source != decisionapi.SourceReported || st.Cost != usd("0.02") || st.ReportedCost != usd("0.02") ||
 		st.ReportedClaimed != usd("999999999") || !st.ReportedClipped {
 		t.Errorf("clipped settlement %+v, want cost 0.02 clipped from 999999999", st)
 	}
@@ -1389,7 +1390,7 @@ func testReportedCostClipped(t *testing.T, b Backend) {
 	reserve(t, l, ledger.ReserveRequest{ID: "spans", Estimate: usd("0.01"), TTL: time.Minute, Time: at, Checks: checks})
 	book(t, l, ledger.Spend{TraceID: "tc", SpanID: "1", DecisionID: "spans", Time: at, Agent: "R", Cost: usd("0.005")})
 	st = release(t, l, ledger.ReleaseRequest{ID: "spans", ReportedCost: usd("50"), HasReported: true, ReportedLimit: limit, Time: at.Add(time.Second)})
-	if st.Source != ledger.SourceSpans || st.Cost != usd("0.005") || st.ReportedClipped || st.ReportedClaimed != usd("50") {
+	if st.Source != decisionapi.SourceSpans || st.Cost != usd("0.005") || st.ReportedClipped || st.ReportedClaimed != usd("50") {
 		t.Errorf("settlement with spans %+v, want the spans' 0.005 and the report unclipped", st)
 	}
 }

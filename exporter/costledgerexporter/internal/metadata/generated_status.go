@@ -14,6 +14,5 @@ var (
 )
 
 const (
-	TracesStability  = component.StabilityLevelAlpha
-	MetricsStability = component.StabilityLevelAlpha
+	TracesStability = component.StabilityLevelAlpha
 )
