@@ -204,6 +204,9 @@ def main():
             print(f"  {name:21} p50 {o['p50']:>9}  p99 {o['p99']:>9}  p99.9 {o['p999']:>9}  max {o['max']:>9}  "
                   f"answered {o['ok']}/{o['sent']}  unexpected {o['bad']}  spans {o['spans']}/s ({o['span_fail']} requests failed)  "
                   f"server {o['server_cores']:.2f} cores, generator {o['gen_cores']:.2f}", flush=True)
+            first = re.search(r"\(first error: (.*?)\)$", o["line"], re.M)
+            if o["bad"] and first:
+                print(f"  {'':21} first unexpected: {first[1][:200]}", flush=True)
 
         print("\nsummary (medians of the rounds; only 2xx answers with the expected decision count)")
         print(f"  {'path':20} {'agentcost':17} {'dec/s':>7} {'OPA/s':>7} {'ratio':>6} {'p99 ms':>13} {'server us/dec':>15} {'wrk us/dec':>11}")
