@@ -149,7 +149,7 @@ def main():
     ap.add_argument("--root", required=True)
     args = ap.parse_args()
     seconds, rounds = env_int("BENCH_SECONDS", 8), env_int("BENCH_ROUNDS", 3)
-    open_seconds, agents, conns = env_int("BENCH_OPEN_SECONDS", 20), env_int("BENCH_AGENTS", 10000), env_int("BENCH_CONNECTIONS", 16)
+    open_seconds, agents, conns = env_int("BENCH_OPEN_SECONDS", 15), env_int("BENCH_AGENTS", 10000), env_int("BENCH_CONNECTIONS", 16)
     work = tempfile.mkdtemp(prefix="agentcost-bench-")
     servers = []
     try:
