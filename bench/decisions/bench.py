@@ -2,7 +2,7 @@
 then runs agentload's open-loop stream on each ledger backend, and prints one summary.
 
 Only the standard library. Durations and rounds come from the environment (BENCH_SECONDS,
-BENCH_ROUNDS, BENCH_OPEN_SECONDS, BENCH_AGENTS, BENCH_CONNECTIONS, BENCH_DURABILITY); see run.sh.
+BENCH_ROUNDS, BENCH_OPEN_SECONDS, BENCH_AGENTS, BENCH_CONNECTIONS); see run.sh.
 """
 
 import argparse
@@ -76,14 +76,14 @@ class Server:
         self.log.close()
 
 
-def start_collector(args, work, name, backend="embedded", redis="127.0.0.1:1", replicas=0):
+def start_collector(args, work, name, backend="embedded", redis="127.0.0.1:1", replicas=0, durability="power"):
     d = os.path.join(work, name)
     os.makedirs(d)
     api, otlp = free_port(), free_port()
     env = dict(os.environ, BENCH_BACKEND=backend, BENCH_DIR=d, BENCH_REDIS=redis, BENCH_REPLICAS=str(replicas),
                BENCH_OTLP=f"127.0.0.1:{otlp}", BENCH_API=f"127.0.0.1:{api}",
-               BENCH_POLICY=os.path.join(HERE, "policy.yaml"), BENCH_METRICS=f"127.0.0.1:{free_port()}",
-               BENCH_DURABILITY=os.environ.get("BENCH_DURABILITY", "process"))
+               BENCH_POLICY=os.path.join(HERE, "policy.yaml"), BENCH_METRICS=f"127.0.0.1:{free_port()}", BENCH_TELEMETRY=str(free_port()),
+               BENCH_DURABILITY=durability)
     s = Server(name, [os.path.join(args.bin, "otelcol-agentcost"), "--config", os.path.join(HERE, "collector.yaml")],
                api, os.path.join(work, name + ".log"), env)
     s.url, s.path, s.otlp = f"http://127.0.0.1:{api}", "/v1/decisions", f"http://127.0.0.1:{otlp}"
@@ -99,6 +99,7 @@ def start_opa(args, work):
 
 
 EXPECT = {"approval": "require_approval", "allow": "allow"}
+MODES = ("power", "process")
 
 
 def wrk(server, kind, seconds, agents, conns, opa):
@@ -147,30 +148,31 @@ def main():
     ap.add_argument("--bin", required=True)
     ap.add_argument("--root", required=True)
     args = ap.parse_args()
-    seconds, rounds = env_int("BENCH_SECONDS", 10), env_int("BENCH_ROUNDS", 3)
-    open_seconds, agents, conns = env_int("BENCH_OPEN_SECONDS", 20), env_int("BENCH_AGENTS", 10000), env_int("BENCH_CONNECTIONS", 16)
+    seconds, rounds = env_int("BENCH_SECONDS", 8), env_int("BENCH_ROUNDS", 3)
+    open_seconds, agents, conns = env_int("BENCH_OPEN_SECONDS", 15), env_int("BENCH_AGENTS", 10000), env_int("BENCH_CONNECTIONS", 16)
     work = tempfile.mkdtemp(prefix="agentcost-bench-")
     servers = []
     try:
         opa = start_opa(args, work)
         servers.append(opa)
-        col = start_collector(args, work, "embedded")
-        servers.append(col)
-        print(f"closed loop: wrk, 2 threads, {conns} connections, {seconds}s per run, {rounds} alternated rounds, "
-              f"{agents} agents, 1 caller (open API on loopback); durability {os.environ.get('BENCH_DURABILITY', 'process')}", flush=True)
-        for s, opa_ in ((col, False), (opa, True)):
+        cols = {}
+        for mode in MODES:
+            cols[mode] = start_collector(args, work, "embedded-" + mode, durability=mode)
+            servers.append(cols[mode])
+        targets = [("agentcost " + m, cols[m], False) for m in MODES] + [("opa", opa, True)]
+        print(f"closed loop: wrk, 2 threads, {conns} connections, {seconds}s per run, {rounds} rounds in rotating order, "
+              f"{agents} agents, 1 caller (open API on loopback); embedded ledger, durability power and process", flush=True)
+        for _, s, opa_ in targets:
             for kind in EXPECT:
                 wrk(s, kind, 2, agents, conns, opa_)  # warm up
-        rows = {(t, k): [] for t in ("agentcost", "opa") for k in EXPECT}
+        rows = {(t[0], k): [] for t in targets for k in EXPECT}
         for r in range(rounds):
             for kind in EXPECT:
-                order = [("agentcost", col, False), ("opa", opa, True)]
-                if r % 2:
-                    order.reverse()
+                order = targets[r % len(targets):] + targets[:r % len(targets)]
                 for name, s, opa_ in order:
                     res = wrk(s, kind, seconds, agents, conns, opa_)
                     rows[(name, kind)].append(res)
-                    print(f"  round {r + 1} {kind:8} {name:9} {res['rate']:8.0f}/s  p50 {res['p50']:6.2f} ms  p99 {res['p99']:6.2f} ms  "
+                    print(f"  round {r + 1} {kind:8} {name:17} {res['rate']:8.0f}/s  p50 {res['p50']:6.2f} ms  p99 {res['p99']:6.2f} ms  "
                           f"server {res['server_us']:5.0f} us/decision  wrk {res['gen_us']:4.0f} us  unexpected {res['bad']}"
                           + (f"  first: {res['first_bad'][:120]}" if res['bad'] else ""), flush=True)
         opa.stop()
@@ -178,9 +180,11 @@ def main():
 
         print(f"open loop: agentload, 1,000 decisions/s for {open_seconds}s (mix: 60% allow with reservation, 15% read, "
               f"10% allow_with_constraints, 10% require_approval, 5% deny), {agents} agents, spans at 10,000/s over OTLP/HTTP", flush=True)
-        opens = [("embedded", open_loop(args, col, open_seconds, agents, "ol-agent-"))]
-        col.stop()
-        servers.remove(col)
+        opens = []
+        for mode in MODES:
+            opens.append(("embedded, " + mode, open_loop(args, cols[mode], open_seconds, agents, "ol-agent-")))
+            cols[mode].stop()
+            servers.remove(cols[mode])
         if shutil.which("redis-server"):
             primary = start_redis(work, "redis-primary")
             servers.append(primary)
@@ -200,16 +204,22 @@ def main():
             print(f"  {name:21} p50 {o['p50']:>9}  p99 {o['p99']:>9}  p99.9 {o['p999']:>9}  max {o['max']:>9}  "
                   f"answered {o['ok']}/{o['sent']}  unexpected {o['bad']}  spans {o['spans']}/s ({o['span_fail']} requests failed)  "
                   f"server {o['server_cores']:.2f} cores, generator {o['gen_cores']:.2f}", flush=True)
+            first = re.search(r"\(first error: (.*?)\)$", o["line"], re.M)
+            if o["bad"] and first:
+                print(f"  {'':21} first unexpected: {first[1][:200]}", flush=True)
 
         print("\nsummary (medians of the rounds; only 2xx answers with the expected decision count)")
-        print(f"  {'path':18} {'agentcost/s':>11} {'OPA/s':>8} {'ratio':>6} {'p99 ac/OPA ms':>15} {'server us/dec ac/OPA':>21} {'wrk us/dec ac/OPA':>18}")
+        print(f"  {'path':20} {'agentcost':17} {'dec/s':>7} {'OPA/s':>7} {'ratio':>6} {'p99 ms':>13} {'server us/dec':>15} {'wrk us/dec':>11}")
         med = lambda rs, k: sorted(r[k] for r in rs)[len(rs) // 2]
         for kind, label in (("approval", "require_approval"), ("allow", "allow + reservation")):
-            a, o = rows[("agentcost", kind)], rows[("opa", kind)]
-            ratio = sorted(x["rate"] / y["rate"] for x, y in zip(a, o))[len(a) // 2]
-            print(f"  {label:18} {med(a, 'rate'):11.0f} {med(o, 'rate'):8.0f} {ratio:5.2f}x {med(a, 'p99'):7.1f}/{med(o, 'p99'):<7.1f} "
-                  f"{med(a, 'server_us'):10.0f}/{med(o, 'server_us'):<10.0f} {med(a, 'gen_us'):9.0f}/{med(o, 'gen_us'):<8.0f}")
-        print(f"  (ratio: median of the per-round ratios; logs in {work})")
+            o = rows[("opa", kind)]
+            for mode in MODES:
+                a = rows[("agentcost " + mode, kind)]
+                ratio = sorted(x["rate"] / y["rate"] for x, y in zip(a, o))[len(a) // 2]
+                print(f"  {label:20} {'durability ' + mode:17} {med(a, 'rate'):7.0f} {med(o, 'rate'):7.0f} {ratio:5.2f}x "
+                      f"{med(a, 'p99'):6.1f}/{med(o, 'p99'):<6.1f} {med(a, 'server_us'):7.0f}/{med(o, 'server_us'):<7.0f} "
+                      f"{med(a, 'gen_us'):5.0f}/{med(o, 'gen_us'):<5.0f}")
+        print(f"  (agentcost/OPA in each pair; ratio: median of the per-round ratios; logs in {work})")
     finally:
         for s in reversed(servers):
             s.stop()

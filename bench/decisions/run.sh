@@ -5,7 +5,7 @@
 # the embedded ledger and on Redis (with and without replica acknowledgement). See
 # docs/benchmarks.md ("Decision endpoint"). Needs go, wrk, python3; redis-server for the Redis rows.
 #
-#   bench/decisions/run.sh                  # about 4 minutes
+#   bench/decisions/run.sh                  # about 5 minutes
 #   BENCH_ROUNDS=1 BENCH_SECONDS=5 bench/decisions/run.sh   # a quick look
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)

@@ -165,6 +165,8 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 type answer struct {
 	Decision decisionapi.Decision `json:"decision"`
 	LeaseID  string               `json:"lease_id"`
+	RuleID   string               `json:"rule_id"`
+	Reason   string               `json:"reason"`
 }
 
 func call(ctx context.Context, client *http.Client, cfg Config, path string, in, out any) error {

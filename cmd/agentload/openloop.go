@@ -158,7 +158,7 @@ func RunOpen(ctx context.Context, cfg OpenConfig) (OpenResult, error) {
 			err := call(ctx, client, lc, decisionapi.PathDecisions, req, &out)
 			took := time.Since(due)
 			if err == nil && out.Decision != k.Expect {
-				err = fmt.Errorf("%s: decision %q, want %q", k.Name, out.Decision, k.Expect)
+				err = fmt.Errorf("%s: decision %q (rule %q: %s), want %q", k.Name, out.Decision, out.RuleID, out.Reason, k.Expect)
 			}
 			mu.Lock()
 			defer mu.Unlock()

@@ -32,9 +32,13 @@ type Config struct {
 type EvidenceConfig struct {
 	// Directory holds the evidence files (evidence-000001.jsonl, ...). Default ./data/evidence.
 	Directory string `mapstructure:"directory"`
-	// Sync is the fsync policy: always (default), interval or never.
+	// Sync is the fsync policy: always, interval or never. Unset, it follows the ledger's
+	// durability: always with "power", interval with "process" (every sync_interval of the ledger
+	// unless evidence.sync_interval is set), so that one setting says what an answered decision
+	// survives.
 	Sync string `mapstructure:"sync"`
-	// SyncInterval is the fsync period of the interval policy (default 1s).
+	// SyncInterval is the fsync period of the interval policy (default 1s, or the ledger's
+	// sync_interval when the policy follows durability "process").
 	SyncInterval time.Duration `mapstructure:"sync_interval"`
 	// MaxFileBytes rotates to a new file past this size; the chain continues (default 64 MiB).
 	MaxFileBytes int64 `mapstructure:"max_file_bytes"`
@@ -68,9 +72,19 @@ func (cfg *Config) Validate() error {
 }
 
 func (cfg *Config) evidenceOptions() evidence.Options {
+	sync, interval := evidence.SyncPolicy(cfg.Evidence.Sync), cfg.Evidence.SyncInterval
+	if sync == "" {
+		sync = evidence.SyncAlways
+		if cfg.Durability == ledger.DurabilityProcess {
+			sync = evidence.SyncInterval
+			if interval == 0 {
+				interval = cfg.SyncInterval
+			}
+		}
+	}
 	return evidence.Options{
-		Sync:         evidence.SyncPolicy(cfg.Evidence.Sync),
-		SyncInterval: cfg.Evidence.SyncInterval,
+		Sync:         sync,
+		SyncInterval: interval,
 		MaxFileBytes: cfg.Evidence.MaxFileBytes,
 	}
 }

@@ -21,7 +21,7 @@ func NewFactory() extension.Factory {
 func createDefaultConfig() component.Config {
 	return &Config{
 		Config:   ledger.NewDefaultConfig(),
-		Evidence: EvidenceConfig{Directory: "./data/evidence", Sync: "always", AnchorInterval: 100 * time.Millisecond},
+		Evidence: EvidenceConfig{Directory: "./data/evidence", AnchorInterval: 100 * time.Millisecond},
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"net"
 	"net/http"
 	"sync"
@@ -218,7 +219,7 @@ func (r *budgetReceiver) serve(ctx context.Context, host component.Host, provide
 	if err != nil {
 		return fmt.Errorf("endpoint: listening on %q: %w", r.cfg.NetAddr.Endpoint, err)
 	}
-	r.server, err = r.cfg.ToServer(ctx, host.GetExtensions(), r.set.TelemetrySettings, srv.handler())
+	r.server, err = r.cfg.ToServer(ctx, host.GetExtensions(), httpTelemetry(r.set.TelemetrySettings), srv.handler())
 	if err != nil {
 		_ = ln.Close()
 		return err
@@ -393,4 +394,15 @@ func (r *budgetReceiver) notifierOrNil() decide.Notifier {
 		return nil
 	}
 	return r.notifier
+}
+
+// httpTelemetry is what confighttp's otelhttp wrapper of the decision API gets: the collector's
+// tracer provider (server spans when the service's traces are configured) but a no-op meter
+// provider. The receiver counts decisions and times them itself
+// (agentcost_decisions_total, agentcost_decision_duration_seconds), so otelhttp's
+// http.server.* histograms, three per request with their attributes, would only repeat them on the
+// hot path.
+func httpTelemetry(set component.TelemetrySettings) component.TelemetrySettings {
+	set.MeterProvider = metricnoop.NewMeterProvider()
+	return set
 }
