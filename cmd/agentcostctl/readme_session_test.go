@@ -154,12 +154,13 @@ receivers:
         - {token: %[4]s, role: agent, subject: research-agent, teams: [growth]}
         - {token: %[5]s, role: reviewer, subject: alice@example.com}
 exporters:
-  costledger: {endpoint: %[6]s}
+  costledger: {}
+  prometheus: {endpoint: %[6]s, translation_strategy: UnderscoreEscapingWithoutSuffixes, without_scope_info: true, metric_expiration: 1h}
 service:
   telemetry: {metrics: {level: none}}
   extensions: [budgetledger]
   pipelines:
-    metrics: {receivers: [budget], exporters: [costledger]}
+    metrics: {receivers: [budget], exporters: [prometheus]}
 `, dir, api, policy, sessionAgentToken, sessionReviewerToken, metrics))
 	return "http://" + api
 }

@@ -88,8 +88,12 @@ receivers:
   budget:
 %[3]sprocessors:
 %[4]sexporters:
-  costledger:
+  costledger: {}
+  prometheus:
     endpoint: %[5]s
+    translation_strategy: UnderscoreEscapingWithoutSuffixes  # agentcost's metric names as they are
+    without_scope_info: true
+    metric_expiration: 1h  # the budget receiver re-publishes the ledger's totals every publish_interval
 %[6]sservice:
   telemetry:
     metrics: {level: none}
@@ -97,7 +101,7 @@ receivers:
   extensions: [budgetledger]
   pipelines:
     traces: {receivers: [otlp], processors: [agentcost], exporters: [costledger]}
-    metrics: {receivers: [budget], exporters: [costledger]}
+    metrics: {receivers: [budget], exporters: [prometheus]}
 %[8]s`, dir, fc.otlp, budget.String(), processor, fc.metrics, debug, level, logs))
 	return fc
 }

@@ -42,7 +42,8 @@ processors:
     prices: {files: [%[3]q], reported_cost: only_when_unpriced}
 exporters:
   capture: {}
-  costledger: {endpoint: %[4]s}
+  costledger: {}
+  prometheus: {endpoint: %[4]s, translation_strategy: UnderscoreEscapingWithoutSuffixes, without_scope_info: true, metric_expiration: 1h}
 service:
   telemetry: {metrics: {level: none}}
   extensions: [budgetledger]
