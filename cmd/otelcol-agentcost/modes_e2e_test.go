@@ -37,6 +37,7 @@ extensions:
   budgetledger: {directory: %[1]s/ledger, evidence: {directory: %[1]s/evidence}}
 receivers:
   otlp: {protocols: {grpc: {endpoint: %[2]s}}}
+  %[5]s
 processors:
   agentcost:
     prices: {files: [%[3]q], reported_cost: only_when_unpriced}
@@ -49,7 +50,8 @@ service:
   extensions: [budgetledger]
   pipelines:
     traces: {receivers: [otlp], processors: [agentcost], exporters: [costledger, capture]}
-`, dir, grpcEndpoint, prices, metricsEndpoint))
+    metrics: {receivers: [budget], exporters: [prometheus]}
+`, dir, grpcEndpoint, prices, metricsEndpoint, publishingBudget(t)))
 
 	ctx := context.Background()
 	exp, err := otlptracegrpc.New(ctx, otlptracegrpc.WithEndpoint(grpcEndpoint), otlptracegrpc.WithInsecure())
