@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/prometheusexporter"
 	"github.com/rogpeppe/go-internal/testscript"
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/extension"
@@ -137,7 +138,7 @@ func startCollector(t *testing.T) string {
 		if f.Receivers, err = otelcol.MakeFactoryMap[receiver.Factory](budgetreceiver.NewFactory()); err != nil {
 			return f, err
 		}
-		f.Exporters, err = otelcol.MakeFactoryMap[exporter.Factory](costledgerexporter.NewFactory())
+		f.Exporters, err = otelcol.MakeFactoryMap[exporter.Factory](costledgerexporter.NewFactory(), prometheusexporter.NewFactory())
 		return f, err
 	}
 	collectortest.Run(t, factories, fmt.Sprintf(`
