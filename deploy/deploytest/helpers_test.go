@@ -188,7 +188,7 @@ var metricLabels = map[string][]string{
 }
 
 // collectorMetricLabels are the labels of the collector's own telemetry (job agentcost-collector)
-// that alerting rules group by; the otelcol_ names are not checked against the costledger scrape.
+// that alerting rules group by; the otelcol_ names are not checked against the metrics pipeline's scrape.
 var collectorMetricLabels = map[string][]string{
 	"otelcol_processor_agentcost_spans_agent_overridden_total": {"sender", "reason"},
 }
