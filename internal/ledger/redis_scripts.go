@@ -82,14 +82,11 @@ local function samecall(s)
   end
   return same
 end
-local counted = false
+local tot, counted = {}, false
 local function total(ds)
   if ds == nil or ds == cjson.null then return end
   counted = true
-  for _, d in ipairs(ds) do
-    local v = redis.pcall('HINCRBY', KEYS[p.tk], d.f, d.n)
-    if type(v) == 'table' and v.err then redis.call('HSET', KEYS[p.tk], d.f, '9223372036854775807') end
-  end
+  for _, d in ipairs(ds) do tot[d.f] = add(tot[d.f] or {0, 0}, N(d.n)) end
 end
 for _, s in ipairs(p.sp) do
   if s.u then
@@ -143,6 +140,10 @@ end
 for ki, t in pairs(anom) do
   local cur = redis.call('GET', KEYS[ki])
   if not cur or tonumber(t) > tonumber(cur) then redis.call('SET', KEYS[ki], t, 'PX', p.at) end
+end
+for f, v in pairs(tot) do
+  local r = redis.pcall('HINCRBY', KEYS[p.tk], f, S(v))
+  if type(r) == 'table' and r.err then redis.call('HSET', KEYS[p.tk], f, '9223372036854775807') end
 end
 if counted then redis.call('HSETNX', KEYS[p.tk], 'since', p.now) end
 return {booked, dup, matched, table.concat(mask)}
