@@ -86,7 +86,10 @@ local tot, counted = {}, false
 local function total(ds)
   if ds == nil or ds == cjson.null then return end
   counted = true
-  for _, d in ipairs(ds) do tot[d.f] = add(tot[d.f] or {0, 0}, N(d.n)) end
+  for _, d in ipairs(ds) do
+    local f = p.tf[d.f]
+    tot[f] = add(tot[f] or {0, 0}, N(d.n))
+  end
 end
 for _, s in ipairs(p.sp) do
   if s.u then
@@ -95,7 +98,7 @@ for _, s in ipairs(p.sp) do
   elseif not redis.call('SET', KEYS[s.i], '1', 'NX', 'PX', p.it) then
     dup = dup + 1
     mask[#mask + 1] = '0'
-    total({{f = p.dk, n = '1'}})
+    total({{f = 1, n = '1'}})
   elseif samecall(s) then
     mask[#mask + 1] = 's'
     total(s.sm)
