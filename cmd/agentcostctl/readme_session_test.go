@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/prometheusexporter"
 	"github.com/rogpeppe/go-internal/testscript"
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/extension"
@@ -137,7 +138,7 @@ func startCollector(t *testing.T) string {
 		if f.Receivers, err = otelcol.MakeFactoryMap[receiver.Factory](budgetreceiver.NewFactory()); err != nil {
 			return f, err
 		}
-		f.Exporters, err = otelcol.MakeFactoryMap[exporter.Factory](costledgerexporter.NewFactory())
+		f.Exporters, err = otelcol.MakeFactoryMap[exporter.Factory](costledgerexporter.NewFactory(), prometheusexporter.NewFactory())
 		return f, err
 	}
 	collectortest.Run(t, factories, fmt.Sprintf(`
@@ -154,12 +155,13 @@ receivers:
         - {token: %[4]s, role: agent, subject: research-agent, teams: [growth]}
         - {token: %[5]s, role: reviewer, subject: alice@example.com}
 exporters:
-  costledger: {endpoint: %[6]s}
+  costledger: {}
+  prometheus: {endpoint: %[6]s, translation_strategy: UnderscoreEscapingWithoutSuffixes, without_scope_info: true, metric_expiration: 1h}
 service:
   telemetry: {metrics: {level: none}}
   extensions: [budgetledger]
   pipelines:
-    metrics: {receivers: [budget], exporters: [costledger]}
+    metrics: {receivers: [budget], exporters: [prometheus]}
 `, dir, api, policy, sessionAgentToken, sessionReviewerToken, metrics))
 	return "http://" + api
 }

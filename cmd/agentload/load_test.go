@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/prometheusexporter"
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/extension"
 	"go.opentelemetry.io/collector/otelcol"
@@ -34,7 +35,7 @@ func factories() (otelcol.Factories, error) {
 	if f.Extensions, err = otelcol.MakeFactoryMap[extension.Factory](budgetledgerextension.NewFactory()); err != nil {
 		return f, err
 	}
-	f.Exporters, err = otelcol.MakeFactoryMap[exporter.Factory](costledgerexporter.NewFactory())
+	f.Exporters, err = otelcol.MakeFactoryMap[exporter.Factory](costledgerexporter.NewFactory(), prometheusexporter.NewFactory())
 	return f, err
 }
 
@@ -62,14 +63,15 @@ extensions:
 receivers:
   budget: {endpoint: %[2]s, policy_file: %[1]s/policy.yaml}
 exporters:
-  costledger: {endpoint: %[3]s}
+  costledger: {}
+  prometheus: {endpoint: %[3]s, translation_strategy: UnderscoreEscapingWithoutSuffixes, without_scope_info: true, metric_expiration: 1h}
 service:
   telemetry:
     metrics: {level: none}
     logs: {level: warn}
   extensions: [budgetledger]
   pipelines:
-    metrics: {receivers: [budget], exporters: [costledger]}
+    metrics: {receivers: [budget], exporters: [prometheus]}
 `, dir, api, collectortest.Endpoint(tb), backend))
 	return "http://" + api
 }

@@ -69,14 +69,15 @@ extensions:
 receivers:
   budget: {endpoint: %[2]s, policy_file: %[1]s/policy.yaml}
 exporters:
-  costledger: {endpoint: %[3]s}
+  costledger: {}
+  prometheus: {endpoint: %[3]s, translation_strategy: UnderscoreEscapingWithoutSuffixes, without_scope_info: true, metric_expiration: 1h}
 service:
   telemetry:
     metrics: {level: none}
     logs: {level: warn}
   extensions: [budgetledger]
   pipelines:
-    metrics: {receivers: [budget], exporters: [costledger]}
+    metrics: {receivers: [budget], exporters: [prometheus]}
 `, dir, api, collectortest.Endpoint(tb), s.MasterName, strings.Join(s.Sentinels, ", "), filepath.Base(dir)+":", wait))
 	return "http://" + api
 }

@@ -84,7 +84,7 @@ func TestAgentsimRunaway(t *testing.T) {
 		t.Errorf("settled %+v; want all %d actions that ran settled on spans at %s", r.Settled, r.Ran.Actions, r.Ran.Cost)
 	}
 	// The collector booked what ran (the counter is a float sum: within a micro-dollar).
-	if spent := spendOnMetrics(t, metricsURL); spent-r.Ran.Cost > 1000 || r.Ran.Cost-spent > 1000 {
+	if spent := spendOnMetricsNear(t, metricsURL, r.Ran.Cost); spent-r.Ran.Cost > 1000 || r.Ran.Cost-spent > 1000 {
 		t.Errorf("agentcost_spend_usd_total sums to %s, agentsim ran %s", spent, r.Ran.Cost)
 	}
 	if r.DeniedByRule["deny-unbounded-loop"] != plan.Loop.Repeats-plan.Loop.DeclareAfter {
@@ -129,6 +129,21 @@ func TestAgentsimRunaway(t *testing.T) {
 	t.Logf("plan %s, governed %s; throttle at %.0fs, pause at %.0fs simulated; %d denied, %d throttled; decision p50 %.2f ms p99 %.2f ms",
 		r.Plan.Cost, r.Ran.Cost, *th, *pa, r.Outcomes[sim.StatusDenied], r.Outcomes[sim.StatusThrottled],
 		r.DecisionLatency.P50Ms, r.DecisionLatency.P99Ms)
+}
+
+// spendOnMetricsNear sums agentcost_spend_usd_total until it is within 1000 nano-dollars of want
+// or 5 s have passed (the budget receiver publishes the ledger's totals every publish_interval),
+// and returns the last sum.
+func spendOnMetricsNear(t *testing.T, url string, want money.Nanos) money.Nanos {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		spent := spendOnMetrics(t, url)
+		if (spent-want <= 1000 && want-spent <= 1000) || time.Now().After(deadline) {
+			return spent
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // spendOnMetrics sums agentcost_spend_usd_total, in exact nano-dollars per series.

@@ -122,13 +122,14 @@ receivers:
 processors:
   agentcost: {}
 exporters:
-  costledger: {endpoint: %[10]s}
+  costledger: {}
+  prometheus: {endpoint: %[10]s, translation_strategy: UnderscoreEscapingWithoutSuffixes, without_scope_info: true, metric_expiration: 1h}
 service:
   telemetry: {metrics: {level: none}}
   extensions: [agentauth, budgetledger]
   pipelines:
     traces: {receivers: [otlp], processors: [agentcost], exporters: [costledger]}
-    metrics: {receivers: [budget], exporters: [costledger]}
+    metrics: {receivers: [budget], exporters: [prometheus]}
 `, e2eAgentToken, e2eReviewerToken, e2eForwarderToken, redis.Addr, dir, grpcEP, httpEP, apiEP, policy, metricsEP))
 
 	tier1EP := collectortest.Endpoint(t)

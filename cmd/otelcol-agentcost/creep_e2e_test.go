@@ -77,7 +77,7 @@ func TestAgentsimCreep(t *testing.T) {
 			t.Errorf("%s: the governed loop spent $%.4f of $%.4f planned; want under %.0f%%", tc.agent, c.LoopSpentUSD, c.LoopPlannedUSD, 100*tc.maxShare)
 		}
 	}
-	if spent := spendOnMetrics(t, "http://"+fc.metrics+"/metrics"); spent-ran > 1000 || ran-spent > 1000 {
+	if spent := spendOnMetricsNear(t, "http://"+fc.metrics+"/metrics", ran); spent-ran > 1000 || ran-spent > 1000 {
 		t.Errorf("agentcost_spend_usd_total sums to %s, agentsim ran %s", spent, ran)
 	}
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -36,19 +38,22 @@ type fullOptions struct {
 type fullCollector struct {
 	otlp    string // OTLP/gRPC endpoint
 	api     string // decision API host:port
-	metrics string // costledger /metrics host:port
+	metrics string // the prometheus exporter's /metrics host:port
 }
 
 // startFullCollector runs the distribution in-process with the whole loop: otlp → agentcost →
-// costledger; budget → metrics → costledger; the budgetledger extension in a temp dir.
+// costledger; budget → metrics → prometheus; the budgetledger extension in a temp dir.
 func startFullCollector(t *testing.T, o fullOptions) fullCollector {
 	t.Helper()
 	fc := fullCollector{otlp: collectortest.Endpoint(t), api: collectortest.Endpoint(t), metrics: collectortest.Endpoint(t)}
 	var budget strings.Builder
 	fmt.Fprintf(&budget, "    endpoint: %s\n    policy_file: %q\n", fc.api, o.policy)
-	if o.publish > 0 {
-		fmt.Fprintf(&budget, "    publish_interval: %s\n", o.publish)
+	// The spend-side metrics reach /metrics only when the receiver publishes: publish often
+	// unless the test chose an interval.
+	if o.publish == 0 {
+		o.publish = 200 * time.Millisecond
 	}
+	fmt.Fprintf(&budget, "    publish_interval: %s\n", o.publish)
 	if o.settle > 0 {
 		fmt.Fprintf(&budget, "    settle_interval: %s\n", o.settle)
 	}
@@ -88,8 +93,12 @@ receivers:
   budget:
 %[3]sprocessors:
 %[4]sexporters:
-  costledger:
+  costledger: {}
+  prometheus:
     endpoint: %[5]s
+    translation_strategy: UnderscoreEscapingWithoutSuffixes  # agentcost's metric names as they are
+    without_scope_info: true
+    metric_expiration: 1h  # the budget receiver re-publishes the ledger's totals every publish_interval
 %[6]sservice:
   telemetry:
     metrics: {level: none}
@@ -97,7 +106,18 @@ receivers:
   extensions: [budgetledger]
   pipelines:
     traces: {receivers: [otlp], processors: [agentcost], exporters: [costledger]}
-    metrics: {receivers: [budget], exporters: [costledger]}
+    metrics: {receivers: [budget], exporters: [prometheus]}
 %[8]s`, dir, fc.otlp, budget.String(), processor, fc.metrics, debug, level, logs))
 	return fc
+}
+
+// publishingBudget is a budget receiver entry (under receivers:) with an allow-everything policy
+// that publishes the ledger's totals every 100ms, for configs whose tests read the spend metrics.
+func publishingBudget(t *testing.T) string {
+	t.Helper()
+	policy := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(policy, []byte("version: v1\ndefault_decision: allow\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("budget: {endpoint: %s, policy_file: %q, publish_interval: 100ms}", collectortest.Endpoint(t), policy)
 }

@@ -77,12 +77,13 @@ extensions:
 receivers:
   budget: {endpoint: %[2]s, policy_file: %[3]s}
 exporters:
-  costledger: {endpoint: %[4]s}
+  costledger: {}
+  prometheus: {endpoint: %[4]s, translation_strategy: UnderscoreEscapingWithoutSuffixes, without_scope_info: true, metric_expiration: 1h}
 service:
   telemetry: {metrics: {level: none}}
   extensions: [budgetledger]
   pipelines:
-    metrics: {receivers: [budget], exporters: [costledger]}
+    metrics: {receivers: [budget], exporters: [prometheus]}
 `, dir, api, policy, collectortest.Endpoint(t), durability)), 0o600); err != nil {
 		t.Fatal(err)
 	}

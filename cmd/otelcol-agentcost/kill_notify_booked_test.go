@@ -49,13 +49,14 @@ receivers:
 processors:
   agentcost: {}
 exporters:
-  costledger: {endpoint: %[6]s}
+  costledger: {}
+  prometheus: {endpoint: %[6]s, translation_strategy: UnderscoreEscapingWithoutSuffixes, without_scope_info: true, metric_expiration: 1h}
 service:
   telemetry: {metrics: {level: none}}
   extensions: [budgetledger]
   pipelines:
     traces: {receivers: [otlp], processors: [agentcost], exporters: [costledger]}
-    metrics: {receivers: [budget], exporters: [costledger]}
+    metrics: {receivers: [budget], exporters: [prometheus]}
 `, dir, httpEP, api, policy, sink.URL, collectortest.Endpoint(t))), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -62,12 +62,13 @@ receivers:
       outbox: {poll_interval: 20ms, lease: 5s}
       retry: {initial_interval: 20ms, max_interval: 100ms, max_elapsed_time: 0}
 exporters:
-  costledger: {endpoint: %[4]s}
+  costledger: {}
+  prometheus: {endpoint: %[4]s, translation_strategy: UnderscoreEscapingWithoutSuffixes, without_scope_info: true, metric_expiration: 1h}
 service:
   telemetry: {metrics: {level: none}}
   extensions: [budgetledger]
   pipelines:
-    metrics: {receivers: [budget], exporters: [costledger]}
+    metrics: {receivers: [budget], exporters: [prometheus]}
 `, dir, api, policy, collectortest.Endpoint(t), sink.URL, secretFile)), 0o600); err != nil {
 		t.Fatal(err)
 	}

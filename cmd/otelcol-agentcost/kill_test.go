@@ -132,7 +132,8 @@ receivers:
 processors:
   agentcost: {}
 exporters:
-  costledger: {endpoint: %[3]s}
+  costledger: {}
+  prometheus: {endpoint: %[3]s, translation_strategy: UnderscoreEscapingWithoutSuffixes, without_scope_info: true, metric_expiration: 1h}
 service:
   telemetry: {metrics: {level: none}}
   extensions: [budgetledger]

@@ -63,9 +63,13 @@ processors:
   agentcost: {}
 exporters:
   costledger:
-    endpoint: %[5]s
     sending_queue: {storage: file_storage%[6]s}
     retry_on_failure: {initial_interval: 100ms, max_interval: 1s, max_elapsed_time: 0}
+  prometheus:
+    endpoint: %[5]s
+    translation_strategy: UnderscoreEscapingWithoutSuffixes  # agentcost's metric names as they are
+    without_scope_info: true
+    metric_expiration: 1h  # the budget receiver re-publishes the ledger's totals every publish_interval
 service:
   telemetry: {metrics: {level: none}}
   extensions: [file_storage, budgetledger]

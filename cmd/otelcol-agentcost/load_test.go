@@ -192,13 +192,14 @@ receivers:
 processors:
   agentcost: {prices: {files: [%[5]q]}}
 exporters:
-  costledger: {endpoint: %[6]s}
+  costledger: {}
+  prometheus: {endpoint: %[6]s, translation_strategy: UnderscoreEscapingWithoutSuffixes, without_scope_info: true, metric_expiration: 1h}
 service:
   telemetry: {metrics: {level: none}, logs: {level: warn}}
   extensions: [budgetledger]
   pipelines:
     traces: {receivers: [otlp], processors: [agentcost], exporters: [costledger]}
-    metrics: {receivers: [budget], exporters: [costledger]}
+    metrics: {receivers: [budget], exporters: [prometheus]}
 `, dir, grpcEndpoint, apiEndpoint, policyPath, prices, collectortest.Endpoint(tb))), 0o600); err != nil {
 		tb.Fatal(err)
 	}

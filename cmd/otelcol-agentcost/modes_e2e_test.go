@@ -37,18 +37,21 @@ extensions:
   budgetledger: {directory: %[1]s/ledger, evidence: {directory: %[1]s/evidence}}
 receivers:
   otlp: {protocols: {grpc: {endpoint: %[2]s}}}
+  %[5]s
 processors:
   agentcost:
     prices: {files: [%[3]q], reported_cost: only_when_unpriced}
 exporters:
   capture: {}
-  costledger: {endpoint: %[4]s}
+  costledger: {}
+  prometheus: {endpoint: %[4]s, translation_strategy: UnderscoreEscapingWithoutSuffixes, without_scope_info: true, metric_expiration: 1h}
 service:
   telemetry: {metrics: {level: none}}
   extensions: [budgetledger]
   pipelines:
     traces: {receivers: [otlp], processors: [agentcost], exporters: [costledger, capture]}
-`, dir, grpcEndpoint, prices, metricsEndpoint))
+    metrics: {receivers: [budget], exporters: [prometheus]}
+`, dir, grpcEndpoint, prices, metricsEndpoint, publishingBudget(t)))
 
 	ctx := context.Background()
 	exp, err := otlptracegrpc.New(ctx, otlptracegrpc.WithEndpoint(grpcEndpoint), otlptracegrpc.WithInsecure())

@@ -51,13 +51,22 @@ func TestREADMEQuickstarts(t *testing.T) {
 		t.Fatalf("no grep -E in the README's span quickstart:\n%s", spanCmd)
 	}
 	filter := regexp.MustCompile(grep[1])
-	lines := []string{strings.TrimSpace(got)}
-	for _, l := range strings.Split(httpGet(t, "http://"+ports["localhost:9464"]+"/metrics"), "\n") {
-		if filter.MatchString(l) {
-			lines = append(lines, l)
+	// The spend shows once the budget receiver has published (every publish_interval, 1s in the
+	// single-node config; the README sleeps 2s).
+	want := strings.Split(strings.TrimSpace(spanOut), "\n")
+	var lines []string
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		lines = []string{strings.TrimSpace(got)}
+		for _, l := range strings.Split(httpGet(t, "http://"+ports["localhost:9464"]+"/metrics"), "\n") {
+			if filter.MatchString(l) {
+				lines = append(lines, l)
+			}
+		}
+		if reflect.DeepEqual(lines, want) || time.Now().After(deadline) {
+			break
 		}
 	}
-	if want := strings.Split(strings.TrimSpace(spanOut), "\n"); !reflect.DeepEqual(lines, want) {
+	if !reflect.DeepEqual(lines, want) {
 		t.Errorf("the span quickstart printed\n%s\nthe README shows\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
 	}
 
@@ -142,7 +151,7 @@ func startSingleNode(t *testing.T) (map[string]string, string, *otelcol.Collecto
 
 // TestMalformedSpanOnMetrics is issue 13's finding 8 where users read product metrics: a span
 // whose token count is a string, sent to the single-node collector, is not booked, and is counted
-// on the costledger /metrics as agentcost_malformed_spans_total{reason="string"} (the processor
+// on /metrics as agentcost_malformed_spans_total{reason="string"} (the processor
 // marks it agentcost.malformed; its rate-limited warning is tested in the processor).
 func TestMalformedSpanOnMetrics(t *testing.T) {
 	ports, _, _ := startSingleNode(t)
@@ -156,7 +165,7 @@ func TestMalformedSpanOnMetrics(t *testing.T) {
   {"key":"gen_ai.usage.input_tokens","value":{"stringValue":"10000"}},
   {"key":"gen_ai.usage.output_tokens","value":{"intValue":"1000"}}]}]}]}]}`, now-1e9, now)
 	postJSON(t, "http://"+ports["localhost:4318"]+"/v1/traces", body)
-	metrics := httpGet(t, "http://"+ports["localhost:9464"]+"/metrics")
+	metrics := httpGetUntil(t, "http://"+ports["localhost:9464"]+"/metrics", `agentcost_malformed_spans_total{reason="string"} 1`, 3*time.Second)
 	if !strings.Contains(metrics, `agentcost_malformed_spans_total{reason="string"} 1`) {
 		t.Errorf("/metrics lacks agentcost_malformed_spans_total{reason=\"string\"} 1:\n%s", metrics)
 	}
@@ -227,6 +236,20 @@ func postJSON(t *testing.T, url, body string) string {
 		t.Fatalf("POST %s: %s: %s", url, resp.Status, data)
 	}
 	return string(data)
+}
+
+// httpGetUntil gets url until the body contains want or within has passed (the budget receiver
+// publishes every publish_interval), and returns the last body.
+func httpGetUntil(t *testing.T, url, want string, within time.Duration) string {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		body := httpGet(t, url)
+		if strings.Contains(body, want) || time.Now().After(deadline) {
+			return body
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 func httpGet(t *testing.T, url string) string {

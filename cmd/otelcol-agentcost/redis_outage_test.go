@@ -155,12 +155,13 @@ receivers:
       fail_open_topics: ["job.*.read"]
       retry_after: 2s
 exporters:
-  costledger: {endpoint: %[5]s}
+  costledger: {}
+  prometheus: {endpoint: %[5]s, translation_strategy: UnderscoreEscapingWithoutSuffixes, without_scope_info: true, metric_expiration: 1h}
 service:
   telemetry: {metrics: {level: none}}
   extensions: [budgetledger]
   pipelines:
-    metrics: {receivers: [budget], exporters: [costledger]}
+    metrics: {receivers: [budget], exporters: [prometheus]}
 `, redis.Addr, dir, api, policy, metrics))
 	r := &replica{api: "http://" + api}
 	risky := decisionapi.DecisionRequest{AgentID: "research-agent", Action: "job.research.batch-generate", EstimatedCostUSD: 5}

@@ -28,24 +28,28 @@ const oneAnthropicCall = money.Nanos(6_435_000)
 var sameCallFixtures = []string{"openllmetry-anthropic-over-sdk", "openinference-anthropic-over-sdk"}
 
 // sameCallConfig is a collector receiving OTLP/HTTP, pricing with the zero-config processor and
-// booking through costledger exporter id into the ledger extension's config.
-func sameCallConfig(http, metrics, exporterID, ledgerCfg string) string {
+// booking through costledger exporter id into the ledger extension's config; the budget receiver
+// publishes the ledger's totals to a prometheus exporter on metrics.
+func sameCallConfig(t *testing.T, http, metrics, exporterID, ledgerCfg string) string {
 	return fmt.Sprintf(`
 extensions:
   budgetledger:
 %[4]s
 receivers:
   otlp: {protocols: {http: {endpoint: %[1]s}}}
+  %[5]s
 processors:
   agentcost: {}
 exporters:
-  %[3]s: {endpoint: %[2]s}
+  %[3]s: {}
+  prometheus: {endpoint: %[2]s, translation_strategy: UnderscoreEscapingWithoutSuffixes, without_scope_info: true, metric_expiration: 1h}
 service:
   telemetry: {metrics: {level: none}, logs: {level: warn}}
   extensions: [budgetledger]
   pipelines:
     traces: {receivers: [otlp], processors: [agentcost], exporters: [%[3]s]}
-`, http, metrics, exporterID, ledgerCfg)
+    metrics: {receivers: [budget], exporters: [prometheus]}
+`, http, metrics, exporterID, ledgerCfg, publishingBudget(t))
 }
 
 // callBatches returns the recorded fixture as n distinct calls (trace ids of their own), each split
@@ -71,7 +75,7 @@ func callBatches(t *testing.T, fixture string, n int, seed byte, reverse bool) [
 func TestEndToEndSameCallAcrossRequests(t *testing.T) {
 	http, metrics := collectortest.Endpoint(t), collectortest.Endpoint(t)
 	dir := t.TempDir()
-	collectortest.Run(t, components, sameCallConfig(http, metrics, "costledger",
+	collectortest.Run(t, components, sameCallConfig(t, http, metrics, "costledger",
 		fmt.Sprintf("    directory: %[1]s/ledger\n    evidence: {directory: %[1]s/evidence}", dir)))
 	calls := 0
 	for i, fixture := range sameCallFixtures {
@@ -108,7 +112,7 @@ func TestReplicasBookOneCallOnce(t *testing.T) {
 		https[i] = collectortest.Endpoint(t)
 		ledgerCfg := fmt.Sprintf("    backend: redis\n    redis: {endpoint: %s, key_prefix: %q}\n    evidence: {directory: %s}",
 			redis.Addr, prefix, t.TempDir())
-		collectortest.Run(t, components, sameCallConfig(https[i], collectortest.Endpoint(t), id, ledgerCfg))
+		collectortest.Run(t, components, sameCallConfig(t, https[i], collectortest.Endpoint(t), id, ledgerCfg))
 	}
 	const n = 20
 	var at time.Time

@@ -73,15 +73,19 @@ processors:
   agentcost: {}
 exporters:
   costledger:
-    endpoint: %[7]s
     sending_queue: {storage: file_storage, queue_size: 100000}
     retry_on_failure: {initial_interval: 100ms, max_interval: 1s, max_elapsed_time: 0}
+  prometheus:
+    endpoint: %[7]s
+    translation_strategy: UnderscoreEscapingWithoutSuffixes  # agentcost's metric names as they are
+    without_scope_info: true
+    metric_expiration: 1h  # the budget receiver re-publishes the ledger's totals every publish_interval
 service:
   telemetry: {metrics: {level: none}}
   extensions: [file_storage, budgetledger]
   pipelines:
     traces: {receivers: [otlp], processors: [agentcost], exporters: [costledger]}
-    metrics: {receivers: [budget], exporters: [costledger]}
+    metrics: {receivers: [budget], exporters: [prometheus]}
 `, d, s.MasterName, strings.Join(s.Sentinels, ", "), c.otlp, c.api, policy, collectortest.Endpoint(t)))
 		cols = append(cols, c)
 	}

@@ -19,7 +19,7 @@ import (
 var distributionTypes = map[string][]string{
 	"receivers":  {"otlp", "budget"},
 	"processors": {"agentcost", "batch", "memory_limiter"},
-	"exporters":  {"costledger", "otlp_grpc", "otlp_http", "debug"},
+	"exporters":  {"costledger", "otlp_grpc", "otlp_http", "debug", "prometheus"},
 	"extensions": {"agentauth", "budgetledger", "file_storage", "healthcheckv2"},
 }
 
@@ -28,7 +28,7 @@ var exposedPorts = map[string]int{
 	"otlp grpc":     4317,
 	"otlp http":     4318,
 	"budget":        4320,
-	"costledger":    9464,
+	"prometheus":    9464,
 	"healthcheckv2": 13133,
 }
 
@@ -179,8 +179,13 @@ func checkContainerConfig(t *testing.T, name string, data []byte) containerFacts
 			t.Errorf("%s: processors.%s.auth.required: want true (spans without an authenticated sender are refused)", name, id)
 		}
 	}
-	for id, c := range ofType(cfg.Exporters, "costledger") {
-		endpoint("costledger", "exporters."+id, c["endpoint"])
+	// The metrics are served by the prometheus exporter on the metrics pipeline the budget
+	// receiver feeds, with agentcost's names kept.
+	for id, c := range ofType(cfg.Exporters, "prometheus") {
+		endpoint("prometheus", "exporters."+id, c["endpoint"])
+		if c["translation_strategy"] != "UnderscoreEscapingWithoutSuffixes" || c["without_scope_info"] != true {
+			t.Errorf("%s: exporters.%s: want translation_strategy UnderscoreEscapingWithoutSuffixes and without_scope_info true (the metric names and labels the rules and dashboard use)", name, id)
+		}
 	}
 	for id, c := range ofType(cfg.Extensions, "healthcheckv2") {
 		if c["use_v2"] != true {

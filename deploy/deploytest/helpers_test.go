@@ -117,7 +117,7 @@ func collectorBinary(t *testing.T) string {
 	return binPath
 }
 
-// knownMetrics are the metric names a Prometheus scrape of the costledger endpoint can return:
+// knownMetrics are the metric names a Prometheus scrape of the metrics pipeline can return:
 // the costmetrics names, with the decision-latency histogram only as its _bucket, _sum and _count
 // series (the bare histogram name is no series).
 func knownMetrics() map[string]bool {
@@ -145,7 +145,7 @@ func knownRuleMetrics() map[string]bool {
 		budgetreceiver.NameEvidenceErrors, budgetreceiver.NameEvidenceDropped, budgetreceiver.NameTokenCapBreaches,
 		budgetreceiver.NameReportedClipped, costmetrics.NameRefused, costmetrics.NameMalformed,
 		budgetreceiver.NameFreezesActive, budgetreceiver.NameBudgetLevel, budgetreceiver.NameNotifications,
-		budgetreceiver.NameNotificationsOutq,
+		budgetreceiver.NameNotificationsOutq, budgetreceiver.NameTaskErrors,
 	} {
 		known[name] = true
 	}
@@ -182,12 +182,13 @@ var metricLabels = map[string][]string{
 	budgetreceiver.NameBudgetLevel:        {"scope", "id", "window"},
 	budgetreceiver.NameNotifications:      {"outcome"},
 	budgetreceiver.NameNotificationsOutq:  {},
+	budgetreceiver.NameTaskErrors:         {"task"},
 	costmetrics.NameRefused:               {"reason"},
 	costmetrics.NameMalformed:             {"reason"},
 }
 
 // collectorMetricLabels are the labels of the collector's own telemetry (job agentcost-collector)
-// that alerting rules group by; the otelcol_ names are not checked against the costledger scrape.
+// that alerting rules group by; the otelcol_ names are not checked against the metrics pipeline's scrape.
 var collectorMetricLabels = map[string][]string{
 	"otelcol_processor_agentcost_spans_agent_overridden": {"sender", "reason"},
 }

@@ -2,6 +2,7 @@ package costmetrics_test
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +23,7 @@ func publication(p *costmetrics.Publisher, totals ledger.Totals) pmetric.Metrics
 
 const idleSeries = `agentcost_spend_usd_total{agent="idle-agent",model="gpt-4o",provider="openai",team="growth"} 0.035`
 
+// scrapeText scrapes url and prints every counter series as `name{label="value",...} value`.
 func scrapeText(t *testing.T, url string) string {
 	t.Helper()
 	var b strings.Builder
@@ -31,8 +33,7 @@ func scrapeText(t *testing.T, url string) string {
 			for _, l := range m.GetLabel() {
 				labels = append(labels, l.GetName()+`="`+l.GetValue()+`"`)
 			}
-			b.WriteString(name + "{" + strings.Join(labels, ",") + "} " + strings.TrimSuffix(strings.TrimSuffix(
-				strings.TrimRight(strings.TrimRight(formatFloat(m.GetCounter().GetValue()), "0"), "."), "."), "") + "\n")
+			b.WriteString(name + "{" + strings.Join(labels, ",") + "} " + strconv.FormatFloat(m.GetCounter().GetValue(), 'g', -1, 64) + "\n")
 		}
 	}
 	return b.String()
@@ -70,5 +71,43 @@ func TestIdleAgentOutlivesMetricExpiration(t *testing.T) {
 	time.Sleep(2 * expiration)
 	if got := scrapeText(t, onceURL); strings.Contains(got, idleSeries) {
 		t.Errorf("a series published once outlived metric_expiration %v: the check above proves nothing", expiration)
+	}
+}
+
+// TestOverflowFoldsAndStaysMonotonic: past max_label_values a label's values are published as
+// __overflow__ with their totals summed exactly, the overflowed values are counted, and a later
+// publish keeps the same values in their own series (first come, first kept).
+func TestOverflowFoldsAndStaysMonotonic(t *testing.T) {
+	p := costmetrics.NewPublisher(2)
+	spend := func(agent string, nanos int64) ledger.Total {
+		return ledger.Total{Family: ledger.TotalSpend, Labels: []string{agent, "", "m", "p"}, Value: nanos}
+	}
+	first := costmetrics.Series(publication(p, ledger.Totals{Totals: []ledger.Total{spend("a", 1), spend("b", 2), spend("c", 3), spend("d", 4)}}))
+	want := map[string]float64{
+		"agentcost_spend_usd_total{agent=a,model=m,provider=p,team=}":            1e-9,
+		"agentcost_spend_usd_total{agent=b,model=m,provider=p,team=}":            2e-9,
+		"agentcost_spend_usd_total{agent=__overflow__,model=m,provider=p,team=}": 7e-9,
+		"agentcost_label_overflow_total{label=agent}":                            2,
+		"agentcost_duplicate_spans_total{}":                                      0,
+		"agentcost_mismatched_decision_spans_total{}":                            0,
+	}
+	for k, v := range want {
+		if first[k] != v {
+			t.Errorf("%s = %v, want %v (all: %v)", k, first[k], v, first)
+		}
+	}
+	if len(first) != len(want) {
+		t.Errorf("published %d series, want %d: %v", len(first), len(want), first)
+	}
+	// "0" sorts before "a": without the memory of the first publish it would take a's place.
+	second := costmetrics.Series(publication(p, ledger.Totals{Totals: []ledger.Total{spend("0", 5), spend("a", 1), spend("b", 2), spend("c", 3), spend("d", 4)}}))
+	if got := second["agentcost_spend_usd_total{agent=a,model=m,provider=p,team=}"]; got != 1e-9 {
+		t.Errorf("agent a lost its series on the second publish: %v", second)
+	}
+	if got := second["agentcost_spend_usd_total{agent=__overflow__,model=m,provider=p,team=}"]; got != 12e-9 {
+		t.Errorf("overflow spend %v, want 12e-9", got)
+	}
+	if got := second["agentcost_label_overflow_total{label=agent}"]; got != 3 {
+		t.Errorf("overflowed values %v, want 3", got)
 	}
 }

@@ -169,17 +169,18 @@ func (r *Redis) spendCounter(keys *keyList, k counter, t time.Time) luaCounter {
 }
 
 type bookPlan struct {
-	// TotalsKey is the KEYS index of the totals hash, Duplicate the field of TotalDuplicates, Now
+	// TotalsKey is the KEYS index of the totals hash (TotalFields[0] is TotalDuplicates), Now
 	// the Unix nanoseconds recorded as the totals' start when none is.
-	TotalsKey  int           `json:"tk"`
-	Duplicate  string        `json:"dk"`
-	Now        string        `json:"now"`
-	IdemTTL    string        `json:"it"`
-	AnomalyTTL string        `json:"at"`
-	Spends     []luaSpend    `json:"sp"`
-	Counters   []luaCounter  `json:"ct"`
-	Res        []luaRes      `json:"rs"`
-	Traces     []luaTraceIdx `json:"tr"`
+	TotalsKey int `json:"tk"`
+	// TotalFields are the totals hash fields the spends' totals name by index.
+	TotalFields []string      `json:"tf"`
+	Now         string        `json:"now"`
+	IdemTTL     string        `json:"it"`
+	AnomalyTTL  string        `json:"at"`
+	Spends      []luaSpend    `json:"sp"`
+	Counters    []luaCounter  `json:"ct"`
+	Res         []luaRes      `json:"rs"`
+	Traces      []luaTraceIdx `json:"tr"`
 }
 
 type luaSpend struct {
@@ -208,17 +209,24 @@ type luaSpend struct {
 	SameTotals []luaTotal `json:"sm,omitempty"`
 }
 
-// luaTotal is one totalDelta in a script: the totals hash field and the amount as a decimal
-// string (HINCRBY adds it exactly).
+// luaTotal is one totalDelta in a script: the 1-based index of the totals hash field in the
+// plan's TotalFields and the amount as a decimal string (added exactly).
 type luaTotal struct {
-	F string `json:"f"`
+	F int    `json:"f"`
 	N string `json:"n"`
 }
 
-func luaTotals(ds []totalDelta) []luaTotal {
+// luaTotals converts deltas, declaring each field once in plan.TotalFields.
+func (plan *bookPlan) luaTotals(fields map[string]int, ds []totalDelta) []luaTotal {
 	out := make([]luaTotal, len(ds))
 	for i, d := range ds {
-		out[i] = luaTotal{F: d.Key, N: itoa(d.N)}
+		f, ok := fields[d.Key]
+		if !ok {
+			plan.TotalFields = append(plan.TotalFields, d.Key)
+			f = len(plan.TotalFields)
+			fields[d.Key] = f
+		}
+		out[i] = luaTotal{F: f, N: itoa(d.N)}
 	}
 	return out
 }
@@ -385,7 +393,8 @@ func (r *Redis) planBook(spends []Spend, byDecision, byTrace map[string]bookCand
 	mismatched := make([]bool, len(spends))
 	plan := bookPlan{IdemTTL: ms(r.cfg.IdempotencyHorizon), AnomalyTTL: ms(anomalyTTL),
 		Spends: make([]luaSpend, 0, len(spends)), Counters: []luaCounter{}, Res: []luaRes{}, Traces: []luaTraceIdx{},
-		TotalsKey: keys.add(r.totalsKey()), Duplicate: duplicateKey, Now: itoa(time.Now().UnixNano())}
+		TotalsKey: keys.add(r.totalsKey()), TotalFields: []string{duplicateKey}, Now: itoa(time.Now().UnixNano())}
+	fields := map[string]int{duplicateKey: 1}
 	counterIdx := map[counter]int{}
 	resIdx := map[string]int{}
 	declareRes := func(c bookCand) int {
@@ -403,7 +412,7 @@ func (r *Redis) planBook(spends []Spend, byDecision, byTrace map[string]bookCand
 	traceDeclared := map[string]bool{}
 	for i, sp := range spends {
 		if sp.Unbooked != "" {
-			ls := luaSpend{Unbooked: true, K: []int{}, Totals: luaTotals(unbookedTotals(sp))}
+			ls := luaSpend{Unbooked: true, K: []int{}, Totals: plan.luaTotals(fields, unbookedTotals(sp))}
 			if sp.identified() {
 				ls.I = keys.add(r.spanKey(sp.TraceID, unbookedSpanID(sp.SpanID, sp.Unbooked)))
 			}
@@ -449,7 +458,7 @@ func (r *Redis) planBook(spends []Spend, byDecision, byTrace map[string]bookCand
 				ls.PC, ls.PCC = keys.add(r.callKey(sp.TraceID, sp.ParentSpanID)), keys.add(r.childCallsKey(sp.TraceID, sp.ParentSpanID))
 			}
 		}
-		ls.Totals, ls.SameTotals = luaTotals(bookedTotals(sp, mismatched[i])), luaTotals(sameCallTotals(sp))
+		ls.Totals, ls.SameTotals = plan.luaTotals(fields, bookedTotals(sp, mismatched[i])), plan.luaTotals(fields, sameCallTotals(sp))
 		plan.Spends = append(plan.Spends, ls)
 	}
 	return plan, keys, mismatched

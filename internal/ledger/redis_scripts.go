@@ -82,13 +82,13 @@ local function samecall(s)
   end
   return same
 end
-local counted = false
+local tot, counted = {}, false
 local function total(ds)
   if ds == nil or ds == cjson.null then return end
   counted = true
   for _, d in ipairs(ds) do
-    local v = redis.pcall('HINCRBY', KEYS[p.tk], d.f, d.n)
-    if type(v) == 'table' and v.err then redis.call('HSET', KEYS[p.tk], d.f, '9223372036854775807') end
+    local f = p.tf[d.f]
+    tot[f] = add(tot[f] or {0, 0}, N(d.n))
   end
 end
 for _, s in ipairs(p.sp) do
@@ -98,7 +98,7 @@ for _, s in ipairs(p.sp) do
   elseif not redis.call('SET', KEYS[s.i], '1', 'NX', 'PX', p.it) then
     dup = dup + 1
     mask[#mask + 1] = '0'
-    total({{f = p.dk, n = '1'}})
+    total({{f = 1, n = '1'}})
   elseif samecall(s) then
     mask[#mask + 1] = 's'
     total(s.sm)
@@ -143,6 +143,10 @@ end
 for ki, t in pairs(anom) do
   local cur = redis.call('GET', KEYS[ki])
   if not cur or tonumber(t) > tonumber(cur) then redis.call('SET', KEYS[ki], t, 'PX', p.at) end
+end
+for f, v in pairs(tot) do
+  local r = redis.pcall('HINCRBY', KEYS[p.tk], f, S(v))
+  if type(r) == 'table' and r.err then redis.call('HSET', KEYS[p.tk], f, '9223372036854775807') end
 end
 if counted then redis.call('HSETNX', KEYS[p.tk], 'since', p.now) end
 return {booked, dup, matched, table.concat(mask)}

@@ -131,7 +131,11 @@ func RunCreep(ctx context.Context, o CreepOptions) (*Report, error) {
 	}
 	stepMetrics := &http.Client{Timeout: 10 * time.Second}
 	baseEscalations := map[string]float64{"call": metrics.base[o.Agent]}
+	var published float64 // the agent's spend as last read from the metrics
 	if o.MetricsURL != "" {
+		if m, err := ReadSpend(ctx, stepMetrics, o.MetricsURL); err == nil {
+			published = m[o.Agent]
+		}
 		if m, err := ReadAnomalies(ctx, stepMetrics, o.MetricsURL, "escalation"); err == nil {
 			baseEscalations["escalation"] = m[o.Agent]
 		}
@@ -169,6 +173,10 @@ func RunCreep(ctx context.Context, o CreepOptions) (*Report, error) {
 				// Governed actions export their spans before the release; ungoverned ones are
 				// exported here so that the counter can show which step was flagged.
 				_ = fleet.Flush(ctx, o.Agent, o.Team)
+			}
+			// The counters show the step once the budget receiver has published its spend.
+			if out.Cost > 0 {
+				published = WaitSpend(ctx, stepMetrics, o.MetricsURL, o.Agent, published, 2*time.Second)
 			}
 			for _, level := range []string{"escalation", "call"} {
 				if m, err := ReadAnomalies(ctx, stepMetrics, o.MetricsURL, level); err == nil && m[o.Agent] > baseEscalations[level] {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -13,8 +14,32 @@ import (
 )
 
 // ReadAnomalies reads agentcost_anomalies_total of one level ("call" or "action") per agent from
-// a Prometheus text endpoint (the costledger exporter's /metrics).
+// a Prometheus text endpoint (the prometheus exporter on the budget receiver's metrics pipeline).
 func ReadAnomalies(ctx context.Context, hc *http.Client, url, level string) (map[string]float64, error) {
+	return readByAgent(ctx, hc, url, costmetrics.NameAnomalies, func(labels map[string]string) bool { return labels["level"] == level })
+}
+
+// ReadSpend reads agentcost_spend_usd_total per agent (summed over team, model and provider).
+func ReadSpend(ctx context.Context, hc *http.Client, url string) (map[string]float64, error) {
+	return readByAgent(ctx, hc, url, costmetrics.NameSpend, func(map[string]string) bool { return true })
+}
+
+// WaitSpend reads the published spend of agent until it exceeds prev or within has passed (the
+// budget receiver publishes the ledger's totals every publish_interval), and returns the last
+// value read.
+func WaitSpend(ctx context.Context, hc *http.Client, url, agent string, prev float64, within time.Duration) float64 {
+	deadline := time.Now().Add(within)
+	for {
+		m, err := ReadSpend(ctx, hc, url)
+		if err == nil && m[agent] > prev || time.Now().After(deadline) || ctx.Err() != nil {
+			return m[agent]
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// readByAgent sums the counter name per agent label over the series keep accepts.
+func readByAgent(ctx context.Context, hc *http.Client, url, name string, keep func(map[string]string) bool) (map[string]float64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, fmt.Errorf("reading metrics %q: %w", url, err)
@@ -34,28 +59,23 @@ func ReadAnomalies(ctx context.Context, hc *http.Client, url, level string) (map
 		return nil, fmt.Errorf("parsing metrics from %q: %w", url, err)
 	}
 	out := map[string]float64{}
-	fam, ok := families[costmetrics.NameAnomalies]
+	fam, ok := families[name]
 	if !ok {
 		return out, nil
 	}
 	for _, m := range fam.GetMetric() {
-		var agent, lvl string
+		labels := map[string]string{}
 		for _, l := range m.GetLabel() {
-			switch l.GetName() {
-			case "agent":
-				agent = l.GetValue()
-			case "level":
-				lvl = l.GetValue()
-			}
+			labels[l.GetName()] = l.GetValue()
 		}
-		if lvl != level {
+		if !keep(labels) {
 			continue
 		}
 		switch {
 		case m.GetCounter() != nil:
-			out[agent] += m.GetCounter().GetValue()
+			out[labels["agent"]] += m.GetCounter().GetValue()
 		case m.GetUntyped() != nil:
-			out[agent] += m.GetUntyped().GetValue()
+			out[labels["agent"]] += m.GetUntyped().GetValue()
 		}
 	}
 	return out, nil

@@ -177,15 +177,33 @@ func (r *anomalyReader) after(ctx context.Context) map[string]float64 {
 	if r.url == "" || r.base == nil {
 		return nil
 	}
-	m, err := ReadAnomalies(ctx, r.http, r.url, "call")
-	if err != nil {
-		r.errs = append(r.errs, err)
-		return nil
+	// The budget receiver publishes the ledger's totals every publish_interval: give the last
+	// bookings up to 2 s to show.
+	var m map[string]float64
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var err error
+		if m, err = ReadAnomalies(ctx, r.http, r.url, "call"); err != nil {
+			r.errs = append(r.errs, err)
+			return nil
+		}
+		if rose(m, r.base) || time.Now().After(deadline) || ctx.Err() != nil {
+			break
+		}
 	}
 	for agent, v := range m {
 		m[agent] = v - r.base[agent]
 	}
 	return m
+}
+
+// rose reports whether any agent's count in m is above its count in base.
+func rose(m, base map[string]float64) bool {
+	for agent, v := range m {
+		if v > base[agent] {
+			return true
+		}
+	}
+	return false
 }
 
 // progress prints a line each time another tenth of a run's actions is done.

@@ -31,9 +31,9 @@ var Settings = map[string]any{
 	"metric_expiration":    "1h",
 }
 
-// Exporter starts a prometheus exporter with Settings on a free port, stopped at cleanup, and
-// returns it with its scrape URL.
-func Exporter(t testing.TB) (exporter.Metrics, string) {
+// Exporter starts a prometheus exporter with Settings (and overrides) on a free port, stopped at
+// cleanup, and returns it with its scrape URL.
+func Exporter(t testing.TB, overrides ...map[string]any) (exporter.Metrics, string) {
 	t.Helper()
 	f := prometheusexporter.NewFactory()
 	cfg := f.CreateDefaultConfig()
@@ -41,6 +41,11 @@ func Exporter(t testing.TB) (exporter.Metrics, string) {
 	settings := map[string]any{"endpoint": endpoint}
 	for k, v := range Settings {
 		settings[k] = v
+	}
+	for _, o := range overrides {
+		for k, v := range o {
+			settings[k] = v
+		}
 	}
 	if err := confmap.NewFromStringMap(settings).Unmarshal(cfg); err != nil {
 		t.Fatalf("prometheus exporter settings: %v", err)
