@@ -76,17 +76,17 @@ receivers:
 processors:
   agentcost: {}
 exporters:
-  costledger: {endpoint: %[4]s}
+  costledger: {}
 service:
   telemetry:
     logs: {level: warn}
     metrics:
       readers:
-        - pull: {exporter: {prometheus: {host: %[5]s, port: %[6]s}}}
+        - pull: {exporter: {prometheus: {host: %[4]s, port: %[5]s}}}
   extensions: [agentauth, budgetledger]
   pipelines:
     traces: {receivers: [otlp], processors: [agentcost], exporters: [costledger]}
-`, e2eAgentToken, dir, grpcEP, collectortest.Endpoint(t), host, port))
+`, e2eAgentToken, dir, grpcEP, host, port))
 
 	exportSpans(t, grpcEP, []sdktrace.ReadOnlySpan{agentSpan(1, time.Now(), "drafting-agent", 1000, 100)},
 		otlptracegrpc.WithHeaders(map[string]string{"authorization": "Bearer " + e2eAgentToken}))
