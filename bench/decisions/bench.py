@@ -204,6 +204,9 @@ def main():
             print(f"  {name:21} p50 {o['p50']:>9}  p99 {o['p99']:>9}  p99.9 {o['p999']:>9}  max {o['max']:>9}  "
                   f"answered {o['ok']}/{o['sent']}  unexpected {o['bad']}  spans {o['spans']}/s ({o['span_fail']} requests failed)  "
                   f"server {o['server_cores']:.2f} cores, generator {o['gen_cores']:.2f}", flush=True)
+            kinds = re.search(r"^by kind: (.*)$", o["line"], re.M)
+            if kinds:
+                print(f"  {'':21} {kinds[1]}", flush=True)
             first = re.search(r"\(first error: (.*?)\)$", o["line"], re.M)
             if o["bad"] and first:
                 print(f"  {'':21} first unexpected: {first[1][:200]}", flush=True)

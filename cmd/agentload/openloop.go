@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -59,6 +60,8 @@ type OpenResult struct {
 	Sent      int
 	Elapsed   time.Duration
 	Latencies []time.Duration // sorted, of the answers that counted
+	// ByKind holds the counted answers' latencies by kind name, sorted.
+	ByKind map[string][]time.Duration
 	// Unexpected counts the answers that were not 2xx with the kind's expected decision, by kind.
 	Unexpected map[string]int
 	FirstError error
@@ -86,6 +89,14 @@ func (r OpenResult) String() string {
 	}
 	if r.FirstError != nil {
 		s += " (first error: " + r.FirstError.Error() + ")"
+	}
+	names := slices.Sorted(maps.Keys(r.ByKind))
+	if len(names) > 0 {
+		s += "\nby kind:"
+		for _, k := range names {
+			kr := Result{Latencies: r.ByKind[k]}
+			s += fmt.Sprintf(" %s p50 %s p99 %s;", k, kr.Quantile(0.5).Round(10*time.Microsecond), kr.Quantile(0.99).Round(10*time.Microsecond))
+		}
 	}
 	return s
 }
@@ -139,7 +150,7 @@ func RunOpen(ctx context.Context, cfg OpenConfig) (OpenResult, error) {
 	lc := Config{URL: cfg.URL, Token: cfg.Token}
 	var (
 		mu  sync.Mutex
-		res = OpenResult{Unexpected: map[string]int{}}
+		res = OpenResult{Unexpected: map[string]int{}, ByKind: map[string][]time.Duration{}}
 		wg  sync.WaitGroup
 	)
 	every := time.Duration(float64(time.Second) / cfg.Rate)
@@ -170,10 +181,14 @@ func RunOpen(ctx context.Context, cfg OpenConfig) (OpenResult, error) {
 				return
 			}
 			res.Latencies = append(res.Latencies, took)
+			res.ByKind[k.Name] = append(res.ByKind[k.Name], took)
 		})
 	}
 	wg.Wait()
 	res.Elapsed = time.Since(start)
 	slices.Sort(res.Latencies)
+	for _, l := range res.ByKind {
+		slices.Sort(l)
+	}
 	return res, nil
 }

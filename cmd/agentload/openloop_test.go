@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -56,6 +57,9 @@ func TestRunOpenCountsOnlyExpectedDecisions(t *testing.T) {
 	}
 	if len(res.Latencies) != 150 || res.Unexpected["allow"] != 0 {
 		t.Errorf("counted %d allow answers (unexpected %d), want 150: %v", len(res.Latencies), res.Unexpected["allow"], res)
+	}
+	if n := len(res.ByKind["allow"]); n != 150 || len(res.ByKind["deny"]) != 0 || !strings.Contains(res.String(), "by kind: allow p50 ") {
+		t.Errorf("by kind: %d allow latencies, %d deny, want 150 and 0: %v", n, len(res.ByKind["deny"]), res)
 	}
 	if res.Elapsed < 497*time.Millisecond { // the 200th request is due at 497.5 ms
 		t.Errorf("elapsed %s: requests were not paced", res.Elapsed)
