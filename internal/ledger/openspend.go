@@ -22,7 +22,10 @@ func (r *reservation) openSpend() OpenSpend {
 }
 
 // OpenSpend implements Ledger: one read transaction over the open-reservation index. Journaled
-// reservations not yet applied to the file have matched nothing (Book applies them first).
+// reservations not yet applied to the file have matched nothing (Book applies them first). A
+// record is decoded only once peekOpenSpend saw it open with matched spans, so that the
+// mid-flight check's pass over many open reservations neither allocates nor feeds the GC for the
+// ones without spans.
 func (e *Embedded) OpenSpend(ctx context.Context, limit int) ([]OpenSpend, error) {
 	if limit <= 0 {
 		limit = defaultOpenSpendLimit
@@ -32,11 +35,15 @@ func (e *Embedded) OpenSpend(ctx context.Context, limit int) ([]OpenSpend, error
 		out = nil
 		c := t.resOpen().Cursor()
 		for k, _ := c.First(); len(k) >= 8 && len(out) < limit; k, _ = c.Next() {
-			r, err := t.reservation(string(k[8:]))
-			if err != nil {
-				return err
+			v := t.res().Get(k[8:])
+			if spans, settled, ok := peekOpenSpend(v); v == nil || ok && (settled || spans == 0) {
+				continue
 			}
-			if r == nil || r.Settled || r.Spans == 0 {
+			r, err := decodeReservationRecord(v)
+			if err != nil {
+				return fmt.Errorf("decoding reservation %q: %w", k[8:], err)
+			}
+			if r.Settled || r.Spans == 0 {
 				continue
 			}
 			out = append(out, r.openSpend())

@@ -117,6 +117,49 @@ func decodeReservationRecord(v []byte) (*reservation, error) {
 	return r, nil
 }
 
+// peekOpenSpend reads only a binary record's span count and settled flag, skipping the rest
+// without allocating: OpenSpend passes over every open reservation and most have matched no span
+// yet. ok is false for a JSON record or one that does not parse (exactly when
+// decodeReservationRecord fails for a binary record); decode those in full.
+func peekOpenSpend(v []byte) (spans int64, settled, ok bool) {
+	if len(v) == 0 || v[0] != resCodecV1 {
+		return 0, false, false
+	}
+	d := resDecoder{b: v[1:]}
+	for range 6 { // ID, TraceID, Agent, Team, RunID, Action
+		d.skipStr()
+	}
+	for n := d.count(); n > 0; n-- {
+		d.skipStr()
+		d.skipStr()
+	}
+	for n := d.count(); n > 0; n-- {
+		d.skipStr()
+		d.skipStr()
+		d.byte()
+		d.varint()
+		d.varint()
+	}
+	d.varint() // Estimate
+	d.varint() // Remaining
+	d.time()
+	d.time()
+	d.varint() // Matched
+	spans = d.varint()
+	for range 7 { // MaxOutput, the five token counts, Anomalous
+		d.varint()
+	}
+	flags := d.byte()
+	d.skipStr() // Source
+	d.skipStr() // Reason
+	d.varint()  // Reported
+	d.time()
+	if d.err != nil || len(d.b) > 0 {
+		return 0, false, false
+	}
+	return spans, flags&1 != 0, true
+}
+
 func appendString(b []byte, s string) []byte {
 	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
 }
@@ -182,6 +225,10 @@ func (d *resDecoder) str() string {
 	s := string(d.b[:n])
 	d.b = d.b[n:]
 	return s
+}
+
+func (d *resDecoder) skipStr() {
+	d.b = d.b[d.count():]
 }
 
 func (d *resDecoder) time() time.Time {

@@ -72,13 +72,46 @@ func TestReservationCodecRejectsDamage(t *testing.T) {
 	}
 }
 
+// peekOpenSpend reads what a full decode reads, and parses exactly the binary records that decode.
+func TestPeekOpenSpendAgreesWithDecode(t *testing.T) {
+	open := fullReservation()
+	open.Settled, open.Source, open.Reason, open.SettledAt = false, "", "", time.Time{}
+	unmatched := *open
+	unmatched.Spans, unmatched.Matched, unmatched.Metadata = 0, 0, nil
+	for name, r := range map[string]*reservation{"settled": fullReservation(), "open": open, "unmatched": &unmatched} {
+		v := encodeReservation(r)
+		spans, settled, ok := peekOpenSpend(v)
+		if !ok || spans != r.Spans || settled != r.Settled {
+			t.Errorf("%s: peek %d spans, settled %v, ok %v; want %d, %v, true", name, spans, settled, ok, r.Spans, r.Settled)
+		}
+		for n := range len(v) {
+			if _, _, ok := peekOpenSpend(v[:n]); ok {
+				t.Fatalf("%s: a record cut to %d of %d bytes peeked", name, n, len(v))
+			}
+		}
+		if _, _, ok := peekOpenSpend(append(v, 0)); ok {
+			t.Errorf("%s: a record with a trailing byte peeked", name)
+		}
+	}
+	if js, _ := json.Marshal(open); func() bool { _, _, ok := peekOpenSpend(js); return ok }() {
+		t.Error("a JSON record peeked; it must be decoded in full")
+	}
+}
+
 func FuzzReservationCodec(f *testing.F) {
 	f.Add(encodeReservation(fullReservation()))
 	f.Add([]byte{resCodecV1})
 	f.Fuzz(func(t *testing.T, v []byte) {
 		r, err := decodeReservationRecord(v)
+		spans, settled, ok := peekOpenSpend(v)
+		if len(v) > 0 && v[0] == resCodecV1 && ok != (err == nil) {
+			t.Fatalf("peek ok %v, decode error %v", ok, err)
+		}
 		if err != nil || v[0] != resCodecV1 {
 			return
+		}
+		if spans != r.Spans || settled != r.Settled {
+			t.Fatalf("peek %d spans, settled %v; decoded %d, %v", spans, settled, r.Spans, r.Settled)
 		}
 		again, err := decodeReservationRecord(encodeReservation(r))
 		if err != nil {
