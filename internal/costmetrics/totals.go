@@ -1,7 +1,6 @@
 package costmetrics
 
 import (
-	"math"
 	"sort"
 	"strings"
 	"sync"
@@ -90,7 +89,7 @@ func (p *Publisher) Append(ms pmetric.MetricSlice, t ledger.Totals, now time.Tim
 		}
 		key := strings.Join(labels, "\x00")
 		if pt := points[key]; pt != nil {
-			pt.value = addSat(pt.value, v)
+			pt.value = money.AddSat(pt.value, v)
 		} else {
 			points[key] = &point{labels, v}
 		}
@@ -143,14 +142,6 @@ func (p *Publisher) Append(ms pmetric.MetricSlice, t ledger.Totals, now time.Tim
 			dp.Attributes().PutStr("label", name)
 		}
 	}
-}
-
-// addSat adds two non-negative totals, saturating at the int64 maximum.
-func addSat(a, b int64) int64 {
-	if b > 0 && a > math.MaxInt64-b {
-		return math.MaxInt64
-	}
-	return a + b
 }
 
 // Sum returns the data points of ms's cumulative monotonic sum name, appending the metric when ms

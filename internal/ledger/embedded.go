@@ -366,21 +366,14 @@ type delta struct {
 func (t *txn) applyDeltas(deltas map[counter]*delta, now time.Time) error {
 	for k, d := range deltas {
 		v := t.counter(k)
-		v.spent = addSat(v.spent, d.spent)
-		v.reserved = max(addSat(v.reserved, d.reserve)-d.release, 0)
+		v.spent = money.AddSat(v.spent, d.spent)
+		v.reserved = max(money.AddSat(v.reserved, d.reserve)-d.release, 0)
 		v.touched = now.UnixNano()
 		if err := t.putCounter(k, v); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-func addSat(a, b money.Nanos) money.Nanos {
-	if a > math.MaxInt64-b {
-		return math.MaxInt64
-	}
-	return a + b
 }
 
 func deltaFor(m map[counter]*delta, k counter) *delta {
@@ -500,7 +493,7 @@ func (e *Embedded) Book(ctx context.Context, spends []Spend) (BookResult, error)
 		totals := map[string]int64{}
 		count := func(ds []totalDelta) {
 			for _, d := range ds {
-				totals[d.Key] = addTotal(totals[d.Key], d.N)
+				totals[d.Key] = money.AddSat(totals[d.Key], d.N)
 			}
 		}
 		for i, sp := range spends {
@@ -533,7 +526,7 @@ func (e *Embedded) Book(ctx context.Context, spends []Spend) (BookResult, error)
 				return err
 			} else if same {
 				res.SameCall++
-				res.SameCallCost = addSat(res.SameCallCost, sp.Cost)
+				res.SameCallCost = money.AddSat(res.SameCallCost, sp.Cost)
 				res.Same[i] = true
 				count(sameCallTotals(sp))
 				continue

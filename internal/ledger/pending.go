@@ -51,7 +51,7 @@ func (p *pendingSet) add(seq uint64, r *reservation, rec []byte) {
 			p.byCounter[k] = pc
 		}
 		pc.items = append(pc.items, pendingAmount{seq: seq, amount: r.Estimate})
-		pc.sum = addSat(pc.sum, r.Estimate)
+		pc.sum = money.AddSat(pc.sum, r.Estimate)
 	}
 }
 
@@ -65,7 +65,7 @@ func (p *pendingSet) has(id string) bool {
 // reservations after applied added: the counter every check and read sees. The caller holds mu
 // (read).
 func (p *pendingSet) onto(v counterValue, k counter, applied uint64) counterValue {
-	v.reserved = addSat(v.reserved, p.reserved(k, applied))
+	v.reserved = money.AddSat(v.reserved, p.reserved(k, applied))
 	return v
 }
 
@@ -80,7 +80,7 @@ func (p *pendingSet) reserved(k counter, applied uint64) money.Nanos {
 		var s money.Nanos
 		for _, it := range pc.items {
 			if it.seq > applied {
-				s = addSat(s, it.amount)
+				s = money.AddSat(s, it.amount)
 			}
 		}
 		return s

@@ -259,7 +259,7 @@ func (r *Redis) Book(ctx context.Context, spends []Spend) (BookResult, error) {
 		total.Matched += res.Matched
 		total.Mismatched += res.Mismatched
 		total.SameCall += res.SameCall
-		total.SameCallCost = addSat(total.SameCallCost, res.SameCallCost)
+		total.SameCallCost = money.AddSat(total.SameCallCost, res.SameCallCost)
 		total.New = append(total.New, res.New...)
 		total.Same = append(total.Same, res.Same...)
 		if err != nil {
@@ -484,7 +484,7 @@ func decodeBookReply(reply []any, spends []Spend, mismatched []bool) (BookResult
 		if mask[i] == 's' {
 			res.Same[i] = true
 			res.SameCall++
-			res.SameCallCost = addSat(res.SameCallCost, spends[i].Cost)
+			res.SameCallCost = money.AddSat(res.SameCallCost, spends[i].Cost)
 		}
 	}
 	return res, nil

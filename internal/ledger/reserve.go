@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 
+	"github.com/agentcost/agentcost/internal/money"
 	bolt "go.etcd.io/bbolt"
 	"go.uber.org/zap"
 )
@@ -67,7 +68,7 @@ func (e *Embedded) Reserve(ctx context.Context, req ReserveRequest) (Reservation
 	out := Reservation{ID: r.ID, TraceID: r.TraceID, Estimate: r.Estimate, CreatedAt: r.CreatedAt, ExpiresAt: r.ExpiresAt,
 		Usage: make([]Usage, len(checks))}
 	for i, ch := range checks {
-		out.Usage[i] = usage(ch, vals[i].spent, addSat(vals[i].reserved, r.Estimate), e.cal.loc)
+		out.Usage[i] = usage(ch, vals[i].spent, money.AddSat(vals[i].reserved, r.Estimate), e.cal.loc)
 	}
 	return out, nil
 }
@@ -91,7 +92,7 @@ func (e *Embedded) reserveCheck(r *reservation, checks []preparedCheck) ([]count
 		for i, ch := range checks {
 			v := e.pending.onto(t.counter(ch.counter), ch.counter, applied)
 			vals[i] = v
-			if !ch.Unlimited && addSat(addSat(v.spent, v.reserved), r.Estimate) > ch.Limit {
+			if !ch.Unlimited && money.AddSat(money.AddSat(v.spent, v.reserved), r.Estimate) > ch.Limit {
 				return &ExhaustedError{Scope: ch.Scope, ID: ch.ID, Window: ch.Window, Spent: v.spent,
 					Reserved: v.reserved, Estimate: r.Estimate, Limit: ch.Limit}
 			}

@@ -6,10 +6,11 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"math"
 	"sort"
 	"strconv"
 	"time"
+
+	"github.com/agentcost/agentcost/internal/money"
 )
 
 // Family names one kind of cumulative total the ledger keeps for the metrics pipeline. Book writes
@@ -130,14 +131,6 @@ func unbookedSpanID(span string, f Family) string { return span + "\x00" + strin
 // is counted on every delivery).
 func (sp *Spend) identified() bool { return sp.TraceID != "" && sp.SpanID != "" }
 
-// addTotal adds n to v, saturating at the int64 maximum: a total never wraps negative.
-func addTotal(v, n int64) int64 {
-	if n > 0 && v > math.MaxInt64-n {
-		return math.MaxInt64
-	}
-	return v + n
-}
-
 // sortTotals orders totals by family, then labels.
 func sortTotals(ts []Total) {
 	sort.Slice(ts, func(i, j int) bool {
@@ -192,7 +185,7 @@ func (t *txn) addTotals(deltas map[string]int64, now time.Time) error {
 		if b := meta.Get(key); len(b) == 8 {
 			v = int64(binary.BigEndian.Uint64(b))
 		}
-		if err := meta.Put(key, be64(addTotal(v, n))); err != nil {
+		if err := meta.Put(key, be64(money.AddSat(v, n))); err != nil {
 			return err
 		}
 	}

@@ -27,6 +27,19 @@ const (
 	MaxNanos Nanos = 1_000_000_000 * NanosPerUSD
 )
 
+// AddSat returns a+b, saturating at the int64 bounds instead of wrapping, so that a sum of
+// amounts or counts never turns negative by overflow.
+func AddSat[T ~int64](a, b T) T {
+	s := a + b
+	switch {
+	case b > 0 && s < a:
+		return math.MaxInt64
+	case b < 0 && s > a:
+		return math.MinInt64
+	}
+	return s
+}
+
 // ErrNegative is returned for a negative amount where only non-negative amounts make sense.
 var ErrNegative = errors.New("amount is negative")
 

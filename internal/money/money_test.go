@@ -108,3 +108,20 @@ func TestFromUSD(t *testing.T) {
 		t.Fatal("DivRound is not half-even")
 	}
 }
+
+func TestAddSat(t *testing.T) {
+	for _, c := range []struct{ a, b, want Nanos }{
+		{1, 2, 3},
+		{math.MaxInt64 - 1, 5, math.MaxInt64},
+		{math.MaxInt64, math.MaxInt64, math.MaxInt64},
+		{5, -7, -2},
+		{math.MinInt64 + 1, -5, math.MinInt64},
+	} {
+		if got := AddSat(c.a, c.b); got != c.want {
+			t.Errorf("AddSat(%d, %d) = %d, want %d", c.a, c.b, got, c.want)
+		}
+	}
+	if got := AddSat(int64(math.MaxInt64), 1); got != math.MaxInt64 {
+		t.Errorf("AddSat on int64 = %d, want the maximum", got)
+	}
+}

@@ -148,7 +148,7 @@ func (p *Policy) degradeLevel(dr *degradeRule, req *Request, st *State) bool {
 		return false
 	}
 	u := st.Usage[dr.scope]
-	used := addSat(addSat(u.Spent, u.Reserved), req.EstimatedCost)
+	used := money.AddSat(money.AddSat(u.Spent, u.Reserved), req.EstimatedCost)
 	return used >= scaleCeil(b.Limit, dr.at)
 }
 

@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"math"
 	"slices"
 	"strconv"
 	"time"
@@ -482,17 +481,6 @@ func scopeID(req *Request, s Scope) string {
 	return ""
 }
 
-func addSat(a, b money.Nanos) money.Nanos {
-	s := a + b
-	switch {
-	case b > 0 && s < a:
-		return math.MaxInt64
-	case b < 0 && s > a:
-		return math.MinInt64
-	}
-	return s
-}
-
 func (p *Policy) fillBudgets(o *Outcome, req *Request, st *State, now time.Time) {
 	for s := range Scope(NumScopes) {
 		id := scopeID(req, s)
@@ -502,7 +490,7 @@ func (p *Policy) fillBudgets(o *Outcome, req *Request, st *State, now time.Time)
 			continue
 		}
 		u := st.Usage[s]
-		used := addSat(u.Spent, u.Reserved)
+		used := money.AddSat(u.Spent, u.Reserved)
 		bc := BudgetCheck{
 			Configured:  true,
 			Scope:       s,
@@ -512,7 +500,7 @@ func (p *Policy) fillBudgets(o *Outcome, req *Request, st *State, now time.Time)
 			Spent:       u.Spent,
 			Reserved:    u.Reserved,
 			Enforce:     s != ScopeFleet,
-			Exhausted:   addSat(used, req.EstimatedCost) > b.Limit,
+			Exhausted:   money.AddSat(used, req.EstimatedCost) > b.Limit,
 			Utilization: 1,
 		}
 		if b.Limit > 0 {
@@ -563,7 +551,7 @@ var (
 )
 
 func (p *Policy) fleetLevel(bc BudgetCheck) FleetLevel {
-	used := addSat(bc.Spent, bc.Reserved)
+	used := money.AddSat(bc.Spent, bc.Reserved)
 	switch {
 	case used >= p.fleet.pauseUsed:
 		return FleetPaused

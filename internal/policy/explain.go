@@ -179,7 +179,7 @@ func (p *Policy) layers(req *Request, o *Outcome) []LayerTrace {
 		bc := o.Budgets[s]
 		l := LayerTrace{Layer: s.String(), Detail: p.unconfiguredDetail(s, bc.ID)}
 		if bc.Configured {
-			total := addSat(addSat(bc.Spent, bc.Reserved), est)
+			total := money.AddSat(money.AddSat(bc.Spent, bc.Reserved), est)
 			window := bc.Window.String()
 			if !bc.ResetsAt.IsZero() {
 				window += " until " + bc.ResetsAt.Format(time.RFC3339)
@@ -196,7 +196,7 @@ func (p *Policy) layers(req *Request, o *Outcome) []LayerTrace {
 
 	l = LayerTrace{Layer: "fleet", Detail: "not configured"}
 	if bc := o.Budgets[ScopeFleet]; bc.Configured {
-		used := addSat(bc.Spent, bc.Reserved)
+		used := money.AddSat(bc.Spent, bc.Reserved)
 		l.Detail = fmt.Sprintf("spent %s + reserved %s = %s of %s per %s (throttle_at %s, pause_at %s): level %s",
 			usd(bc.Spent), usd(bc.Reserved), usd(used), usd(bc.Limit), bc.Window, p.fleet.throttleAt, p.fleet.pauseAt, o.FleetLevel)
 		switch {
