@@ -34,7 +34,7 @@ func Decode(file string, data []byte, v any, checks Checks) error {
 
 // Value reads n into v strictly, as Decode describes; field is n's path.
 func (d *Decoder) Value(n *yaml.Node, field string, v reflect.Value, checks Checks) {
-	if IsNull(n) {
+	if isNull(n) {
 		return
 	}
 	switch v.Kind() {
@@ -156,7 +156,7 @@ func (d *Decoder) structValue(n *yaml.Node, field string, v reflect.Value, check
 		}
 		seen[key] = true
 		f, path := fields[i], Join(field, key)
-		if f.check != "" && !IsNull(val) {
+		if f.check != "" && !isNull(val) {
 			check, ok := checks[f.check]
 			if !ok {
 				panic(fmt.Sprintf("yamldoc: no check %q for %s", f.check, v.Type()))

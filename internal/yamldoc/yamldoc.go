@@ -193,7 +193,7 @@ func (d *Decoder) Document(data []byte, what string) *yaml.Node {
 		return nil
 	}
 	root := d.Node(doc.Content[0])
-	if IsNull(root) {
+	if isNull(root) {
 		d.Fail(root, "", "empty document")
 		return nil
 	}
@@ -252,13 +252,13 @@ func (d *Decoder) enter(n *yaml.Node) bool {
 
 func (d *Decoder) leave() { d.depth-- }
 
-// IsNull reports whether n is absent: nil, null, or an alias left unresolved.
-func IsNull(n *yaml.Node) bool {
+// isNull reports whether n is absent: nil, null, or an alias left unresolved.
+func isNull(n *yaml.Node) bool {
 	return n == nil || n.Kind == yaml.AliasNode || (n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null")
 }
 
-// KindName names what n is, for messages: a mapping, a list, or its quoted value.
-func KindName(n *yaml.Node) string {
+// kindName names what n is, for messages: a mapping, a list, or its quoted value.
+func kindName(n *yaml.Node) string {
 	switch n.Kind {
 	case yaml.MappingNode:
 		return "a mapping"
@@ -287,7 +287,7 @@ func Index(field string, i int) string { return field + "[" + strconv.Itoa(i) + 
 // Mapping calls fn for each key of a mapping node, rejecting (and skipping) duplicate, merge and
 // non-string keys. It reports false when n is absent (null) or not a mapping (reported).
 func (d *Decoder) Mapping(n *yaml.Node, field string, fn func(key string, k, v *yaml.Node)) bool {
-	if IsNull(n) {
+	if isNull(n) {
 		return false
 	}
 	err := d.Pairs(n, field, func(key string, k, v *yaml.Node) error {
@@ -309,7 +309,7 @@ func (d *Decoder) Pairs(n *yaml.Node, field string, fn func(key string, k, v *ya
 	if n == nil || n.Kind != yaml.MappingNode {
 		what := "nothing"
 		if n != nil {
-			what = KindName(n)
+			what = kindName(n)
 		}
 		return d.errorAt(n, field, "want a mapping, got %s", what)
 	}
@@ -366,7 +366,7 @@ func (d *Decoder) errorLine(line int, field, format string, args ...any) *Error 
 // Object is Mapping for a value that must be present: a missing value is reported as such, want
 // saying what it should hold.
 func (d *Decoder) Object(n *yaml.Node, field, want string, fn func(key string, k, v *yaml.Node)) bool {
-	if IsNull(n) {
+	if isNull(n) {
 		d.Fail(n, field, "missing (want a mapping with %s)", want)
 		return false
 	}
@@ -376,11 +376,11 @@ func (d *Decoder) Object(n *yaml.Node, field, want string, fn func(key string, k
 // Sequence calls fn for each item of a list node; false when n is absent (null) or not a list
 // (reported).
 func (d *Decoder) Sequence(n *yaml.Node, field string, fn func(i int, v *yaml.Node)) bool {
-	if IsNull(n) {
+	if isNull(n) {
 		return false
 	}
 	if n.Kind != yaml.SequenceNode {
-		d.Fail(n, field, "want a list, got %s", KindName(n))
+		d.Fail(n, field, "want a list, got %s", kindName(n))
 		return false
 	}
 	if !d.enter(n) {
@@ -403,12 +403,12 @@ func (d *Decoder) Unknown(k *yaml.Node, field, key, want string) {
 
 // Scalar reads a single value; a missing one or a collection is reported.
 func (d *Decoder) Scalar(n *yaml.Node, field string) (string, bool) {
-	if IsNull(n) {
+	if isNull(n) {
 		d.Fail(n, field, "missing value")
 		return "", false
 	}
 	if n.Kind != yaml.ScalarNode {
-		d.Fail(n, field, "want a single value, got %s", KindName(n))
+		d.Fail(n, field, "want a single value, got %s", kindName(n))
 		return "", false
 	}
 	return n.Value, true
