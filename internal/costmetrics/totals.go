@@ -1,7 +1,8 @@
 package costmetrics
 
 import (
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -99,20 +100,10 @@ func (p *Publisher) Append(ms pmetric.MetricSlice, t ledger.Totals, now time.Tim
 			byFamily[fam] = map[string]*point{"": {nil, 0}}
 		}
 	}
-	fams := make([]ledger.Family, 0, len(byFamily))
-	for fam := range byFamily {
-		fams = append(fams, fam)
-	}
-	sort.Slice(fams, func(i, j int) bool { return fams[i] < fams[j] })
-	for _, fam := range fams {
+	for _, fam := range slices.Sorted(maps.Keys(byFamily)) {
 		f := families[fam]
 		dps := Sum(ms, f.name, f.help, f.unit)
-		keys := make([]string, 0, len(byFamily[fam]))
-		for k := range byFamily[fam] {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
+		for _, k := range slices.Sorted(maps.Keys(byFamily[fam])) {
 			pt := byFamily[fam][k]
 			dp := dps.AppendEmpty()
 			dp.SetStartTimestamp(pcommon.NewTimestampFromTime(start))
@@ -129,12 +120,7 @@ func (p *Publisher) Append(ms pmetric.MetricSlice, t ledger.Totals, now time.Tim
 	}
 	if over := p.labels.overflowed(); len(over) > 0 {
 		dps := Sum(ms, NameOverflow, HelpOverflow, "1")
-		names := make([]string, 0, len(over))
-		for name := range over {
-			names = append(names, name)
-		}
-		sort.Strings(names)
-		for _, name := range names {
+		for _, name := range slices.Sorted(maps.Keys(over)) {
 			dp := dps.AppendEmpty()
 			dp.SetStartTimestamp(pcommon.NewTimestampFromTime(start))
 			dp.SetTimestamp(pcommon.NewTimestampFromTime(now))

@@ -2,11 +2,12 @@ package ledger
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"sort"
+	"slices"
 	"strconv"
 	"time"
 
@@ -133,17 +134,8 @@ func (sp *Spend) identified() bool { return sp.TraceID != "" && sp.SpanID != "" 
 
 // sortTotals orders totals by family, then labels.
 func sortTotals(ts []Total) {
-	sort.Slice(ts, func(i, j int) bool {
-		a, b := ts[i], ts[j]
-		if a.Family != b.Family {
-			return a.Family < b.Family
-		}
-		for k := 0; k < len(a.Labels) && k < len(b.Labels); k++ {
-			if a.Labels[k] != b.Labels[k] {
-				return a.Labels[k] < b.Labels[k]
-			}
-		}
-		return len(a.Labels) < len(b.Labels)
+	slices.SortFunc(ts, func(a, b Total) int {
+		return cmp.Or(cmp.Compare(a.Family, b.Family), slices.Compare(a.Labels, b.Labels))
 	})
 }
 
